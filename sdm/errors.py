@@ -1,0 +1,24 @@
+"""Exceptions raised by sdm. Every message names what is wrong (table, index, position, file)."""
+
+
+class SdmError(Exception):
+    """Base class of every error sdm raises on purpose."""
+
+
+class InvalidInputError(SdmError, ValueError):
+    """Bad arguments: out-of-range or negative ids, wrong dtype or shape, unknown table, bad file.
+
+    Raised before anything is changed, so the store, cache and statistics are as they were.
+    """
+
+
+class StoreFormatError(SdmError):
+    """A path that is not an sdm store, or a store written in an unknown format version."""
+
+
+class CorruptionError(SdmError):
+    """Stored data failed its checksum. The message names the table and page."""
+
+
+class InfeasibleError(SdmError):
+    """A capacity or latency budget cannot be met; the message says which constraint and by how much."""

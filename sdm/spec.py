@@ -1,0 +1,57 @@
+"""Specs of embedding tables: what the user declares, independent of where rows end up."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InvalidInputError
+
+# Row formats and the bytes one row of `dim` values takes in each. int8 row-wise keeps a float32
+# scale and a float32 bias per row (the seeds' per-layer EmbeddingBag quantization, as in fbgemm).
+ROW_FORMATS = ("fp32", "fp16", "int8")
+
+
+def row_bytes(dim: int, row_format: str = "fp32") -> int:
+    """Bytes one stored row takes in `row_format`."""
+    if row_format == "fp32":
+        return 4 * dim
+    if row_format == "fp16":
+        return 2 * dim
+    if row_format == "int8":
+        return dim + 8
+    raise InvalidInputError(f"unknown row format {row_format!r}; expected one of {ROW_FORMATS}")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One embedding table: `num_rows` rows of `dim` values stored in `row_format`.
+
+    `pooling_factor` is the mean number of lookups per sample (bag size), used by planners.
+    """
+
+    name: str
+    num_rows: int
+    dim: int
+    row_format: str = "fp32"
+    pooling_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidInputError(f"table name must be a non-empty string, got {self.name!r}")
+        if int(self.num_rows) <= 0:
+            raise InvalidInputError(f"table {self.name!r}: num_rows must be > 0, got {self.num_rows}")
+        if int(self.dim) <= 0:
+            raise InvalidInputError(f"table {self.name!r}: dim must be > 0, got {self.dim}")
+        if self.row_format not in ROW_FORMATS:
+            raise InvalidInputError(
+                f"table {self.name!r}: unknown row format {self.row_format!r}; expected one of {ROW_FORMATS}"
+            )
+        if self.pooling_factor <= 0:
+            raise InvalidInputError(f"table {self.name!r}: pooling_factor must be > 0, got {self.pooling_factor}")
+
+    @property
+    def row_bytes(self) -> int:
+        return row_bytes(self.dim, self.row_format)
+
+    @property
+    def size_bytes(self) -> int:
+        return self.num_rows * self.row_bytes
