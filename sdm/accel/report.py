@@ -1,0 +1,312 @@
+"""What a replay on the six-card platform says: latency breakdown, p50/p99 against the seeds' budget,
+QPS at that budget, power per card and server, and what moving one table elsewhere would change.
+
+Budget (seed 004, Table I, REFERENCE.md "Workload"): 100 ms per request of 150-180 items.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .partitioner import HOST, Partition, Shard
+from .timeline import Timeline, model_timeline
+
+BUDGET_S = 0.100          # REFERENCE.md "Workload": latency budget 100 ms ...
+BUDGET_ITEMS = (150, 180)  # ... per 150-180 items (seed 004, Table I)
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) if x.size else 0.0
+
+
+def latency_breakdown(tl: Timeline) -> dict[str, float]:
+    """Mean seconds per request of each stage, on the critical path's producer and after it."""
+    R = np.arange(tl.num_requests)
+    crit = tl.critical
+    on_card = crit != HOST
+    k = np.where(on_card, crit, 0)
+    pick = lambda a: np.where(on_card, a[R, k], 0.0)  # noqa: E731 - the critical card's stage time
+    return {
+        "ids_to_card_s": float(pick(tl.card_in_s).mean()),
+        "card_sram_s": float(pick(tl.card_sram_s).mean()),
+        "card_lpddr_s": float(pick(tl.card_lpddr_s).mean()),
+        "card_pooling_s": float(pick(tl.card_pool_s).mean()),
+        "host_lookup_s": float(np.where(on_card, 0.0, tl.host_used_s).mean()),
+        "partial_transfer_s": float(np.where(on_card, tl.card_out_s[R, k], tl.host_out_s).mean()),
+        "link_queueing_s": float(tl.queue_s.mean()),
+        "dense_s": float(tl.dense_s.mean()),
+        "result_transfer_s": float(tl.result_s.mean()),
+        "total_s": float(tl.latency_s.mean()),
+    }
+
+
+def card_power_watts(platform, util: np.ndarray) -> np.ndarray:
+    """Per card: idle + (load - idle) x utilisation (linear in busy time; card figures from CardSpec)."""
+    idle = np.array([platform.card_idle_watts(k) for k in range(platform.num_cards)])
+    load = np.array([platform.card_load_watts(k) for k in range(platform.num_cards)])
+    return idle + (load - idle) * np.clip(util, 0.0, 1.0)
+
+
+def server_power_watts(platform, cards_w: np.ndarray, host_util: float, scm_util: float) -> dict:
+    """Server wall power: the planner's component model (sdm.placement.power: platform, CPU, DIMMs, SCM
+    from the HardwareSpec, each idle + u x (load - idle)) with the cards at their own utilisation, the card
+    carrier (PCIe switch) always on, all divided by the PSU efficiency."""
+    from ..placement.power import parts_from_hardware, server_power
+
+    pb = server_power(parts_from_hardware(platform.hardware))
+    at = lambda name, u: (pb.components[name][0] + u * (pb.components[name][1] - pb.components[name][0])  # noqa: E731
+                          if name in pb.components else 0.0)
+    host_w = at("platform", 0.0) + at("cpu", host_util) + at("dram", host_util)
+    scm_w = at("scm", scm_util)
+    carrier_w = float(getattr(platform.hardware, "carrier_watts", 0.0) or 0.0)
+    dc = host_w + scm_w + float(cards_w.sum()) + carrier_w
+    return {"cards_watts": float(cards_w.sum()), "host_watts": host_w, "scm_watts": scm_w,
+            "carrier_watts": carrier_w, "psu_efficiency": pb.psu_efficiency,
+            "server_watts": dc / pb.psu_efficiency,
+            "note": "cards: idle + (load - idle) x utilisation (CardSpec); host, DIMMs, SCM, PSU: "
+                    "sdm.placement.power over the HardwareSpec"}
+
+
+def build_report(tl: Timeline, platform, partition: Partition, *, budget_s: float = BUDGET_S,
+                 moves: list[dict] | None = None) -> dict:
+    """Everything `sdm-plan run` prints, as a JSON-ready dict."""
+    lat = tl.latency_s
+    p50, p99 = _pct(lat, 50), _pct(lat, 99)
+    B = float(np.mean(tl.batch_sizes)) if tl.num_requests else 0.0
+    bottleneck, busy = tl.bottleneck()
+    qps_max = tl.max_qps()
+    meets = p99 <= budget_s
+    qps = qps_max if meets else 0.0
+    util = tl.utilisation(qps_max if meets else None)
+    cards_w = card_power_watts(platform, util)
+    host_util = min(1.0, float(tl.host_used_s.mean()) * (qps if meets else qps_max) / max(tl.host_threads, 1))
+    scm_rate = float((tl.host_scm_s > 0).mean())  # share of requests that touch SCM
+    scm_util = min(1.0, float(tl.host_scm_s.mean()) * (qps if meets else qps_max))
+    power = server_power_watts(platform, cards_w, host_util, scm_util)
+    items_note = ("" if BUDGET_ITEMS[0] <= B <= BUDGET_ITEMS[1]
+                  else f"requests hold {B:.0f} items; the budget is stated for {BUDGET_ITEMS[0]}-{BUDGET_ITEMS[1]}")
+    card_rows = []
+    busy_k = tl.card_busy_s().mean(axis=0)
+    for k in range(tl.num_cards):
+        sh = [s for s in partition.shards if s.location == k]
+        card_rows.append({
+            "card": k, "shards": len(sh), "tables": sorted({s.table for s in sh}),
+            "sram_bytes": int(sum(s.size_bytes for s in sh if s.tier == "sram")),
+            "lpddr_bytes": int(sum(s.size_bytes for s in sh if s.tier == "lpddr")),
+            "lookups_per_request": float(tl.card_lookups[:, k].mean()),
+            "busy_s_per_request": float(busy_k[k]),
+            "sram_s": float(tl.card_sram_s[:, k].mean()), "lpddr_s": float(tl.card_lpddr_s[:, k].mean()),
+            "pooling_s": float(tl.card_pool_s[:, k].mean()),
+            "dense_s": float(tl.dense_s.mean()) if k == tl.dense_on else 0.0,
+            "pcie_s": float(tl.link_busy_s()[:, k].mean()),
+            "utilisation": float(util[k]), "watts": float(cards_w[k]),
+        })
+    host = {
+        "shards": sum(1 for s in partition.shards if not s.on_card),
+        "bytes": partition.host_bytes(),
+        "lookups_per_request": float(tl.host_lookups.mean()),
+        "modelled_s": float(tl.host_modelled_s.mean()), "dram_s": float(tl.host_dram_s.mean()),
+        "scm_s": float(tl.host_scm_s.mean()), "share_of_requests_reading_scm": scm_rate,
+        "measured_s": None if tl.host_measured_s is None else float(tl.host_measured_s.mean()),
+        "measured_p99_s": None if tl.host_measured_s is None else _pct(tl.host_measured_s, 99),
+        "used_on_critical_path": tl.meta.get("host_time", "modelled"),
+    }
+    return {
+        "platform": platform.name, "requests": tl.num_requests, "items_per_request": B,
+        "command_batching": tl.batching, "pcie_commands_per_request": int(tl.commands[0]) if tl.num_requests else 0,
+        "latency": {"p50_s": p50, "p99_s": p99, "mean_s": float(lat.mean()) if lat.size else 0.0,
+                    "budget_s": budget_s, "budget_items": list(BUDGET_ITEMS), "meets_budget": bool(meets),
+                    "p99_over_budget_s": max(0.0, p99 - budget_s), "note": items_note},
+        "breakdown_s": latency_breakdown(tl),
+        "critical_path_share": tl.critical_share(),
+        "throughput": {"bottleneck": bottleneck, "bottleneck_busy_s": busy, "max_qps": qps_max,
+                       "qps_at_budget": qps, "items_per_s_at_budget": qps * B},
+        "load_imbalance": tl.load_imbalance(),
+        "cards": card_rows, "host": host,
+        "power": {**power, "at_qps": qps if meets else qps_max},
+        "moves": moves or [],
+    }
+
+
+# ---- what moving one table changes ---------------------------------------------------------------
+def move_table(partition: Partition, table: str, to: str, counts: np.ndarray) -> tuple[Partition, np.ndarray]:
+    """A copy of the partition with `table` whole at `to` ("cardK:sram", "cardK:lpddr", "host"), and the
+    counts matrix with that table's columns merged into one."""
+    idx = [i for i, s in enumerate(partition.shards) if s.table == table]
+    if not idx:
+        raise InvalidInputError(f"no table {table!r} in the partition")
+    t = partition.tables[partition.shards[idx[0]].table_index]
+    if to == "host":
+        loc, tier = HOST, "host"
+    else:
+        try:
+            card, tier = to.split(":")
+            loc = int(card.removeprefix("card"))
+        except ValueError:
+            raise InvalidInputError(f"destination {to!r}: expected 'host' or 'cardK:sram|lpddr'") from None
+        if tier not in ("sram", "lpddr") or not 0 <= loc < partition.num_cards:
+            raise InvalidInputError(f"destination {to!r}: no such card tier")
+    keep = [i for i in range(len(partition.shards)) if i not in set(idx)]
+    new = Shard(t.name, partition.shards[idx[0]].table_index, loc, tier, 0, t.num_rows,
+                t.size_bytes, 1.0, f"what-if: moved to {to}")
+    shards = [partition.shards[i] for i in keep] + [new]
+    merged = np.concatenate([counts[:, keep], counts[:, idx].sum(axis=1, keepdims=True)], axis=1)
+    return replace(partition, shards=shards), merged
+
+
+def what_if_moves(platform, partition: Partition, counts: np.ndarray, batch_sizes: np.ndarray,
+                  model_kwargs: dict, *, host_hit_rate: np.ndarray, scm_hit_rate: float = 0.0,
+                  tables: Sequence[str] | None = None, top: int = 5, budget_s: float = BUDGET_S) -> list[dict]:
+    """For the `top` tables by lookups (or those named): p99 and max QPS if the table moved whole to the
+    host's DRAM, to SCM (behind a DRAM cache hitting `scm_hit_rate`), or to the least-busy card's
+    LPDDR / SRAM (where it fits). Each alternative re-runs the vectorized model; nothing executes."""
+    base = model_timeline(platform, partition, counts, batch_sizes, host_hit_rate=host_hit_rate, **model_kwargs)
+    base_p99, base_qps = _pct(base.latency_s, 99), base.max_qps()
+    per_table = {}
+    for i, s in enumerate(partition.shards):
+        per_table[s.table] = per_table.get(s.table, 0) + int(counts[:, i].sum())
+    names = list(tables) if tables else sorted(per_table, key=per_table.get, reverse=True)[:top]
+    free = partition.card_capacity_bytes - partition.card_bytes()
+    sram_used = np.zeros(partition.num_cards, dtype=np.int64)
+    for s in partition.shards:
+        if s.on_card and s.tier == "sram":
+            sram_used[s.location] += s.size_bytes
+    busiest_free = int(np.argmin(base.card_busy_s().mean(axis=0)))
+    out = []
+    for name in names:
+        if name not in per_table:
+            raise InvalidInputError(f"no table {name!r} in the partition")
+        t = next(t for t in partition.tables if t.name == name)
+        mine = [s for s in partition.shards if s.table == name]
+        here = ", ".join(sorted({s.where() for s in mine}))
+        own = np.zeros(partition.num_cards, dtype=np.int64)
+        own_sram = np.zeros(partition.num_cards, dtype=np.int64)
+        for s in mine:
+            if s.on_card:
+                own[s.location] += s.size_bytes
+                if s.tier == "sram":
+                    own_sram[s.location] += s.size_bytes
+        k = busiest_free
+        dests = [("host DRAM", "host", 1.0), (f"host SCM ({scm_hit_rate:.0%} DRAM hits)", "host", scm_hit_rate)]
+        if t.size_bytes <= free[k] + own[k]:
+            dests.append((f"card{k} LPDDR", f"card{k}:lpddr", None))
+            if t.size_bytes <= partition.card_sram_bytes[k] - sram_used[k] + own_sram[k]:
+                dests.append((f"card{k} SRAM", f"card{k}:sram", None))
+        for label, to, h in dests:
+            p2, c2 = move_table(partition, name, to, counts)
+            hr = np.array([host_hit_rate[partition.shards.index(s)] if s in partition.shards else
+                           (h if h is not None else 1.0) for s in p2.shards])
+            tl = model_timeline(platform, p2, c2, batch_sizes, host_hit_rate=hr, **model_kwargs)
+            p99 = _pct(tl.latency_s, 99)
+            out.append({"table": name, "now": here, "to": label, "lookups": per_table[name],
+                        "size_bytes": t.size_bytes, "p99_s": p99, "delta_p99_s": p99 - base_p99,
+                        "max_qps": tl.max_qps(), "delta_qps": tl.max_qps() - base_qps,
+                        "meets_budget": p99 <= budget_s, "card_bytes_delta": int(-own.sum() + (t.size_bytes if to != "host" else 0))})
+    return out
+
+
+# ---- per-card placement table (for `sdm-plan plan/compare` too) ----------------------------------
+def partition_summary(partition: Partition, platform=None) -> list[dict]:
+    """One row per card and one for the host: tables, shards, bytes in SRAM / LPDDR, expected load."""
+    load = partition.card_load_bytes()
+    rows = []
+    for k in range(partition.num_cards):
+        sh = [s for s in partition.shards if s.location == k]
+        rows.append({"where": f"card{k}", "tables": len({s.table for s in sh}), "shards": len(sh),
+                     "sram_bytes": int(sum(s.size_bytes for s in sh if s.tier == "sram")),
+                     "lpddr_bytes": int(sum(s.size_bytes for s in sh if s.tier == "lpddr")),
+                     "capacity_bytes": int(partition.card_capacity_bytes[k]),
+                     "load_bytes_per_sample": float(load[k])})
+    sh = [s for s in partition.shards if not s.on_card]
+    lps = partition.lookups_per_sample
+    rows.append({"where": "host", "tables": len({s.table for s in sh}), "shards": len(sh), "sram_bytes": 0,
+                 "lpddr_bytes": 0, "capacity_bytes": None, "host_bytes": int(sum(s.size_bytes for s in sh)),
+                 "load_bytes_per_sample": float(sum(lps[s.table_index] * s.load_share
+                                                    * partition.tables[s.table_index].row_bytes for s in sh))})
+    return rows
+
+
+# ---- text ----------------------------------------------------------------------------------------
+def _ms(x: float | None) -> str:
+    """Seconds in the unit that keeps three significant figures readable (us below 1 ms)."""
+    if x is None:
+        return "-"
+    return f"{x * 1e6:.1f} us" if abs(x) < 1e-3 else f"{x * 1e3:.3f} ms"
+
+
+def _mb(x: int) -> str:
+    return f"{x / 1e6:.1f} MB"
+
+
+def format_report(rep: dict) -> str:
+    L = rep["latency"]
+    T = rep["throughput"]
+    P = rep["power"]
+    lines = [
+        f"platform {rep['platform']}: {rep['requests']} requests of {rep['items_per_request']:.0f} items, "
+        f"command batching {'on' if rep['command_batching'] else 'off'} "
+        f"({rep['pcie_commands_per_request']} PCIe commands per request)",
+        f"latency p50 {_ms(L['p50_s'])}  p99 {_ms(L['p99_s'])}  budget {_ms(L['budget_s'])} per "
+        f"{L['budget_items'][0]}-{L['budget_items'][1]} items: {'MET' if L['meets_budget'] else 'MISSED by ' + _ms(L['p99_over_budget_s'])}"
+        + (f"  ({L['note']})" if L["note"] else ""),
+        f"throughput: max {T['max_qps']:.0f} requests/s (bottleneck {T['bottleneck']}, "
+        f"{_ms(T['bottleneck_busy_s'])} per request); at budget {T['qps_at_budget']:.0f} requests/s = "
+        f"{T['items_per_s_at_budget']:.0f} items/s",
+        f"load imbalance (max/mean card busy) {rep['load_imbalance']:.2f}; critical path through "
+        + ", ".join(f"{k} {v:.0%}" for k, v in sorted(rep["critical_path_share"].items())),
+        "", "latency breakdown (mean per request, critical path):",
+    ]
+    for k, v in rep["breakdown_s"].items():
+        lines.append(f"  {k[:-2]:<22} {_ms(v):>12}")
+    lines += ["", f"{'card':<6}{'tables':>7}{'SRAM':>11}{'LPDDR':>11}{'lookups':>9}{'SRAM t':>12}{'LPDDR t':>12}"
+                  f"{'pool t':>12}{'dense t':>12}{'PCIe t':>12}{'util':>7}{'watts':>7}"]
+    for c in rep["cards"]:
+        lines.append(f"card{c['card']:<2}{len(c['tables']):>7}{_mb(c['sram_bytes']):>11}{_mb(c['lpddr_bytes']):>11}"
+                     f"{c['lookups_per_request']:>9.0f}{_ms(c['sram_s']):>12}{_ms(c['lpddr_s']):>12}"
+                     f"{_ms(c['pooling_s']):>12}{_ms(c['dense_s']):>12}{_ms(c['pcie_s']):>12}"
+                     f"{c['utilisation']:>7.0%}{c['watts']:>7.1f}")
+    h = rep["host"]
+    lines += [f"host: {h['shards']} shards, {_mb(h['bytes'])}, {h['lookups_per_request']:.0f} lookups/request; "
+              f"modelled {_ms(h['modelled_s'])} (DRAM {_ms(h['dram_s'])}, SCM {_ms(h['scm_s'])}), "
+              f"measured {_ms(h['measured_s'])} (p99 {_ms(h['measured_p99_s'])}); critical path uses "
+              f"{h['used_on_critical_path']}",
+              f"power at {P['at_qps']:.0f} requests/s: cards {P['cards_watts']:.1f} W, host {P['host_watts']:.1f} W, "
+              f"SCM {P['scm_watts']:.1f} W, carrier {P['carrier_watts']:.1f} W, server at the wall {P['server_watts']:.1f} W"]
+    if rep["moves"]:
+        lines += ["", "what moving one table changes (modelled):",
+                  f"  {'table':<12}{'now':<22}{'to':<26}{'p99':>12}{'d p99':>12}{'max QPS':>10}{'d QPS':>9}"]
+        for m in rep["moves"]:
+            lines.append(f"  {m['table']:<12}{m['now'][:21]:<22}{m['to'][:25]:<26}{_ms(m['p99_s']):>12}"
+                         f"{('+' if m['delta_p99_s'] >= 0 else '-') + _ms(abs(m['delta_p99_s'])):>12}{m['max_qps']:>10.0f}{m['delta_qps']:>+9.0f}")
+    return "\n".join(lines)
+
+
+def plot_utilisation(rep: dict, path: str) -> None:
+    """Bar chart: per-card utilisation at the reported operating point, split by stage."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cards = rep["cards"]
+    x = np.arange(len(cards))
+    busy = np.array([c["busy_s_per_request"] for c in cards])
+    scale = np.divide([c["utilisation"] for c in cards], busy, out=np.zeros(len(cards)), where=busy > 0)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bottom = np.zeros(len(cards))
+    for key, label in (("sram_s", "SRAM reads"), ("lpddr_s", "LPDDR reads"), ("pooling_s", "pooling"),
+                       ("dense_s", "dense MLPs")):
+        v = np.array([c[key] for c in cards]) * scale
+        ax.bar(x, v, bottom=bottom, label=label)
+        bottom += v
+    ax.set_xticks(x, [f"card{c['card']}" for c in cards])
+    ax.set_ylabel("utilisation")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{rep['platform']}: per-card utilisation at {rep['power']['at_qps']:.0f} requests/s "
+                 f"(imbalance {rep['load_imbalance']:.2f})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

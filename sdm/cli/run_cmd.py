@@ -1,0 +1,187 @@
+"""`sdm-plan run`: replay a trace through the six-card executor and print the report.
+
+    sdm-plan run --model 5000-300-20000-100-7000-50000:16 --trace zipf --hardware yosemite-v2-nand
+    sdm-plan run --model model.toml --trace trace.npz --plan plan.json --json --plot util.png
+
+Real inference runs on this machine (tables held in memory by the model, host-side tables in an
+EmbeddingStore on disk); the cards' time is modelled. Model weights must fit in this machine's memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError
+
+MAX_WEIGHT_BYTES = 4 << 30  # real inference keeps every table in memory once (the model's emb_l)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="replay a trace through the six-card accelerator path and report",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="TOML/JSON model file or DLRM list like 1460-583-10131227:64")
+    p.add_argument("--trace", required=True,
+                   help="trace file (.npz, trace directory, Meta .pt.gz, text, csv), or 'zipf' / 'production' "
+                        "to generate one over the model's tables")
+    p.add_argument("--hardware", default="yosemite-v2-nand", help="preset name or TOML file (default yosemite-v2-nand)")
+    p.add_argument("--plan", help="plan.json from `sdm-plan plan`: card rows as planned, the rest on the host")
+    p.add_argument("--samples", type=int, default=20 * 180, help="samples of a generated trace (default 3600)")
+    p.add_argument("--batch-size", type=int, help="items per request (re-batches the trace; default: the "
+                                                  "trace's, 180 for a generated trace: the budget's worst case)")
+    p.add_argument("--batches", type=int, help="replay at most this many requests")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=1.05, help="Zipf exponent of a generated trace")
+    p.add_argument("--dram-cache-bytes", type=int, help="host DRAM cache in front of SCM (default: the store's)")
+    p.add_argument("--reserve-bytes", type=int, default=1 << 30,
+                   help="card memory kept for dense weights, activations and runtime (default 1 GiB, *assumption*)")
+    p.add_argument("--host-time", choices=("modelled", "measured"), default="modelled",
+                   help="host lookup time on the critical path: the device model, or what this machine measured")
+    p.add_argument("--no-batching", action="store_true", help="one PCIe command per tensor (no command batching)")
+    p.add_argument("--move", action="append", default=[], metavar="TABLE",
+                   help="what-if: report moving TABLE between card, host DRAM and SCM (default: top 3 tables)")
+    p.add_argument("--store", help="directory for the host-side EmbeddingStore (default: a temporary one)")
+    p.add_argument("--dense-on", type=int, default=0, help="card running the dense part (default 0)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads for the executed inference (default 1: the cards' work runs one "
+                        "after another on this host, and extra OpenMP threads only spin on a busy machine)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--plot", help="write a per-card utilisation chart (PNG)")
+    p.set_defaults(func=handle)
+
+
+def _hardware(arg: str):
+    from ..tiers.hardware import hardware, hardware_from_toml
+    return hardware_from_toml(arg) if arg.endswith(".toml") else hardware(arg)
+
+
+def _trace(args, tables):
+    from ..traces.trace import Trace
+    names = [t.name for t in tables]
+    rows = [t.num_rows for t in tables]
+    pooling = [t.pooling_factor for t in tables]
+    if args.trace in ("zipf", "production"):
+        from ..traces import generators as g
+        B = args.batch_size or 180
+        if args.trace == "zipf":
+            return g.zipf_trace(rows, args.samples, batch_size=B, pooling=pooling, alpha=args.alpha,
+                                seed=args.seed, table_names=names)
+        return g.production_trace(rows, -(-args.samples // B), batch_size=B, pooling=pooling, seed=args.seed,
+                                  table_names=names)
+    from ..traces.loaders import load_trace
+    tr = load_trace(args.trace)
+    if len(tr.table_names) != len(names):
+        raise InvalidInputError(f"trace {args.trace!r} has {len(tr.table_names)} tables, model has {len(names)}")
+    bad = [i for i, (a, b) in enumerate(zip(tr.num_rows, rows)) if a > b]
+    if bad:
+        raise InvalidInputError(f"trace {args.trace!r}: table {tr.table_names[bad[0]]!r} has {tr.num_rows[bad[0]]} "
+                                f"rows, model table {names[bad[0]]!r} only {rows[bad[0]]}")
+    # tables are matched by position; the model's names and row counts win
+    return Trace(names, rows, tr.indices, tr.offsets, args.batch_size or tr.batch_size)
+
+
+def handle(args) -> int:
+    import torch
+
+    from ..accel.executor import AccelExecutor, build_host_store, dense_flops_per_sample, replay
+    from ..accel.partitioner import partition, partition_from_plan
+    from ..accel.platform import Platform
+    from ..accel.report import build_report, format_report, plot_utilisation, what_if_moves
+    from ..accel.timeline import model_timeline
+    from ..dlrm import DLRM
+    from ..placement.model_spec import load_model
+
+    if args.threads < 1:
+        raise InvalidInputError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    model_spec = load_model(args.model)
+    tables = list(model_spec.tables)
+    dims = {t.dim for t in tables}
+    if len(dims) != 1:
+        raise InvalidInputError(f"model {model_spec.name!r}: the DLRM's dot interaction needs one embedding dim, "
+                                f"got {sorted(dims)}")
+    if any(t.row_format != "fp32" for t in tables):
+        raise InvalidInputError("sdm-plan run executes fp32 tables; model has "
+                                f"{sorted({t.row_format for t in tables})}")
+    weight_bytes = sum(t.size_bytes for t in tables)
+    if weight_bytes > MAX_WEIGHT_BYTES:
+        raise InvalidInputError(f"model {model_spec.name!r} has {weight_bytes / 2**30:.1f} GiB of embeddings; "
+                                f"`run` executes real inference and holds them in memory (limit "
+                                f"{MAX_WEIGHT_BYTES / 2**30:.0f} GiB): use `sdm-plan plan` to size it")
+    if args.batch_size is not None and args.batch_size <= 0:
+        raise InvalidInputError(f"--batch-size must be > 0, got {args.batch_size}")
+    hw = _hardware(args.hardware)
+    platform = Platform.from_hardware(hw, dense_on=args.dense_on)
+    trace = _trace(args, tables)
+    counts_per_row = {t.name: np.bincount(trace.indices[i], minlength=t.num_rows) for i, t in enumerate(tables)}
+    loads = [trace.indices[i].size / max(trace.num_samples, 1) for i in range(len(tables))]
+    cap = platform.card_usable_bytes(args.reserve_bytes)
+    if args.plan:
+        from ..placement.plan import Plan
+        part = partition_from_plan(Plan.load(args.plan), tables, cap, platform.card_sram_bytes(), loads=loads,
+                                   row_counts=counts_per_row)
+    else:
+        part = partition(tables, cap, platform.card_sram_bytes(), loads=loads, row_counts=counts_per_row)
+
+    dim = dims.pop()
+    model = DLRM([t.num_rows for t in tables], dim=dim, seed=args.seed).eval()
+    tmp = None
+    store_dir = args.store
+    if store_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="sdm-run-")
+        store_dir = tmp.name
+    try:
+        store = build_host_store(model, part, Path(store_dir), hw, dram_cache_bytes=args.dram_cache_bytes)
+        ex = AccelExecutor(model, part, store=store, dense_on=args.dense_on)
+        with torch.no_grad():
+            res = replay(ex, trace, num_dense=model.num_dense, max_batches=args.batches, seed=args.seed,
+                         progress=sys.stderr.isatty())
+        host_hit = np.ones(len(part.shards))
+        store_summary = None
+        if store is not None:
+            st = store.stats()
+            for i, s in enumerate(part.shards):
+                if not s.on_card:
+                    hr = st["tables"][s.table]["hit_rate"]
+                    host_hit[i] = 1.0 - hr.get("scm", 0.0)
+            tot = st["total"]
+            store_summary = {"hit_rate": tot["hit_rate"], "measured_s": tot["latency"]["measured_total_s"],
+                             "modelled_s": tot["latency"]["modelled_total_s"]}
+            store.close()
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+    kw = dict(dense_flops_per_sample=dense_flops_per_sample(model, len(tables), dim),
+              dense_in_bytes_per_sample=4.0 * model.num_dense, batching=not args.no_batching,
+              host_time=args.host_time, host_measured_s=res.host_measured_s)
+    tl = model_timeline(platform, part, res.counts, res.batch_sizes, host_hit_rate=host_hit, **kw)
+    host_rows = [i for i, s in enumerate(part.shards) if not s.on_card]
+    scm_hit = float(np.mean(host_hit[host_rows])) if host_rows else 0.0
+    moves = what_if_moves(platform, part, res.counts, res.batch_sizes,
+                          {**kw, "host_time": "modelled", "host_measured_s": None},
+                          host_hit_rate=host_hit, scm_hit_rate=scm_hit, tables=args.move or None, top=3)
+    rep = build_report(tl, platform, part, moves=moves)
+    rep["executed"] = {"samples_per_s": res.samples_per_s, "wall_s": res.wall_s,
+                       "card_pooling_measured_s": float(res.card_measured_s.sum(axis=1).mean()),
+                       "host_lookup_measured_s": float(res.host_measured_s.mean()),
+                       "dense_measured_s": float(res.dense_measured_s.mean()),
+                       "device": str(ex.dense_device), "store": store_summary}
+    rep["partition"] = part.describe()
+    if args.plot:
+        plot_utilisation(rep, args.plot)
+    if args.json:
+        print(json.dumps(rep, indent=1, default=float))
+    else:
+        print(format_report(rep))
+        e = rep["executed"]
+        print(f"\nexecuted on this machine ({e['device']}): {e['samples_per_s']:.0f} samples/s; per request "
+              f"card pooling {e['card_pooling_measured_s'] * 1e3:.2f} ms, host lookups "
+              f"{e['host_lookup_measured_s'] * 1e3:.2f} ms, dense {e['dense_measured_s'] * 1e3:.2f} ms (measured)")
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,98 @@
+"""A compact DLRM (Naumov et al., arXiv 1906.00091), shaped like facebookresearch/dlrm's DLRM_Net.
+
+bottom MLP over dense features -> embedding bags (`emb_l`, an nn.ModuleList of
+nn.EmbeddingBag(n, m, mode="sum") as in dlrm_s_pytorch.py) -> dot interaction (pairwise dot products
+of the bottom output and every pooled embedding, lower triangle without the diagonal) -> top MLP
+-> sigmoid. `forward(dense_x, lS_o, lS_i)` takes the reference's arguments, so
+`model.emb_l = store.as_embedding_bags()` is the same swap a user makes on the real thing.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import InvalidInputError
+
+
+def _mlp(sizes: Sequence[int], sigmoid_last: bool, gen: torch.Generator) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        lin = nn.Linear(sizes[i], sizes[i + 1])
+        # the reference's init: normal with std sqrt(2 / (fan_in + fan_out)), bias std sqrt(1 / fan_out)
+        with torch.no_grad():
+            lin.weight.normal_(0.0, float(np.sqrt(2.0 / (sizes[i] + sizes[i + 1]))), generator=gen)
+            lin.bias.normal_(0.0, float(np.sqrt(1.0 / sizes[i + 1])), generator=gen)
+        layers.append(lin)
+        last = i == len(sizes) - 2
+        layers.append(nn.Sigmoid() if (last and sigmoid_last) else nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class DLRM(nn.Module):
+    """DLRM with `len(table_rows)` embedding tables of dimension `dim`.
+
+    bottom_mlp: hidden sizes after the dense input (the last must be `dim`, added if missing);
+    top_mlp: hidden sizes after the interaction (a final 1-unit sigmoid layer is added).
+    """
+
+    def __init__(
+        self,
+        table_rows: Sequence[int],
+        dim: int = 16,
+        num_dense: int = 13,
+        bottom_mlp: Sequence[int] = (64, 32),
+        top_mlp: Sequence[int] = (64, 32),
+        seed: int = 0,
+    ):
+        super().__init__()
+        if not len(table_rows):
+            raise InvalidInputError("DLRM needs at least one embedding table")
+        gen = torch.Generator().manual_seed(seed)
+        bottom = list(bottom_mlp)
+        if not bottom or bottom[-1] != dim:
+            bottom.append(dim)
+        self.dim = dim
+        self.num_dense = num_dense
+        self.bot_l = _mlp([num_dense, *bottom], sigmoid_last=False, gen=gen)
+        self.emb_l = nn.ModuleList()
+        for n in table_rows:
+            bag = nn.EmbeddingBag(int(n), dim, mode="sum")
+            # the reference's init: uniform(-sqrt(1/n), sqrt(1/n))
+            with torch.no_grad():
+                bag.weight.uniform_(-float(np.sqrt(1.0 / n)), float(np.sqrt(1.0 / n)), generator=gen)
+            self.emb_l.append(bag)
+        t = len(table_rows) + 1
+        num_int = t * (t - 1) // 2 + dim
+        self.top_l = _mlp([num_int, *top_mlp, 1], sigmoid_last=True, gen=gen)
+        li, lj = torch.tril_indices(t, t, offset=-1)
+        self.register_buffer("_li", li, persistent=False)
+        self.register_buffer("_lj", lj, persistent=False)
+
+    def apply_emb(self, lS_o, lS_i) -> list[torch.Tensor]:
+        return [self.emb_l[k](lS_i[k], lS_o[k], per_sample_weights=None) for k in range(len(self.emb_l))]
+
+    def interact(self, x: torch.Tensor, ly: list[torch.Tensor]) -> torch.Tensor:
+        batch, d = x.shape
+        T = torch.cat([x, *ly], dim=1).view(batch, -1, d)
+        Z = torch.bmm(T, T.transpose(1, 2))
+        return torch.cat([x, Z[:, self._li, self._lj]], dim=1)
+
+    def forward(self, dense_x: torch.Tensor, lS_o, lS_i) -> torch.Tensor:
+        x = self.bot_l(dense_x)
+        ly = self.apply_emb(lS_o, lS_i)
+        return self.top_l(self.interact(x, ly))
+
+
+def random_inputs(model: DLRM, batch: int, pooling: int = 8, seed: int = 0):
+    """Uniform random (dense_x, lS_o, lS_i) for a quick forward pass."""
+    g = torch.Generator().manual_seed(seed)
+    dense = torch.rand(batch, model.num_dense, generator=g)
+    offs, idxs = [], []
+    for bag in model.emb_l:
+        n = bag.num_embeddings
+        idxs.append(torch.randint(0, n, (batch * pooling,), generator=g))
+        offs.append(torch.arange(0, batch * pooling, pooling))
+    return dense, offs, idxs

@@ -1,0 +1,586 @@
+"""sdm.EmbeddingStore: embedding tables served from accelerator memory, a DRAM cache and SCM pages.
+
+    store = EmbeddingStore.create(path, tables, hardware="host-nand", weights=..., plan=None)
+    pooled = store.lookup("t0", indices, offsets, per_sample_weights=None)   # == nn.EmbeddingBag
+    model.emb_l = store.as_embedding_bags()
+    store = sdm.wrap(model, path)                # swaps every nn.EmbeddingBag in a module tree
+
+On disk (`path/`): `store.json` (format version, table specs and EmbeddingBag options, hardware,
+placement), `placement/*.npy` (row sets), `scm/` (the page store holding every row, the backing
+copy). Accelerator rows are loaded from SCM at open; the DRAM cache starts cold.
+
+A lookup: validate (nothing changes on bad input) -> locate each index (accel, pinned DRAM, DRAM
+cache) -> read the missing rows from SCM (one read per distinct page, at the configured queue
+depth; outside any lock) -> insert them into the cache (rows of this batch protected) -> pool with
+torch's own embedding_bag kernel over the gathered rows (bitwise equal to nn.EmbeddingBag for fp32).
+When every index is already in the DRAM cache, pooling runs directly on the cache's slot tensor.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import row_formats
+from .errors import InvalidInputError, StoreFormatError
+from .pooling import BagBatch, compact, pool, validate
+from .spec import TableSpec
+from .store_placement import TablePlacement, check_placement, default_placement, placement_from_plan
+from .store_stats import LookupRecord, StoreStats, TierCounters
+from .tiers.clock import Clock
+from .tiers.device_memory import DeviceMemoryTier
+from .tiers.dram_cache import DramCache
+
+STORE_VERSION = 1
+META_FILE = "store.json"
+# Outstanding DRAM misses a host core keeps in flight (line-fill buffers: 10-12 on recent Intel
+# cores per Intel's optimization manual; *unconfirmed* for the modelled host). Used only to turn
+# the DRAM device model's per-access latency into a batch time.
+DRAM_QUEUE_DEPTH = 10
+_WRITE_CHUNK_ROWS = 1 << 16
+
+
+@dataclass(frozen=True)
+class BagOptions:
+    """The nn.EmbeddingBag options a table is looked up with."""
+
+    mode: str = "sum"
+    include_last_offset: bool = False
+    padding_idx: int | None = None
+
+
+# ------------------------------------------------------------------------------------------------
+def _resolve_hardware(hardware):
+    """(HardwareSpec or None, name). A name needs sdm.tiers.hardware; without it, no device models."""
+    if hardware is None:
+        return None, None
+    if isinstance(hardware, str):
+        from .tiers.hardware import hardware as preset
+
+        return preset(hardware), hardware
+    return hardware, getattr(hardware, "name", "custom")
+
+
+def _card_memory(hw):
+    """(memory model of a card, total card memory bytes) of the hardware; (None, 0) without cards."""
+    cards = getattr(hw, "cards", ()) if hw is not None else ()
+    if not cards:
+        return None, 0
+    return cards[0].lpddr, int(getattr(hw, "card_memory_bytes", 0) or sum(int(c.lpddr.capacity_bytes) for c in cards))
+
+
+def _weights_for(weights, spec: TableSpec, i: int):
+    """Chunks of float rows for one table from the many forms `weights` may take."""
+    if weights is None:
+        # like nn.EmbeddingBag's reset_parameters scale, but seeded per table: reproducible, streamed
+        gen = np.random.default_rng(zlib.crc32(spec.name.encode()))
+        bound = np.sqrt(1.0 / spec.num_rows)
+        for a in range(0, spec.num_rows, _WRITE_CHUNK_ROWS):
+            b = min(a + _WRITE_CHUNK_ROWS, spec.num_rows)
+            yield gen.uniform(-bound, bound, (b - a, spec.dim)).astype(np.float32)
+        return
+    if callable(weights):
+        for a in range(0, spec.num_rows, _WRITE_CHUNK_ROWS):
+            b = min(a + _WRITE_CHUNK_ROWS, spec.num_rows)
+            yield np.asarray(weights(spec.name, a, b))
+        return
+    w = weights[spec.name] if isinstance(weights, Mapping) else weights[i]
+    if isinstance(w, torch.Tensor):
+        w = w.detach().cpu().numpy()
+    w = np.asarray(w)
+    if w.shape != (spec.num_rows, spec.dim):
+        raise InvalidInputError(f"table {spec.name!r}: weights have shape {w.shape}, expected {(spec.num_rows, spec.dim)}")
+    for a in range(0, spec.num_rows, _WRITE_CHUNK_ROWS):
+        yield w[a : a + _WRITE_CHUNK_ROWS]
+
+
+def _encoded_chunks(weights, spec: TableSpec, i: int):
+    """Rows in id order, encoded; the page store lays them out by the plan's row_order itself."""
+    for chunk in _weights_for(weights, spec, i):
+        if chunk.ndim != 2 or chunk.shape[1] != spec.dim:
+            raise InvalidInputError(f"table {spec.name!r}: weight chunk has shape {chunk.shape}, dim {spec.dim}")
+        yield row_formats.encode(chunk, spec.row_format, table=spec.name)
+
+
+class _Table:
+    """Run-time state of one table: its tiers and how to look up through them."""
+
+    def __init__(self, store: "EmbeddingStore", spec: TableSpec, opts: BagOptions, place: TablePlacement):
+        self.store = store
+        self.spec = spec
+        self.opts = opts
+        self.width = row_formats.storage_width(spec.dim, spec.row_format)
+        self.dtype = torch.from_numpy(np.zeros(0, row_formats.storage_dtype(spec.row_format))).dtype
+        hw = store.hardware
+        card_mem, _ = _card_memory(hw)
+        self.accel = None
+        if len(place.accel_ids):
+            self.accel = DeviceMemoryTier(
+                spec.name, spec.num_rows, place.accel_ids, self._read_scm_bulk(place.accel_ids),
+                device=store.accel_device, memory=card_mem,
+            )
+        self.pinned = None
+        dram_dev = getattr(getattr(hw, "host", None), "dram", None)
+        if len(place.dram_pinned_ids):
+            self.pinned = DeviceMemoryTier(
+                spec.name, spec.num_rows, place.dram_pinned_ids, self._read_scm_bulk(place.dram_pinned_ids),
+                device="cpu", memory=dram_dev,
+            )
+        self.dram_dev = dram_dev
+        self.cache = DramCache(
+            spec.num_rows, self.width, self.dtype, place.dram_cache_bytes, ways=store.ways,
+            policy=place.policy, hot_ids=place.static_hot_ids, table=spec.name,
+        )
+        hot = self.cache.needs_static_fill()
+        if hot is not None and len(hot):
+            hot = hot[: self.cache.capacity_rows]
+            self.cache.insert(hot, torch.from_numpy(self._read_scm_bulk(hot)))
+        self.fast_ok = spec.row_format == "fp32" and self.accel is None and self.pinned is None
+
+    # ---- SCM -----------------------------------------------------------------------------------
+    def _read_scm_bulk(self, ids: np.ndarray) -> np.ndarray:
+        parts = [self.store.scm.read_rows(self.spec.name, ids[a : a + _WRITE_CHUNK_ROWS])
+                 for a in range(0, len(ids), _WRITE_CHUNK_ROWS)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.width), row_formats.storage_dtype(self.spec.row_format))
+
+    def read_scm(self, ids: np.ndarray, c: TierCounters) -> torch.Tensor:
+        """Stored rows of `ids` from SCM, charging `c` with measured and modelled time."""
+        if not len(ids):
+            return torch.empty((0, self.width), dtype=self.dtype)
+        t0 = time.perf_counter()
+        rows = self.store.scm.read_rows(self.spec.name, ids)
+        c.measured_s += time.perf_counter() - t0
+        pages = int(len(np.unique(self.store.scm.page_of(self.spec.name, ids))))
+        c.rows += len(ids)
+        c.reads += pages
+        c.bytes += pages * self.store.page_bytes
+        dev = self.store.scm.device
+        c.modelled_s += float(dev.read_time_s(pages, self.store.page_bytes, self.store.queue_depth)) if dev is not None else 0.0
+        return torch.from_numpy(np.ascontiguousarray(rows))
+
+    def _dram_model_s(self, n_rows: int) -> float:
+        if self.dram_dev is None or not n_rows:
+            return 0.0
+        return float(self.dram_dev.read_time_s(int(n_rows), self.spec.row_bytes, DRAM_QUEUE_DEPTH))
+
+    # ---- lookup --------------------------------------------------------------------------------
+    def lookup(self, batch: BagBatch) -> tuple[torch.Tensor, LookupRecord]:
+        rec = LookupRecord()
+        if self.fast_ok:
+            out = self._lookup_cached(batch, rec)
+            if out is not None:
+                return out, rec
+        return self._lookup_general(batch, rec), rec
+
+    def _lookup_cached(self, batch: BagBatch, rec: LookupRecord) -> torch.Tensor | None:
+        """All indices in the DRAM cache: pool straight from its slot tensor (no gather, no copy)."""
+        idx = batch.indices.numpy()
+        cache = self.cache
+        t0 = time.perf_counter()
+        with cache.lock:
+            slots = cache.probe(idx)
+            if len(slots) and slots.min() < 0:
+                return None
+            pad = None
+            if batch.padding_idx is not None:
+                where = np.flatnonzero(idx == batch.padding_idx)
+                if not len(where):
+                    return None  # the reference sets padding_idx: need a padding row, see pooling.compact
+                pad = int(slots[where[0]])
+            cache.touch(slots)
+            out = pool(cache.data, torch.from_numpy(slots), batch, pad)
+        c = rec.tiers["dram"]
+        c.hits = c.rows = c.reads = len(idx)
+        c.bytes = len(idx) * self.spec.row_bytes
+        c.measured_s = time.perf_counter() - t0
+        c.modelled_s = rec.modelled_s = self._dram_model_s(len(idx))
+        return out
+
+    def _lookup_general(self, batch: BagBatch, rec: LookupRecord) -> torch.Tensor:
+        uniq, inverse, pad = compact(batch.indices, batch.padding_idx)
+        u = uniq.numpy()
+        nu = len(u)
+        weight = torch.zeros((nu + (1 if pad == nu else 0), self.spec.dim), dtype=torch.float32)
+        tier = np.full(nu, 2, np.int8)  # 0 accel, 1 dram, 2 scm
+        fmt = self.spec.row_format
+        ca, cd, cs = rec.tiers["accel"], rec.tiers["dram"], rec.tiers["scm"]
+        rest = np.arange(nu)
+        for static, counters in ((self.accel, ca), (self.pinned, cd)):
+            if static is None or not len(rest):
+                continue
+            t0 = time.perf_counter()
+            loc = static.locate(u[rest])
+            got = loc >= 0
+            if got.any():
+                sel = rest[got]
+                weight[torch.from_numpy(sel)] = row_formats.decode(static.gather(loc[got]), fmt)
+                tier[sel] = 0 if counters is ca else 1
+                counters.rows += len(sel)
+                counters.reads += len(sel)
+                counters.bytes += len(sel) * self.spec.row_bytes
+                counters.modelled_s += static.modelled_read_s(len(sel))
+            counters.measured_s += time.perf_counter() - t0
+            rest = rest[~got]
+        cache = self.cache
+        rest_ids = u[rest]
+        with cache.lock:
+            first = cache.probe(rest_ids)
+        missed = first < 0
+        fetched = self.read_scm(rest_ids[missed], cs)          # outside the lock: others keep going
+        t0 = time.perf_counter()
+        with cache.lock:
+            slots = cache.probe(rest_ids)                       # others may have moved rows meanwhile
+            hit = slots >= 0
+            need = ~hit
+            lost = need & ~missed                               # evicted by another thread meanwhile
+            rows_need = torch.empty((int(need.sum()), self.width), dtype=self.dtype)
+            if need.any():
+                pos_in_fetched = np.cumsum(missed) - 1
+                from_fetch = missed[need]
+                rows_need[torch.from_numpy(np.flatnonzero(from_fetch))] = fetched[torch.from_numpy(pos_in_fetched[need][from_fetch])]
+                if lost.any():
+                    rows_need[torch.from_numpy(np.flatnonzero(~from_fetch))] = self.read_scm(rest_ids[lost], cs)
+            if hit.any():
+                hs = slots[hit]
+                cache.touch(hs)
+                weight[torch.from_numpy(rest[hit])] = row_formats.decode(cache.data[torch.from_numpy(hs)], fmt)
+            cache.insert(rest_ids[need], rows_need, protect_slots=slots[hit])
+        if need.any():
+            weight[torch.from_numpy(rest[need])] = row_formats.decode(rows_need, fmt)
+        tier[rest[need]] = 2
+        tier[rest[hit]] = 1
+        cd.rows += int(hit.sum())
+        cd.reads += int(hit.sum())
+        cd.bytes += int(hit.sum()) * self.spec.row_bytes
+        cd.measured_s += time.perf_counter() - t0
+        cd.modelled_s += self._dram_model_s(int(hit.sum()))
+        occ = np.bincount(tier[inverse.numpy()], minlength=3)
+        ca.hits, cd.hits, cs.hits = int(occ[0]), int(occ[1]), int(occ[2])
+        # tiers are read one after another on this path (accel, DRAM, then SCM)
+        rec.modelled_s = ca.modelled_s + cd.modelled_s + cs.modelled_s
+        return pool(weight, inverse, batch, pad)
+
+    def prefetch(self, ids: np.ndarray, protect: np.ndarray | None) -> TierCounters:
+        """Read the rows of `ids` missing from every tier into the DRAM cache, never evicting
+        rows of `protect` (rows a batch in flight still needs)."""
+        c = TierCounters()
+        u = np.unique(np.asarray(ids, dtype=np.int64))
+        if not len(u) or not self.cache.capacity_rows:
+            return c
+        if u[0] < 0 or u[-1] >= self.spec.num_rows:
+            raise InvalidInputError(f"table {self.spec.name!r}: prefetch ids outside [0, {self.spec.num_rows})")
+        for static in (self.accel, self.pinned):
+            if static is not None:
+                u = u[static.locate(u) < 0]
+        with self.cache.lock:
+            u = u[self.cache.probe(u) < 0]
+        if self.cache.policy.admit(u) is not None:
+            u = u[self.cache.policy.admit(u)]
+        rows = self.read_scm(u, c)
+        with self.cache.lock:
+            still = self.cache.probe(u) < 0
+            keep = np.unique(np.concatenate([np.asarray(protect, np.int64), u])) if protect is not None else u
+            pslots = self.cache.probe(keep)
+            self.cache.insert(u[still], rows[torch.from_numpy(np.flatnonzero(still))], protect_slots=pslots[pslots >= 0])
+        return c
+
+
+# ------------------------------------------------------------------------------------------------
+class EmbeddingStore:
+    """Tiered embedding tables with exact nn.EmbeddingBag semantics (see module doc)."""
+
+    def __init__(self):  # use create / open / from_embedding_bags
+        raise TypeError("use EmbeddingStore.create(...), .open(...) or .from_embedding_bags(...)")
+
+    # ---- construction --------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path,
+        tables: Iterable[TableSpec],
+        hardware="host-nand",
+        weights=None,
+        plan=None,
+        dram_cache_bytes: int | None = None,
+        *,
+        profile=None,
+        policy: str = "lru",
+        options: Mapping[str, BagOptions] | None = None,
+        ways: int = 16,
+        queue_depth: int = 32,
+        page_bytes: int = 4096,
+        inject: bool = False,
+        accel_device: str | None = None,
+        overwrite: bool = False,
+    ) -> "EmbeddingStore":
+        """Write `tables` (weights: mapping name -> [rows, dim], list, callable(name, start, stop),
+        or None for seeded random rows) to SCM under `path` and open the store."""
+        specs = list(tables)
+        if not specs:
+            raise InvalidInputError("create needs at least one table")
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidInputError(f"duplicate table names: {dup}")
+        path = Path(path)
+        if (path / META_FILE).exists() or (path.exists() and any(path.iterdir())):
+            if not overwrite:
+                raise InvalidInputError(f"{path} is not empty; pass overwrite=True to replace it")
+            shutil.rmtree(path)
+        hw, hw_name = _resolve_hardware(hardware)
+        options = dict(options or {})
+        for n in options:
+            if n not in names:
+                raise InvalidInputError(f"options given for unknown table {n!r}")
+        total_bytes = sum(s.size_bytes for s in specs)
+        if plan is not None:
+            place = placement_from_plan(plan, specs)
+            if dram_cache_bytes is not None:  # explicit budget wins: rescale the plan's split
+                tot = sum(p.dram_cache_bytes for p in place.values()) or 1
+                for p in place.values():
+                    p.dram_cache_bytes = int(dram_cache_bytes * p.dram_cache_bytes / tot)
+        else:
+            if dram_cache_bytes is None:
+                # half the host's DRAM (the rest for the model and OS), no more than the tables need
+                host = int(getattr(hw, "dram_capacity_bytes", 0) or 0) if hw is not None else 0
+                dram_cache_bytes = min(host // 2, total_bytes) if host else total_bytes // 10
+            _, accel_bytes = _card_memory(hw)
+            place = default_placement(
+                specs, accel_bytes=accel_bytes, dram_cache_bytes=int(dram_cache_bytes), policy=policy, profile=profile
+            )
+        for s in specs:
+            check_placement(place[s.name], s)
+        path.mkdir(parents=True, exist_ok=True)
+        from .tiers.pagestore import PageStore
+
+        scm_dev = getattr(hw, "scm", None) if hw is not None else None
+        with PageStore.create(path / "scm", device=scm_dev or "nand", page_bytes=page_bytes, queue_depth=queue_depth) as ps:
+            for i, s in enumerate(specs):
+                ro = place[s.name].row_order
+                ps.add_table(
+                    s.name, _encoded_chunks(weights, s, i), num_rows=s.num_rows,
+                    dim=row_formats.storage_width(s.dim, s.row_format),
+                    dtype=row_formats.storage_dtype(s.row_format), row_order=ro,
+                )
+        side = path / "placement"
+        side.mkdir(exist_ok=True)
+        meta_tables = []
+        for s in specs:
+            p = place[s.name]
+            entry = {"spec": asdict(s), "options": asdict(options.get(s.name, BagOptions())),
+                     "dram_cache_bytes": p.dram_cache_bytes, "policy": p.policy}
+            for key in ("accel_ids", "dram_pinned_ids", "static_hot_ids"):
+                arr = getattr(p, key)
+                if arr is not None and len(arr):
+                    fname = f"{len(meta_tables)}.{key}.npy"
+                    np.save(side / fname, np.asarray(arr, np.int64))
+                    entry[key] = f"placement/{fname}"
+            meta_tables.append(entry)
+        meta = {"format": "sdm-embedding-store", "version": STORE_VERSION, "hardware": hw_name,
+                "queue_depth": queue_depth, "page_bytes": page_bytes, "ways": ways, "tables": meta_tables}
+        tmp = path / (META_FILE + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.replace(path / META_FILE)  # the store exists only once its metadata is complete
+        return cls.open(path, hardware=hw if hw is not None else None, inject=inject, accel_device=accel_device)
+
+    @classmethod
+    def open(
+        cls,
+        path,
+        *,
+        hardware=None,
+        dram_cache_bytes: int | None = None,
+        policy: str | None = None,
+        queue_depth: int | None = None,
+        inject: bool = False,
+        accel_device: str | None = None,
+    ) -> "EmbeddingStore":
+        """Reopen a store written by `create`. Overrides: a different hardware model, DRAM cache
+        budget (split as stored), policy, queue depth, modelled-latency injection."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / META_FILE).read_text())
+        except FileNotFoundError:
+            raise StoreFormatError(f"{path}: no {META_FILE}; not an sdm embedding store") from None
+        except json.JSONDecodeError as exc:
+            raise StoreFormatError(f"{path / META_FILE}: unreadable ({exc})") from None
+        if meta.get("format") != "sdm-embedding-store" or meta.get("version") != STORE_VERSION:
+            raise StoreFormatError(f"{path / META_FILE}: format {meta.get('format')!r} version {meta.get('version')!r}, "
+                                   f"expected sdm-embedding-store version {STORE_VERSION}")
+        self = object.__new__(cls)
+        self.path = path
+        hw = hardware if hardware is not None else meta.get("hardware")
+        self.hardware, self.hardware_name = _resolve_hardware(hw) if hw is not None else (None, None)
+        self.queue_depth = int(queue_depth or meta["queue_depth"])
+        self.page_bytes = int(meta["page_bytes"])
+        self.ways = int(meta["ways"])
+        self.accel_device = accel_device
+        self.clock = Clock(inject=inject)
+        from .tiers.pagestore import PageStore
+
+        scm_dev = getattr(self.hardware, "scm", None) if self.hardware is not None else None
+        self.scm = PageStore.open(path / "scm", device=scm_dev, queue_depth=self.queue_depth, inject=inject, clock=self.clock)
+        specs, opts, places = [], {}, {}
+        for e in meta["tables"]:
+            s = TableSpec(**e["spec"])
+            specs.append(s)
+            opts[s.name] = BagOptions(**e["options"])
+            arrays = {k: np.load(path / e[k]) if k in e else None for k in ("accel_ids", "dram_pinned_ids", "static_hot_ids")}
+            places[s.name] = TablePlacement(
+                accel_ids=arrays["accel_ids"] if arrays["accel_ids"] is not None else np.zeros(0, np.int64),
+                dram_pinned_ids=arrays["dram_pinned_ids"] if arrays["dram_pinned_ids"] is not None else np.zeros(0, np.int64),
+                dram_cache_bytes=int(e["dram_cache_bytes"]), policy=policy or e["policy"],
+                static_hot_ids=arrays["static_hot_ids"],
+            )
+        if dram_cache_bytes is not None:
+            tot = sum(p.dram_cache_bytes for p in places.values())
+            sizes = sum(s.size_bytes for s in specs)
+            for s in specs:
+                p = places[s.name]
+                share = p.dram_cache_bytes / tot if tot else s.size_bytes / sizes
+                p.dram_cache_bytes = int(dram_cache_bytes * share)
+        self.specs = specs
+        self.placement = places
+        self._tables = {s.name: _Table(self, s, opts[s.name], places[s.name]) for s in specs}
+        self._stats = StoreStats([s.name for s in specs])
+        self._closed = False
+        return self
+
+    @classmethod
+    def from_embedding_bags(cls, bags, path, hardware="host-nand", plan=None, *, names: list[str] | None = None, **kw) -> "EmbeddingStore":
+        """A store holding the weights of nn.EmbeddingBag modules (a ModuleList, list or dict),
+        keeping each one's mode, include_last_offset and padding_idx."""
+        if isinstance(bags, Mapping):
+            names, mods = list(bags), list(bags.values())
+        else:
+            mods = list(bags)
+            names = names or [f"t{i}" for i in range(len(mods))]
+        if len(names) != len(mods):
+            raise InvalidInputError(f"{len(names)} names for {len(mods)} embedding bags")
+        specs, weights, options = [], {}, {}
+        for n, m in zip(names, mods):
+            if not isinstance(m, nn.EmbeddingBag):
+                raise InvalidInputError(f"table {n!r}: expected nn.EmbeddingBag, got {type(m).__name__}")
+            if m.max_norm is not None:
+                raise InvalidInputError(f"table {n!r}: max_norm renormalizes rows on lookup; not supported")
+            specs.append(TableSpec(n, m.num_embeddings, m.embedding_dim))
+            weights[n] = m.weight.detach().to("cpu", torch.float32)
+            options[n] = BagOptions(m.mode, bool(m.include_last_offset), m.padding_idx)
+        return cls.create(path, specs, hardware=hardware, weights=weights, plan=plan, options=options, **kw)
+
+    # ---- use -----------------------------------------------------------------------------------
+    @property
+    def tables(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    def spec(self, name: str) -> TableSpec:
+        return self._table(name).spec
+
+    def _table(self, name: str) -> _Table:
+        if self._closed:
+            raise InvalidInputError(f"store at {self.path} is closed")
+        try:
+            return self._tables[name]
+        except (KeyError, TypeError):
+            raise InvalidInputError(
+                f"unknown table {name!r}; tables: {', '.join(self.tables[:10])}" + (" ..." if len(self.tables) > 10 else "")
+            ) from None
+
+    def lookup(self, name: str, indices, offsets=None, per_sample_weights=None) -> torch.Tensor:
+        """Pooled rows [bags, dim] float32, as the table's nn.EmbeddingBag would return them."""
+        t0 = time.perf_counter()
+        t = self._table(name)
+        batch = validate(name, t.spec.num_rows, indices, offsets, per_sample_weights, mode=t.opts.mode,
+                         include_last_offset=t.opts.include_last_offset, padding_idx=t.opts.padding_idx)
+        out, rec = t.lookup(batch)
+        self._stats.record(name, rec, batch.indices.numel(), time.perf_counter() - t0)
+        return out
+
+    def prefetch(self, batch: Mapping[str, object], protect: Mapping[str, np.ndarray] | None = None) -> None:
+        """Read into the DRAM cache the rows of `batch` ({table: indices}) not already in a fast
+        tier, never evicting rows listed in `protect` ({table: ids}). Used by sdm.prefetch."""
+        for name, ids in batch.items():
+            t = self._table(name)
+            arr = ids.numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+            c = t.prefetch(arr.reshape(-1), None if protect is None else protect.get(name))
+            self._stats.record_prefetch(name, c)
+
+    def as_embedding_bags(self) -> nn.ModuleList:
+        """A drop-in for a DLRM's `emb_l`: one module per table, called m(indices, offsets, per_sample_weights)."""
+        return nn.ModuleList([StoreEmbeddingBag(self, s.name) for s in self.specs])
+
+    def stats(self) -> dict:
+        """Per table and tier: hits, rows, reads, bytes, measured and modelled time; hit rates;
+        lookup latency p50/p99 and histogram; prefetch reads; cache occupancy and index bytes."""
+        snap = self._stats.snapshot()
+        for name, t in self._tables.items():
+            snap["tables"][name]["cache"] = {
+                "capacity_rows": t.cache.capacity_rows, "resident_rows": t.cache.resident_rows,
+                "index_bytes": t.cache.index_bytes, "policy": t.cache.policy.name,
+                "accel_rows": len(t.accel) if t.accel is not None else 0,
+                "dram_pinned_rows": len(t.pinned) if t.pinned is not None else 0,
+            }
+        snap["clock"] = {k: v.as_dict() for k, v in self.clock.snapshot().items()}
+        return snap
+
+    def reset_stats(self) -> None:
+        self._stats.reset()
+        self.clock.reset()
+
+    def cache(self, name: str) -> DramCache:
+        return self._table(name).cache
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.scm.close()
+
+    def __enter__(self) -> "EmbeddingStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EmbeddingStore({str(self.path)!r}, tables={len(self.specs)}, hardware={self.hardware_name!r})"
+
+
+class StoreEmbeddingBag(nn.Module):
+    """One table of an EmbeddingStore behind nn.EmbeddingBag's call signature."""
+
+    def __init__(self, store: EmbeddingStore, name: str):
+        super().__init__()
+        spec = store.spec(name)
+        self.store, self.name = store, name
+        self.num_embeddings, self.embedding_dim = spec.num_rows, spec.dim
+        o = store._tables[name].opts
+        self.mode, self.include_last_offset, self.padding_idx = o.mode, o.include_last_offset, o.padding_idx
+
+    def forward(self, input, offsets=None, per_sample_weights=None):  # noqa: A002 (nn.EmbeddingBag's name)
+        return self.store.lookup(self.name, input, offsets, per_sample_weights)
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, {self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
+
+
+def wrap(model: nn.Module, path, hardware="host-nand", plan=None, **kw) -> EmbeddingStore:
+    """Move every nn.EmbeddingBag in `model` into one EmbeddingStore at `path` and put a
+    StoreEmbeddingBag in its place. Tables are named by module path (e.g. "emb_l.3")."""
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.EmbeddingBag)]
+    if not found:
+        raise InvalidInputError(f"{type(model).__name__} holds no nn.EmbeddingBag to wrap")
+    store = EmbeddingStore.from_embedding_bags({n: m for n, m in found}, path, hardware=hardware, plan=plan, **kw)
+    for name, _ in found:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, StoreEmbeddingBag(store, name))
+    return store

@@ -1,0 +1,164 @@
+"""Fleet sizing: servers needed for a model size and a QPS target; total power and cost; savings.
+
+A configuration is summarised per server (`ServerProfile`: bytes of model it can hold, requests/s
+it sustains within its limits, idle/load watts, capex). The fleet needs
+    servers = max(ceil(model_bytes / capacity_bytes), ceil(qps_target / qps))
+i.e. enough memory for one copy of the model (a DRAM-only model bigger than one server is sharded
+over several, each serving its shard of every request) and enough throughput for the load.
+Assumption, stated: sharding costs no throughput (network and fan-out overheads are not modelled);
+this favours the DRAM-only baseline, so savings are if anything understated.
+Fleet power is servers x (idle + u (load - idle)) with u = qps_target / (servers x qps).
+
+`python -m sdm.placement.fleet` prints the documented scenarios (docs/placement.md).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..errors import InvalidInputError
+from .cost import CostDefaults, energy_usd_per_year
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    name: str
+    capacity_bytes: float         # model bytes one server holds (SCM, or usable DRAM + card memory)
+    qps: float                    # requests/s one server sustains (tier and compute limits)
+    idle_watts: float
+    load_watts: float
+    capex_usd: float
+    latency_s: float = 0.0
+    p99_latency_s: float = 0.0
+    bottleneck: str = ""
+
+    @classmethod
+    def from_plan(cls, result) -> "ServerProfile":
+        """From a `sdm.placement.planner.PlanResult`."""
+        est, cand = result.estimate, result.candidate
+        shards = int(cand.knobs.get("shards", 1))
+        backing = cand.tiers[-1]
+        if backing.name == "scm":
+            capacity = backing.capacity_bytes
+        else:
+            capacity = sum(t.capacity_bytes for t in cand.tiers) / shards
+        limits = est.detail["qps_limits"]
+        return cls(cand.name, capacity, est.qps_per_server, est.detail["watts_idle"], est.watts, est.capex_usd,
+                   est.latency_s, est.p99_latency_s, min(limits, key=limits.get))
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    name: str
+    servers: int
+    servers_for_capacity: int
+    servers_for_qps: int
+    utilization: float
+    watts: float
+    capex_usd: float
+    energy_usd_per_year: float
+    tco_usd: float
+    bound_by: str                 # "capacity" or "qps (<bottleneck tier>)"
+    latency_s: float
+    p99_latency_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def size_fleet(server: ServerProfile, model_bytes: float, qps_target: float,
+               cost: CostDefaults = CostDefaults()) -> FleetResult:
+    if model_bytes <= 0 or qps_target <= 0:
+        raise InvalidInputError(f"fleet sizing needs model_bytes > 0 and qps_target > 0, got {model_bytes}, {qps_target}")
+    if server.capacity_bytes <= 0 or server.qps <= 0:
+        raise InvalidInputError(f"configuration {server.name!r} holds no model bytes or serves no requests")
+    by_cap = math.ceil(model_bytes / server.capacity_bytes)
+    by_qps = math.ceil(qps_target / server.qps)
+    n = max(by_cap, by_qps)
+    u = qps_target / (n * server.qps)
+    watts = n * (server.idle_watts + u * (server.load_watts - server.idle_watts))
+    capex = n * server.capex_usd
+    energy = energy_usd_per_year(watts, cost)
+    bound = "capacity" if by_cap >= by_qps else f"qps ({server.bottleneck})"
+    return FleetResult(server.name, n, by_cap, by_qps, u, watts, capex, energy, capex + cost.years * energy, bound,
+                       server.latency_s, server.p99_latency_s)
+
+
+def savings(baseline: FleetResult, other: FleetResult) -> dict[str, float]:
+    """Fractions saved vs the baseline (positive = other is cheaper)."""
+    def frac(a, b):
+        return (a - b) / a if a else 0.0
+    return {"power": frac(baseline.watts, other.watts), "capex": frac(baseline.capex_usd, other.capex_usd),
+            "tco": frac(baseline.tco_usd, other.tco_usd), "servers": frac(baseline.servers, other.servers)}
+
+
+# ---- documented scenarios --------------------------------------------------------------------------
+def scenario_rows(model_tb: float, qps_target: float, alpha: float = 1.05, compute_qps: float = 1000.0,
+                  lookups_per_item: float = 100.0, hardware_names=("host-dram", "host-nand", "host-3dxp"),
+                  tables: int = 100, dram_cache_fraction: float = 0.0, overrides: dict | None = None) -> list[dict]:
+    """Plan one synthetic model on each hardware, size fleets, and report savings vs the first.
+
+    The model: `tables` equal tables of 64-dim fp32 rows, `model_tb` TB in all; hotness: Zipf(alpha)
+    expected counts, the top 2^16 rows of each table tracked, the rest as a uniform tail (a
+    sketch-style profile). Requests of 165 items, `lookups_per_item` lookups per item.
+    """
+    import numpy as np
+
+    from ..spec import TableSpec
+    from ..tiers.hardware import hardware
+    from .objectives import Workload
+    from .planner import PlanOptions, plan_model
+    from .types import TableHotness
+
+    row_bytes = 256
+    rows = int(model_tb * 1e12 / row_bytes / tables)
+    specs = [TableSpec(f"t{i}", rows, 64, "fp32", lookups_per_item / tables) for i in range(tables)]
+    k = min(rows, 1 << 16)
+    ranks = np.arange(1, k + 1, dtype=np.float64)
+    # expected share of rank r under Zipf(alpha) over `rows` ranks (integral approximation of the tail)
+    if abs(alpha - 1.0) < 1e-9:
+        norm = np.log(rows) + 0.5772
+    else:
+        norm = (rows ** (1 - alpha) - 1) / (1 - alpha) + 1.0
+    share = ranks ** -alpha / norm
+    lookups = 1e9                                     # per table; only ratios matter
+    hot = [TableHotness(s.name, rows, np.arange(k), share * lookups, max(lookups * (1 - share.sum()), 0.0), int(1e9 / (lookups_per_item / tables)))
+           for s in specs]
+    wl = Workload(compute_qps_per_server=compute_qps)
+    out, base = [], None
+    for name in hardware_names:
+        hw = hardware(name, **(overrides or {}).get(name, {}))
+        opts = PlanOptions(workload=wl, shard=True, dram_cache_fraction=dram_cache_fraction)
+        res = plan_model(specs, hot, hw, opts, model_name=f"{model_tb}TB")
+        fleet = size_fleet(ServerProfile.from_plan(res), sum(s.size_bytes for s in specs), qps_target, opts.cost)
+        base = base or fleet
+        sv = savings(base, fleet)
+        out.append({"hardware": name, "servers": fleet.servers, "bound_by": fleet.bound_by,
+                    "kW": fleet.watts / 1e3, "capex_k$": fleet.capex_usd / 1e3, "tco_k$": fleet.tco_usd / 1e3,
+                    "p99_ms": fleet.p99_latency_s * 1e3, "scm_hit": res.estimate.hit_rate["scm"],
+                    "power_saving": sv["power"], "tco_saving": sv["tco"]})
+    return out
+
+
+SCENARIOS = {
+    # name: (kwargs, what it shows)
+    "A capacity-bound, light load": (dict(model_tb=2.0, qps_target=2000), "model far bigger than a DRAM server"),
+    "B balanced": (dict(model_tb=1.0, qps_target=8000), "capacity and load both matter"),
+    "C load-bound": (dict(model_tb=0.5, qps_target=20000), "fleet sized by compute: only DIMM watts differ"),
+    "D flatter hotness": (dict(model_tb=1.0, qps_target=8000, alpha=0.8), "more SCM reads: NAND IOPS bind"),
+    "E heavier requests": (dict(model_tb=1.0, qps_target=8000, lookups_per_item=400), "4x lookups per item"),
+}
+
+
+def main() -> None:
+    for name, (kw, why) in SCENARIOS.items():
+        print(f"\n## {name}: {why}  {kw}")
+        rows = scenario_rows(**kw)
+        cols = list(rows[0])
+        print(" | ".join(cols))
+        for r in rows:
+            print(" | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()))
+
+
+if __name__ == "__main__":
+    main()

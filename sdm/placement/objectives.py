@@ -1,0 +1,248 @@
+"""Estimate a placement (hit rates, latency, QPS, watts, $) and pick one by objective.
+
+Hit rates. Rows pinned in a tier are hit whenever read, so their share is the profile's counts.
+The host DRAM cache in front of SCM (dynamic, LRU by default) is predicted with Che's
+characteristic-time approximation over the lookups that reach it: find T with
+    sum_i bytes_i * (1 - exp(-k_i T / N)) = cache_bytes
+then row i with k_i reads hits (k_i - 1) * (1 - exp(-k_i T / N)) times (its first read is always a
+miss: the correction that makes the estimate match a replay of a finite trace). Rows are grouped by
+(table, count), so this costs a few thousand exp() per bisection step, not one per row.
+
+Latency per request (`Workload.items_per_request` samples, default 165: the seeds' 150-180 items):
+each tier serves its share of the request's lookups with the tier's queue-depth model; tiers are
+charged one after another (a conservative choice: they could overlap). p99 treats the number of SCM
+reads per request as Poisson. QPS per server is the lowest of the tier throughput limits and the
+host's compute limit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InfeasibleError, InvalidInputError
+from ..spec import TableSpec
+from .cost import CostDefaults, energy_usd_per_year, server_capex
+from .policies import Placement
+from .power import PowerDefaults, ServerParts, server_power
+from .types import Candidate, Estimate, TableHotness, TierSpec
+
+
+@dataclass(frozen=True)
+class Workload:
+    items_per_request: int = 165           # REFERENCE Workload (seed 004 Table I): 150-180 items per request
+    latency_budget_s: float = 0.100        # REFERENCE Workload: 100 ms per request
+    qps_target: float | None = None        # requests/s the fleet must serve (fleet sizing)
+    compute_qps_per_server: float = 1000.0  # *unconfirmed* assumption: dense compute limit per host
+    budget_on: str = "p99"                 # "p99" or "mean" latency is held to the budget
+    sources: dict = field(default_factory=lambda: {
+        "items_per_request": "REFERENCE Workload (seed 004 Table I): 100 ms per 150-180 items",
+        "latency_budget_s": "REFERENCE Workload (seed 004 Table I)",
+        "compute_qps_per_server": "*unconfirmed* assumption; override with a measured figure",
+    })
+
+
+# ---- DRAM cache hit rate ------------------------------------------------------------------------
+def che_lru_hits(k: np.ndarray, m: np.ndarray, b: np.ndarray, cache_bytes: float) -> tuple[np.ndarray, np.ndarray]:
+    """Expected LRU hits and expected bytes resident, per group (k reads per row, m rows, b bytes).
+
+    Vectorized over groups; bisection on the characteristic time T (in lookups).
+    """
+    k, m, b = (np.asarray(x, dtype=np.float64) for x in (k, m, b))
+    n = float((k * m).sum())
+    repeat_hits = m * np.maximum(k - 1.0, 0.0)
+    if n <= 0 or cache_bytes <= 0:
+        return np.zeros_like(k), np.zeros_like(k)
+    if (m * b * (k > 0)).sum() <= cache_bytes:
+        return repeat_hits, m * b * (k > 0)             # everything read fits: only first reads miss
+    rate = k / n
+
+    def occupancy(t: float) -> float:
+        return float((m * b * -np.expm1(-rate * t)).sum())
+
+    lo, hi = 0.0, 1.0
+    while occupancy(hi) < cache_bytes:
+        hi *= 4.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if occupancy(mid) < cache_bytes:
+            lo = mid
+        else:
+            hi = mid
+    t = 0.5 * (lo + hi)
+    inside = -np.expm1(-rate * t)
+    return repeat_hits * inside, m * b * inside
+
+
+def static_cache_hits(k, m, b, cache_bytes) -> tuple[np.ndarray, np.ndarray]:
+    """A cache that keeps the densest rows once read: hits = (k - 1) for rows that fit."""
+    k, m, b = (np.asarray(x, dtype=np.float64) for x in (k, m, b))
+    order = np.argsort(-(k / b), kind="stable")
+    rows_fit = np.clip((cache_bytes - np.r_[0, np.cumsum((m * b)[order])[:-1]]) / b[order], 0, m[order])
+    hits, occ = np.zeros_like(k), np.zeros_like(k)
+    hits[order] = rows_fit * np.maximum(k[order] - 1, 0)
+    occ[order] = rows_fit * b[order]
+    return hits, occ
+
+
+def residual_groups(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], placement: Placement):
+    """(table index, reads per row, rows, bytes per row) of rows left to SCM, grouped by count."""
+    tix, ks, ms, bs = [], [], [], []
+    for i, (spec, hot) in enumerate(zip(tables, hotness)):
+        tp = placement.tables[spec.name]
+        pinned = np.zeros(hot.ids.size, bool)
+        pinned_rows = 0
+        for _tier, _card, rows in tp.pinned:
+            pinned |= rows.contains(hot.ids)
+            pinned_rows += rows.count
+        vals, mult = np.unique(hot.counts[~pinned], return_counts=True)
+        tail_left = hot.tail_rows - (pinned_rows - int(pinned.sum()))
+        if hot.tail_count_per_row > 0 and tail_left > 0:
+            vals, mult = np.r_[vals, hot.tail_count_per_row], np.r_[mult, tail_left]
+        keep = vals > 0
+        tix.append(np.full(int(keep.sum()), i)); ks.append(vals[keep]); ms.append(mult[keep])
+        bs.append(np.full(int(keep.sum()), spec.row_bytes))
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
+    return cat(tix).astype(np.int64), cat(ks), cat(ms), cat(bs)
+
+
+# ---- estimator ------------------------------------------------------------------------------------
+@dataclass
+class DefaultEstimator:
+    workload: Workload = Workload()
+    power: PowerDefaults = PowerDefaults()
+    cost: CostDefaults = CostDefaults()
+
+    def estimate(self, candidate: Candidate, placement: Placement, tables: Sequence[TableSpec],
+                 hotness: Sequence[TableHotness]) -> Estimate:
+        tiers = {t.name: t for t in candidate.tiers}
+        nt = len(tables)
+        total = np.array([h.total_lookups for h in hotness])
+        share = {name: np.array([placement.tables[t.name].lookups_by_tier.get(name, 0.0) for t in tables])
+                 for name in ("sram", "lpddr", "dram", "scm")}
+        # DRAM cache in front of SCM
+        cache_bytes = int(candidate.knobs.get("dram_cache_bytes", 0))
+        cache_hits, cache_occ = np.zeros(nt), np.zeros(nt)
+        if cache_bytes > 0 and placement.backing_tier == "scm":
+            tix, k, m, b = residual_groups(tables, hotness, placement)
+            fn = static_cache_hits if candidate.dram_cache_policy == "static" else che_lru_hits
+            hits, occ = fn(k, m, b, cache_bytes)
+            cache_hits = np.bincount(tix, weights=hits, minlength=nt)
+            cache_occ = np.bincount(tix, weights=occ, minlength=nt)
+        scm_reads = np.maximum(share["scm"] - cache_hits, 0.0)
+        grand = max(total.sum(), 1e-300)
+        hit_rate = {name: float(share[name].sum() / grand) for name in ("sram", "lpddr", "dram")}
+        hit_rate["dram_cache"] = float(cache_hits.sum() / grand)
+        hit_rate["scm"] = float(scm_reads.sum() / grand)
+        per_table_rate = {
+            t.name: {**{n: float(share[n][i] / total[i]) if total[i] else 0.0 for n in ("sram", "lpddr", "dram")},
+                     "dram_cache": float(cache_hits[i] / total[i]) if total[i] else 0.0,
+                     "scm": float(scm_reads[i] / total[i]) if total[i] else 0.0}
+            for i, t in enumerate(tables)}
+
+        # lookups per request per table, then per tier
+        pooling = np.array([h.total_lookups / h.num_samples if h.num_samples else t.pooling_factor
+                            for t, h in zip(tables, hotness)])
+        per_req = self.workload.items_per_request * pooling
+        frac = lambda x: np.divide(x, total, out=np.zeros(nt), where=total > 0)  # noqa: E731
+        rb = np.array([t.row_bytes for t in tables], dtype=np.float64)
+        pages_per_read = np.array([float(candidate.knobs.get("pages_per_scm_read", {}).get(t.name, 1.0))
+                                   for t in tables])
+        reads = {n: per_req * frac(share[n]) for n in ("sram", "lpddr", "dram")}
+        reads["dram"] = reads["dram"] + per_req * frac(cache_hits)
+        reads["scm"] = per_req * frac(scm_reads) * pages_per_read
+        time_s, qps_limits, p99_extra = {}, {}, 0.0
+        for name, n in reads.items():
+            n_tot = float(n.sum())
+            if n_tot <= 0:
+                continue
+            tier = tiers.get(name)
+            if tier is None:
+                raise InfeasibleError(f"placement sends {n_tot:.0f} reads per request to tier {name!r}, "
+                                      f"which hardware {candidate.name!r} does not have")
+            mean_rb = int(max(1, round(float((n * rb).sum() / n_tot))))
+            time_s[name] = tier.read_time_s(n_tot, mean_rb)
+            qps_limits[name] = 1.0 / max(time_s[name] - tier.latency_s, 1e-12)
+            if name == "scm":
+                n99 = n_tot + 2.326 * math.sqrt(n_tot)        # Poisson p99 of reads per request
+                p99_extra = tier.read_time_s(n99, mean_rb) - time_s[name]
+        latency = sum(time_s.values())
+        shards = int(candidate.knobs.get("shards", 1))       # a replica over `shards` servers
+        qps_limits = {k: v / shards for k, v in qps_limits.items()}
+        qps_limits["compute"] = self.workload.compute_qps_per_server
+        qps = min(qps_limits.values())
+
+        parts: ServerParts = candidate.knobs["parts"]
+        pw = server_power(parts, self.power)
+        capex = server_capex(parts, self.cost)
+        return Estimate(
+            hit_rate=hit_rate, latency_s=latency, p99_latency_s=latency + p99_extra,
+            qps_per_server=qps, watts=pw.load_watts, capex_usd=capex.capex_usd,
+            detail={
+                "per_table_hit_rate": per_table_rate,
+                "reads_per_request": {k: float(v.sum()) for k, v in reads.items()},
+                "tier_time_s": time_s, "qps_limits": qps_limits,
+                "watts_idle": pw.idle_watts, "watts_components": pw.components,
+                "capex_components": capex.components_usd,
+                "energy_usd_per_year": energy_usd_per_year(pw.load_watts, self.cost),
+                "dram_cache_bytes": cache_bytes,
+                "dram_cache_bytes_per_table": {t.name: float(cache_occ[i]) for i, t in enumerate(tables)},
+            })
+
+
+# ---- proposers (objectives) -----------------------------------------------------------------------
+def _budget_value(est: Estimate, workload: Workload) -> float:
+    return est.p99_latency_s if workload.budget_on == "p99" else est.latency_s
+
+
+@dataclass
+class MinLatency:
+    """Lowest modelled latency; ties go to lower power."""
+
+    workload: Workload = Workload()
+    name: str = "min-latency"
+
+    def propose(self, scored):
+        if not scored:
+            raise InfeasibleError("no candidate configuration to choose from")
+        return min(scored, key=lambda s: (_budget_value(s[2], self.workload), s[2].watts))
+
+
+@dataclass
+class MinWithinBudget:
+    """Lowest power (or capex) whose latency meets the budget; says by how much it fails if none does."""
+
+    workload: Workload = Workload()
+    metric: str = "power"                  # "power" | "cost"
+    name: str = "min-power"
+
+    def value(self, est: Estimate) -> float:
+        per_server = est.watts if self.metric == "power" else est.capex_usd
+        if self.workload.qps_target:       # fleet view: servers needed for the QPS target
+            return per_server * math.ceil(self.workload.qps_target / max(est.qps_per_server, 1e-12))
+        return per_server
+
+    def propose(self, scored):
+        if not scored:
+            raise InfeasibleError("no candidate configuration to choose from")
+        budget = self.workload.latency_budget_s
+        ok = [s for s in scored if _budget_value(s[2], self.workload) <= budget]
+        if not ok:
+            best = min(scored, key=lambda s: _budget_value(s[2], self.workload))
+            v = _budget_value(best[2], self.workload)
+            raise InfeasibleError(
+                f"latency budget not met: {self.workload.budget_on} latency per request of "
+                f"{self.workload.items_per_request} items must be <= {budget * 1e3:.1f} ms; the fastest of "
+                f"{len(scored)} candidate(s), {best[0].name!r}, needs {v * 1e3:.1f} ms "
+                f"(over by {(v - budget) * 1e3:.1f} ms)")
+        return min(ok, key=lambda s: (self.value(s[2]), _budget_value(s[2], self.workload)))
+
+
+def objective(name: str, workload: Workload):
+    if name == "min-latency":
+        return MinLatency(workload)
+    if name in ("min-power", "min-cost"):
+        return MinWithinBudget(workload, metric=name.split("-")[1], name=name)
+    raise InvalidInputError(f"unknown objective {name!r}; choose min-latency, min-power or min-cost")

@@ -1,0 +1,170 @@
+"""The planner's stage interfaces and the plain data they pass between them.
+
+Shaped like TorchRec's planner: enumerate candidate configurations, estimate each one, propose,
+partition rows onto tiers and cards, report. Each stage is a `Protocol`, so any stage can be
+replaced without touching the others (see `sdm.placement.planner` for the default pipeline).
+
+Data passed between stages is deliberately plain: per-table hotness is two numpy arrays (tracked
+row ids and their counts) plus an untracked tail, so profiles from exact counts, from sketches,
+or from a 100M-lookup trace all look the same to a policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from ..spec import TableSpec
+
+# Tier names, fastest first. "scm" always holds every row (the backing copy); faster tiers hold
+# copies of hot rows. Accelerator tiers exist once per card.
+TIER_ORDER = ("sram", "lpddr", "dram", "scm")
+ACCEL_TIERS = ("sram", "lpddr")
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """One level of the hierarchy as the planner sees it (all cards of a kind pooled).
+
+    `latency_s` is the mean latency of one access at the working queue depth; `iops` the
+    sustained rate of accesses of `access_bytes` (for all devices of the tier together).
+    """
+
+    name: str
+    capacity_bytes: int
+    access_bytes: int
+    latency_s: float
+    iops: float
+    bandwidth_bytes_per_s: float
+    cards: int = 0                     # >0 for accelerator tiers: capacity is split evenly
+    device: str = ""                   # preset/device name this came from, for reports
+
+    def read_time_s(self, n_reads: float, row_bytes: int) -> float:
+        """Modelled time to serve `n_reads` row reads of `row_bytes` each, issued in parallel."""
+        if n_reads <= 0:
+            return 0.0
+        unit = max(self.access_bytes, 1)
+        read_bytes = -(-int(row_bytes) // unit) * unit          # whole access units are read
+        per_op_s = max(1.0 / self.iops, read_bytes / self.bandwidth_bytes_per_s)
+        return self.latency_s + n_reads * per_op_s
+
+
+@dataclass
+class TableHotness:
+    """How often each row of one table is read, in a form that scales to billions of rows.
+
+    `ids` (sorted, unique int64) are the rows tracked exactly with `counts` (float64 lookups).
+    The remaining `num_rows - len(ids)` rows share `tail_lookups` evenly (0 when the profile is
+    exact: untouched rows). A count-min/heavy-hitter profile maps onto this as heavy hitters +
+    tail, which is what bounds planner memory for huge tables.
+    """
+
+    name: str
+    num_rows: int
+    ids: np.ndarray
+    counts: np.ndarray
+    tail_lookups: float = 0.0
+    num_samples: int = 0               # samples (bags) in the profiled trace, for pooling factor
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids, dtype=np.int64)
+        self.counts = np.asarray(self.counts, dtype=np.float64)
+        if self.ids.shape != self.counts.shape or self.ids.ndim != 1:
+            raise InvalidInputError(f"table {self.name!r}: ids and counts must be 1-D arrays of one length")
+        if self.ids.size:
+            if self.ids[0] < 0 or self.ids[-1] >= self.num_rows:
+                bad = int(self.ids[0] if self.ids[0] < 0 else self.ids[-1])
+                raise InvalidInputError(f"table {self.name!r}: row id {bad} outside [0, {self.num_rows})")
+            if np.any(np.diff(self.ids) <= 0):
+                raise InvalidInputError(f"table {self.name!r}: hotness ids must be sorted and unique")
+        if np.any(self.counts < 0) or self.tail_lookups < 0:
+            raise InvalidInputError(f"table {self.name!r}: counts must be >= 0")
+
+    @classmethod
+    def from_counts(cls, name: str, counts: np.ndarray, num_samples: int = 0) -> "TableHotness":
+        """Exact per-row counts (length num_rows); keeps only rows read at least once."""
+        counts = np.asarray(counts)
+        ids = np.flatnonzero(counts)
+        return cls(name, int(counts.size), ids, counts[ids].astype(np.float64), 0.0, num_samples)
+
+    @classmethod
+    def from_ids(cls, name: str, num_rows: int, row_ids: np.ndarray, num_samples: int = 0) -> "TableHotness":
+        """Count a stream of row ids (np.unique, no per-row Python)."""
+        row_ids = np.asarray(row_ids, dtype=np.int64)
+        if row_ids.size and (row_ids.min() < 0 or row_ids.max() >= num_rows):
+            pos = int(np.flatnonzero((row_ids < 0) | (row_ids >= num_rows))[0])
+            raise InvalidInputError(
+                f"table {name!r}: row id {int(row_ids[pos])} at position {pos} outside [0, {num_rows})")
+        ids, counts = np.unique(row_ids, return_counts=True)
+        return cls(name, int(num_rows), ids, counts.astype(np.float64), 0.0, num_samples)
+
+    @property
+    def total_lookups(self) -> float:
+        return float(self.counts.sum()) + self.tail_lookups
+
+    @property
+    def tail_rows(self) -> int:
+        return int(self.num_rows - self.ids.size)
+
+    @property
+    def tail_count_per_row(self) -> float:
+        return self.tail_lookups / self.tail_rows if self.tail_rows else 0.0
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self.ids.nbytes + self.counts.nbytes)
+
+
+@dataclass
+class Candidate:
+    """One configuration to evaluate: hardware tiers and knobs of the plan (enumerate stage)."""
+
+    name: str
+    tiers: tuple[TierSpec, ...]
+    dram_cache_fraction: float = 0.0     # share of host DRAM used as a dynamic cache, not pinned rows
+    dram_cache_policy: str = "lru"
+    hardware: Any = None                 # the HardwareSpec it came from, if any
+    knobs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Estimate:
+    """What a candidate is predicted to do (estimate stage)."""
+
+    hit_rate: dict[str, float]           # tier -> share of lookups served there (incl. "dram_cache")
+    latency_s: float                     # modelled mean embedding time per request
+    p99_latency_s: float
+    qps_per_server: float
+    watts: float                         # per server under load
+    capex_usd: float                     # per server
+    detail: dict = field(default_factory=dict)
+
+
+class Enumerator(Protocol):
+    def enumerate(self, hardware: Any) -> Sequence[Candidate]: ...
+
+
+class PlacementPolicy(Protocol):
+    """Partition stage: which rows of which table go to which tier (and card)."""
+
+    name: str
+
+    def place(self, tables: Sequence[TableSpec], hotness: Sequence[TableHotness],
+              tiers: Sequence[TierSpec]) -> Any: ...          # -> sdm.placement.policies.Placement
+
+
+class Estimator(Protocol):
+    def estimate(self, candidate: Candidate, placement: Any, tables: Sequence[TableSpec],
+                 hotness: Sequence[TableHotness]) -> Estimate: ...
+
+
+class Proposer(Protocol):
+    """Picks the candidate to keep (objective), or raises InfeasibleError saying why none fits."""
+
+    def propose(self, scored: Sequence[tuple[Candidate, Any, Estimate]]) -> tuple[Candidate, Any, Estimate]: ...
+
+
+class Reporter(Protocol):
+    def report(self, plan: Any) -> str: ...

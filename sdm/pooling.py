@@ -1,0 +1,171 @@
+"""Exact pooled lookups: validate EmbeddingBag inputs, then pool rows gathered from any tier.
+
+Exactness comes from calling the very kernel `torch.nn.EmbeddingBag` calls
+(`torch.nn.functional.embedding_bag`) with the same bags in the same order: only the weight tensor
+differs (a compact tensor of the batch's rows, or a cache's slot tensor), and the indices are
+remapped to it. Each bag therefore adds the same float32 values in the same sequence, so sum, mean
+and max results are bitwise equal to the reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InvalidInputError
+
+MODES = ("sum", "mean", "max")
+
+
+@dataclass
+class BagBatch:
+    """Validated inputs of one pooled lookup, as CPU torch tensors (int64 indices and offsets)."""
+
+    indices: torch.Tensor            # [n] int64 row ids, all in range
+    offsets: torch.Tensor            # [B] or [B + 1] (include_last_offset) int64
+    per_sample_weights: torch.Tensor | None
+    mode: str
+    include_last_offset: bool
+    padding_idx: int | None
+
+    @property
+    def num_bags(self) -> int:
+        return int(self.offsets.numel()) - (1 if self.include_last_offset else 0)
+
+
+def _as_tensor(x, what: str, table: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x
+    elif isinstance(x, np.ndarray):
+        t = torch.from_numpy(x)
+    elif isinstance(x, (list, tuple)):
+        t = torch.as_tensor(x)
+    else:
+        raise InvalidInputError(f"table {table!r}: {what} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if t.device.type != "cpu":
+        raise InvalidInputError(f"table {table!r}: {what} must be on the CPU, got device {t.device}")
+    return t
+
+
+def validate(
+    table: str,
+    num_rows: int,
+    indices,
+    offsets=None,
+    per_sample_weights=None,
+    *,
+    mode: str = "sum",
+    include_last_offset: bool = False,
+    padding_idx: int | None = None,
+) -> BagBatch:
+    """Check one lookup's inputs; raise InvalidInputError naming table and position, else normalise.
+
+    Accepts what nn.EmbeddingBag accepts: 1-D indices with offsets, or 2-D [B, L] indices without
+    (fixed-size bags).
+    """
+    if mode not in MODES:
+        raise InvalidInputError(f"table {table!r}: unknown mode {mode!r}; expected one of {MODES}")
+    idx = _as_tensor(indices, "indices", table)
+    if idx.dtype not in (torch.int64, torch.int32):
+        raise InvalidInputError(f"table {table!r}: indices must be int64 or int32, got {idx.dtype}")
+    if idx.dim() == 2:
+        if offsets is not None:
+            raise InvalidInputError(f"table {table!r}: offsets must be None when indices are 2-D")
+        bags, length = idx.shape
+        off = torch.arange(0, bags * length, length, dtype=torch.int64) if length else torch.zeros(bags, dtype=torch.int64)
+        if include_last_offset:
+            off = torch.cat([off, torch.tensor([bags * length])])
+        if per_sample_weights is not None:
+            per_sample_weights = _as_tensor(per_sample_weights, "per_sample_weights", table).reshape(-1)
+        idx = idx.reshape(-1)
+    elif idx.dim() == 1:
+        if offsets is None:
+            raise InvalidInputError(f"table {table!r}: offsets are required with 1-D indices")
+        off = _as_tensor(offsets, "offsets", table)
+        if off.dtype not in (torch.int64, torch.int32):
+            raise InvalidInputError(f"table {table!r}: offsets must be int64 or int32, got {off.dtype}")
+        if off.dim() != 1:
+            raise InvalidInputError(f"table {table!r}: offsets must be 1-D, got shape {tuple(off.shape)}")
+    else:
+        raise InvalidInputError(f"table {table!r}: indices must be 1-D or 2-D, got shape {tuple(idx.shape)}")
+    idx = idx.to(torch.int64).contiguous()
+    off = off.to(torch.int64).contiguous()
+    n = idx.numel()
+    if include_last_offset and off.numel() == 0:
+        raise InvalidInputError(f"table {table!r}: include_last_offset needs at least one offset")
+    if off.numel():
+        if int(off[0]) != 0:
+            raise InvalidInputError(f"table {table!r}: offsets[0] must be 0, got {int(off[0])}")
+        steps = off[1:] < off[:-1]
+        if bool(steps.any()):
+            pos = int(torch.nonzero(steps)[0]) + 1
+            raise InvalidInputError(
+                f"table {table!r}: offsets must be non-decreasing; offsets[{pos}]={int(off[pos])} "
+                f"< offsets[{pos - 1}]={int(off[pos - 1])}"
+            )
+        if int(off[-1]) > n:
+            raise InvalidInputError(
+                f"table {table!r}: offsets[{off.numel() - 1}]={int(off[-1])} is past the end of indices (length {n})"
+            )
+    if n:
+        bad = (idx < 0) | (idx >= num_rows)
+        if bool(bad.any()):
+            pos = int(torch.nonzero(bad)[0])
+            raise InvalidInputError(
+                f"table {table!r}: index {int(idx[pos])} at position {pos} is out of range [0, {num_rows})"
+            )
+    psw = None
+    if per_sample_weights is not None:
+        psw = _as_tensor(per_sample_weights, "per_sample_weights", table)
+        if mode != "sum":
+            raise InvalidInputError(f"table {table!r}: per_sample_weights need mode 'sum', got {mode!r}")
+        if psw.dtype != torch.float32:
+            raise InvalidInputError(f"table {table!r}: per_sample_weights must be float32, got {psw.dtype}")
+        if tuple(psw.shape) != (n,):
+            raise InvalidInputError(
+                f"table {table!r}: per_sample_weights shape {tuple(psw.shape)} does not match indices ({n},)"
+            )
+        psw = psw.contiguous()
+    if padding_idx is not None:
+        padding_idx = int(padding_idx)
+        if padding_idx < 0:
+            padding_idx += num_rows
+        if not 0 <= padding_idx < num_rows:
+            raise InvalidInputError(f"table {table!r}: padding_idx {padding_idx} out of range [0, {num_rows})")
+    return BagBatch(idx, off, psw, mode, include_last_offset, padding_idx)
+
+
+def pool(weight: torch.Tensor, local_indices: torch.Tensor, batch: BagBatch, padding_local: int | None) -> torch.Tensor:
+    """Pool rows of `weight` (float32 [m, dim]) picked by `local_indices` with `batch`'s bags.
+
+    `padding_local` is the row of `weight` that holds padding_idx's row, or None when the batch
+    does not use it (then no entry is skipped, as in the reference).
+    """
+    return F.embedding_bag(
+        local_indices,
+        weight,
+        batch.offsets,
+        mode=batch.mode,
+        per_sample_weights=batch.per_sample_weights,
+        include_last_offset=batch.include_last_offset,
+        padding_idx=padding_local,
+    )
+
+
+def compact(indices: torch.Tensor, padding_idx: int | None) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+    """Unique row ids of a batch, each index's position among them, and padding_idx's position.
+
+    Returns (unique_ids sorted, inverse [n], padding_local). When padding_idx is set but absent
+    from the batch, padding_local is len(unique_ids): the caller appends one zero row there. It must
+    still be passed, because embedding_bag takes a different (differently rounding) kernel path
+    with per_sample_weights when padding_idx is set, and the reference has it set.
+    """
+    uniq, inverse = torch.unique(indices, sorted=True, return_inverse=True)
+    if padding_idx is None:
+        return uniq, inverse, None
+    pos = int(torch.searchsorted(uniq, torch.tensor([padding_idx]))[0]) if uniq.numel() else 0
+    if pos < uniq.numel() and int(uniq[pos]) == padding_idx:
+        return uniq, inverse, pos
+    return uniq, inverse, int(uniq.numel())

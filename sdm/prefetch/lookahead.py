@@ -1,0 +1,115 @@
+"""Look-ahead prefetch: read the misses of batches i+1..i+k into the DRAM cache while batch i runs.
+
+    for batch in Prefetcher(store, loader, depth=2):
+        model(*batch)                    # its lookups now hit the DRAM cache
+
+A background thread walks the batch source ahead of the consumer by at most `depth` batches. For
+each upcoming batch it calls `store.prefetch`, which reads the rows missing from every tier from
+SCM (one read per distinct page, at the store's queue depth) and inserts them into the DRAM cache,
+protecting the rows of the batch being computed and of the batches already prefetched (so
+prefetching never evicts what the consumer is about to use). SCM reads release the GIL, so they
+overlap the consumer's compute.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError
+
+_END = object()
+
+
+def default_ids_of(tables: list[str]) -> Callable[[Any], dict[str, np.ndarray]]:
+    """Row ids per table of a batch given as {table: indices | (indices, offsets)} or as a
+    sequence aligned with `tables` of (indices, offsets) pairs (what Trace.batch returns)."""
+
+    def ids(x) -> np.ndarray:
+        if isinstance(x, tuple):
+            x = x[0]
+        return x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+    def ids_of(batch) -> dict[str, np.ndarray]:
+        if isinstance(batch, Mapping):
+            return {k: ids(v) for k, v in batch.items()}
+        if len(batch) != len(tables):
+            raise InvalidInputError(f"batch has {len(batch)} entries, store has {len(tables)} tables")
+        return {t: ids(v) for t, v in zip(tables, batch)}
+
+    return ids_of
+
+
+class Prefetcher:
+    """Iterate `batches` with a background thread prefetching up to `depth` batches ahead."""
+
+    def __init__(self, store, batches: Iterable, depth: int = 2, ids_of: Callable[[Any], Mapping] | None = None):
+        if int(depth) < 1:
+            raise InvalidInputError(f"prefetch depth must be >= 1, got {depth}")
+        self.store = store
+        self.batches = batches
+        self.depth = int(depth)
+        self.ids_of = ids_of or default_ids_of(store.tables)
+        self._cond = threading.Condition()
+        self._current = 0          # index of the batch the consumer is computing
+        self._stop = False
+        self._window: deque[tuple[int, Mapping]] = deque()  # (batch index, ids) not yet finished
+        self._q: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def _protect(self) -> dict[str, np.ndarray]:
+        per: dict[str, list] = {}
+        for _, ids in self._window:
+            for t, a in ids.items():
+                per.setdefault(t, []).append(a)
+        return {t: np.concatenate(v) for t, v in per.items()}
+
+    def _run(self) -> None:
+        try:
+            for j, batch in enumerate(self.batches):
+                ids = self.ids_of(batch)
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stop or j <= self._current + self.depth)
+                    if self._stop:
+                        return
+                    while self._window and self._window[0][0] < self._current:
+                        self._window.popleft()
+                    protect = self._protect()
+                self.store.prefetch(ids, protect)
+                with self._cond:
+                    self._window.append((j, ids))
+                self._q.put(batch)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._q.put(exc)
+        finally:
+            self._q.put(_END)
+
+    def __iter__(self) -> Iterator:
+        self._thread = threading.Thread(target=self._run, name="sdm-prefetch", daemon=True)
+        self._thread.start()
+        i = 0
+        try:
+            while True:
+                item = self._q.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                with self._cond:
+                    self._current = i
+                    self._cond.notify_all()
+                yield item
+                i += 1
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)

@@ -1,0 +1,157 @@
+"""Where an EmbeddingStore keeps each table's rows: from a plan, or a default placement.
+
+SCM always holds every row (the backing copy). Faster tiers hold copies:
+- `accel_ids`: rows resident in accelerator memory (static),
+- `dram_pinned_ids`: rows pinned in host DRAM (static, from a plan's "dram" placements),
+- `dram_cache_bytes` + `policy`: the dynamic DRAM cache in front of SCM,
+- `row_order`: page layout of the SCM copy (row_order[slot] = row id), None for id order.
+
+Default placement (no plan): with a profile, rows are ranked by lookups per byte over all tables
+and the tiers are filled hottest-first (accelerator memory, then the DRAM cache budget, which is
+split by the bytes of the rows each table got); without one, whole tables go to the accelerator
+smallest-first and the DRAM cache is split in proportion to table size.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .spec import TableSpec
+
+_ACCEL_TIERS = ("sram", "lpddr", "accel")
+
+
+@dataclass
+class TablePlacement:
+    accel_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dram_pinned_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dram_cache_bytes: int = 0
+    policy: str = "lru"
+    static_hot_ids: np.ndarray | None = None   # for policy "static": rows the cache holds
+    row_order: np.ndarray | None = None
+
+
+def _heat(profile, name: str, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row ids, lookup counts) of rows a profile saw for one table; reads several profile shapes."""
+    tp = profile.get(name) if isinstance(profile, dict) else getattr(profile, "tables", {}).get(name)
+    if tp is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    if isinstance(tp, np.ndarray):
+        counts = np.asarray(tp, dtype=np.float64)
+    elif getattr(tp, "counts", None) is not None:
+        counts = np.asarray(tp.counts, dtype=np.float64)
+    elif hasattr(tp, "hot_rows"):
+        got = tp.hot_rows(num_rows)
+        ids, cnt = got if isinstance(got, tuple) else (got, np.arange(len(got), 0, -1))
+        return np.asarray(ids, np.int64), np.asarray(cnt, np.float64)
+    else:
+        raise InvalidInputError(f"profile entry for table {name!r} has neither counts nor hot_rows()")
+    if counts.shape != (num_rows,):
+        raise InvalidInputError(f"profile counts for table {name!r} have shape {counts.shape}, expected ({num_rows},)")
+    ids = np.flatnonzero(counts > 0)
+    return ids.astype(np.int64), counts[ids]
+
+
+def default_placement(
+    specs: list[TableSpec],
+    *,
+    accel_bytes: int,
+    dram_cache_bytes: int,
+    policy: str = "lru",
+    profile=None,
+) -> dict[str, TablePlacement]:
+    out = {s.name: TablePlacement(policy=policy) for s in specs}
+    if profile is not None:
+        parts = [_heat(profile, s.name, s.num_rows) for s in specs]
+        tab = np.concatenate([np.full(len(p[0]), i, np.int32) for i, p in enumerate(parts)]) if parts else np.zeros(0, np.int32)
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        rb = np.array([s.row_bytes for s in specs], np.int64)
+        density = np.concatenate([p[1] for p in parts]) / rb[tab] if len(tab) else np.zeros(0)
+        order = np.argsort(-density, kind="stable")
+        cum = np.cumsum(rb[tab[order]])
+        n_accel = int(np.searchsorted(cum, accel_bytes, side="right"))
+        n_dram = int(np.searchsorted(cum, accel_bytes + dram_cache_bytes, side="right")) - n_accel
+        acc, dr = order[:n_accel], order[n_accel : n_accel + n_dram]
+        dram_share = np.bincount(tab[dr], weights=rb[tab[dr]], minlength=len(specs))
+        leftover = dram_cache_bytes - int(dram_share.sum())
+        sizes = np.array([s.size_bytes for s in specs], np.float64)
+        for i, s in enumerate(specs):
+            p = out[s.name]
+            p.accel_ids = np.sort(ids[acc][tab[acc] == i])
+            p.static_hot_ids = np.sort(ids[dr][tab[dr] == i])
+            # rows the profile never saw still need room: spread the rest by table size
+            p.dram_cache_bytes = int(dram_share[i] + leftover * sizes[i] / sizes.sum())
+        return out
+    left = accel_bytes
+    for s in sorted(specs, key=lambda s: s.size_bytes):
+        if s.size_bytes <= left:
+            out[s.name].accel_ids = np.arange(s.num_rows, dtype=np.int64)
+            left -= s.size_bytes
+    rest = [s for s in specs if not len(out[s.name].accel_ids)]
+    total = sum(s.size_bytes for s in rest)
+    for s in rest:
+        out[s.name].dram_cache_bytes = int(dram_cache_bytes * s.size_bytes / total) if total else 0
+    return out
+
+
+def placement_from_plan(plan, specs: list[TableSpec]) -> dict[str, TablePlacement]:
+    """Read a `sdm.placement.plan.Plan`, a path to one, or a dict
+    {"dram_cache_bytes": int, "policy": str, "tables": {name: {"accel_rows": ids, "dram_cache_bytes": int,
+    "dram_rows": ids, "policy": str}}}."""
+    if isinstance(plan, (str, Path)):
+        path = Path(plan)
+        try:
+            from .placement.plan import Plan
+
+            plan = Plan.load(path)
+        except ImportError:
+            plan = json.loads(path.read_text())
+    out = {}
+    if isinstance(plan, dict):
+        tables = plan.get("tables", {})
+        total = plan.get("dram_cache_bytes")
+        for s in specs:
+            d = tables.get(s.name, {})
+            share = d.get("dram_cache_bytes")
+            if share is None and total is not None:
+                share = int(total * s.size_bytes / sum(x.size_bytes for x in specs))
+            out[s.name] = TablePlacement(
+                accel_ids=np.unique(np.asarray(d.get("accel_rows", []), np.int64)),
+                dram_pinned_ids=np.unique(np.asarray(d.get("dram_rows", []), np.int64)),
+                dram_cache_bytes=int(share or 0),
+                policy=d.get("policy", plan.get("policy", "lru")),
+                row_order=None if d.get("row_order") is None else np.asarray(d["row_order"], np.int64),
+            )
+        return out
+    for s in specs:
+        tp = plan.table(s.name) if hasattr(plan, "table") else plan.tables[s.name]
+        if getattr(tp, "num_rows", s.num_rows) != s.num_rows or getattr(tp, "dim", s.dim) != s.dim:
+            raise InvalidInputError(
+                f"plan table {s.name!r} is {tp.num_rows} x {tp.dim}, store table is {s.num_rows} x {s.dim}"
+            )
+        accel = [p.rows.to_ids() for p in tp.placements if p.tier in _ACCEL_TIERS]
+        dram = [p.rows.to_ids() for p in tp.placements if p.tier == "dram"]
+        out[s.name] = TablePlacement(
+            accel_ids=np.unique(np.concatenate(accel)) if accel else np.zeros(0, np.int64),
+            dram_pinned_ids=np.unique(np.concatenate(dram)) if dram else np.zeros(0, np.int64),
+            dram_cache_bytes=int(tp.dram_cache_bytes),
+            policy=getattr(tp, "dram_cache_policy", "lru"),
+            row_order=None if tp.row_order is None else np.asarray(tp.row_order, np.int64),
+        )
+    return out
+
+
+def check_placement(p: TablePlacement, spec: TableSpec) -> None:
+    for what, ids in (("accel", p.accel_ids), ("DRAM-pinned", p.dram_pinned_ids)):
+        if len(ids) and (ids.min() < 0 or ids.max() >= spec.num_rows):
+            raise InvalidInputError(f"table {spec.name!r}: {what} row ids outside [0, {spec.num_rows})")
+    if p.dram_cache_bytes < 0:
+        raise InvalidInputError(f"table {spec.name!r}: dram_cache_bytes must be >= 0, got {p.dram_cache_bytes}")
+    if p.row_order is not None and (
+        len(p.row_order) != spec.num_rows or not np.array_equal(np.sort(p.row_order), np.arange(spec.num_rows))
+    ):
+        raise InvalidInputError(f"table {spec.name!r}: row_order must be a permutation of {spec.num_rows} rows")

@@ -1,0 +1,122 @@
+"""Counters of an EmbeddingStore: per table and tier hits, rows, bytes, measured and modelled time,
+and a latency histogram of lookup calls. Thread-safe; `snapshot()` returns plain dicts.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+TIERS = ("accel", "dram", "scm")
+# log-spaced latency buckets from 1 us to 10 s (8 per decade): the upper edges of each bucket
+LATENCY_EDGES_S = np.logspace(-6, 1, 57)
+_RECENT = 1 << 16  # exact percentiles over the most recent lookups
+
+
+@dataclass
+class TierCounters:
+    hits: int = 0          # lookup indices served from this tier
+    rows: int = 0          # distinct rows read from it
+    reads: int = 0         # device operations (SCM: pages; others: rows)
+    bytes: int = 0
+    measured_s: float = 0.0
+    modelled_s: float = 0.0
+
+    def add(self, other: "TierCounters") -> None:
+        for k, v in asdict(other).items():
+            setattr(self, k, getattr(self, k) + v)
+
+
+@dataclass
+class LookupRecord:
+    """What one lookup (or one prefetch) did, per tier."""
+
+    tiers: dict[str, TierCounters] = field(default_factory=lambda: {t: TierCounters() for t in TIERS})
+    modelled_s: float = 0.0   # modelled latency of the whole lookup
+
+
+@dataclass
+class _TableStats:
+    lookups: int = 0
+    indices: int = 0
+    tiers: dict = field(default_factory=lambda: {t: TierCounters() for t in TIERS})
+    prefetch: TierCounters = field(default_factory=TierCounters)
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(len(LATENCY_EDGES_S) + 1, np.int64))
+    recent: np.ndarray = field(default_factory=lambda: np.zeros(_RECENT, np.float64))
+    recent_modelled: np.ndarray = field(default_factory=lambda: np.zeros(_RECENT, np.float64))
+    measured_s: float = 0.0
+    modelled_s: float = 0.0
+
+
+class StoreStats:
+    def __init__(self, tables: list[str]):
+        self._lock = threading.Lock()
+        self._names = list(tables)
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._t = {n: _TableStats() for n in self._names}
+
+    def record(self, table: str, rec: LookupRecord, n_indices: int, measured_s: float) -> None:
+        with self._lock:
+            s = self._t[table]
+            i = s.lookups % _RECENT
+            s.lookups += 1
+            s.indices += n_indices
+            for k, c in rec.tiers.items():
+                s.tiers[k].add(c)
+            s.hist[np.searchsorted(LATENCY_EDGES_S, measured_s)] += 1
+            s.recent[i] = measured_s
+            s.recent_modelled[i] = rec.modelled_s
+            s.measured_s += measured_s
+            s.modelled_s += rec.modelled_s
+
+    def record_prefetch(self, table: str, scm: TierCounters) -> None:
+        with self._lock:
+            self._t[table].prefetch.add(scm)
+
+    @staticmethod
+    def _summary(s: _TableStats) -> dict:
+        k = min(s.lookups, _RECENT)
+        lat = s.recent[:k]
+        mod = s.recent_modelled[:k]
+        hits = {t: c.hits for t, c in s.tiers.items()}
+        return {
+            "lookups": s.lookups,
+            "indices": s.indices,
+            "hit_rate": {t: (h / s.indices if s.indices else 0.0) for t, h in hits.items()},
+            "tiers": {t: asdict(c) for t, c in s.tiers.items()},
+            "prefetch": asdict(s.prefetch),
+            "latency": {
+                "measured_total_s": s.measured_s,
+                "modelled_total_s": s.modelled_s,
+                "p50_s": float(np.percentile(lat, 50)) if k else 0.0,
+                "p99_s": float(np.percentile(lat, 99)) if k else 0.0,
+                "modelled_p50_s": float(np.percentile(mod, 50)) if k else 0.0,
+                "modelled_p99_s": float(np.percentile(mod, 99)) if k else 0.0,
+                "hist_upper_edges_s": LATENCY_EDGES_S.tolist() + [float("inf")],
+                "hist_counts": s.hist.tolist(),
+            },
+        }
+
+    def snapshot(self) -> dict:
+        """{"tables": {name: summary}, "total": summary over all tables}."""
+        with self._lock:
+            tables = {n: self._summary(s) for n, s in self._t.items()}
+            tot = _TableStats()
+            for s in self._t.values():
+                tot.lookups += s.lookups
+                tot.indices += s.indices
+                for k, c in s.tiers.items():
+                    tot.tiers[k].add(c)
+                tot.prefetch.add(s.prefetch)
+                tot.hist += s.hist
+                tot.measured_s += s.measured_s
+                tot.modelled_s += s.modelled_s
+            total = self._summary(tot)
+            # percentiles of the total are per table call; keep only the exact totals
+            for key in ("p50_s", "p99_s", "modelled_p50_s", "modelled_p99_s"):
+                total["latency"].pop(key)
+        return {"tables": tables, "total": total}

@@ -1,0 +1,212 @@
+"""Device models: one memory or storage medium, and the time it takes to serve a batch of reads.
+
+The queue-depth model is the one published SSD measurements fit with two numbers per drive:
+
+    base_latency(b)  = qd1_latency_s + (eff(b) - eff(calibration_read_bytes)) / bandwidth
+    internal(qd, b)  = base_latency(b) * (1 + (qd - 1) * latency_growth_per_qd)
+    iops(qd, b)      = min(qd / internal(qd, b), peak_iops, bandwidth / eff(b))
+    latency_s(qd, b) = qd / iops(qd, b)                       (Little's law, closed loop at depth qd)
+
+`eff(b)` rounds a read up to whole access units (a 100 B read from NAND costs a 4 KiB page: read
+amplification). Latency grows linearly with depth because requests contend for the same dies and
+channels; once the device or its link saturates, extra depth only adds queueing (Little's law).
+`fit_queue_model` derives `latency_growth_per_qd` from two published (qd, latency) points, which is
+how the SSD presets in `sdm.tiers.presets` are calibrated.
+
+Every method accepts numpy arrays as well as scalars, so planners can price whole tables at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+
+MEDIA = ("sram", "lpddr4x", "hbm2", "ddr4", "nand", "3dxp")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One memory or storage medium. Every figure names its source in `sources` (field -> text)."""
+
+    name: str
+    medium: str  # one of MEDIA
+    capacity_bytes: int
+    access_bytes: int  # granularity: 4096 NAND page, 512 3DXP sector, 64 DRAM line
+    qd1_latency_s: float  # mean latency of one read of `calibration_read_bytes` at queue depth 1
+    peak_iops: float  # ceiling on operations per second at any depth
+    bandwidth_bytes_per_s: float  # ceiling on bytes per second (media or link, whichever is lower)
+    latency_growth_per_qd: float = 0.0  # k: each extra outstanding read adds k * qd1 latency
+    calibration_read_bytes: int = 4096  # read size the published latency / IOPS figures are for
+    idle_watts: float = 0.0
+    active_watts: float = 0.0  # power while reading at full bandwidth
+    energy_j_per_byte: float = 0.0  # marginal energy of moving one byte (above idle)
+    usd_per_gb: float = 0.0  # GB = 1e9 bytes
+    endurance_dwpd: float | None = None  # drive writes per day; None for DRAM / SRAM
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        def bad(fname: str, why: str) -> InvalidInputError:
+            return InvalidInputError(
+                f"device {self.name!r}: {fname}={getattr(self, fname)!r} is invalid: {why}"
+            )
+
+        if self.medium not in MEDIA:
+            raise bad("medium", f"expected one of {MEDIA}")
+        for fname in ("capacity_bytes", "access_bytes", "calibration_read_bytes"):
+            v = getattr(self, fname)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise bad(fname, "must be a positive integer")
+        for fname in ("qd1_latency_s", "peak_iops", "bandwidth_bytes_per_s"):
+            v = getattr(self, fname)
+            if not _is_real(v) or not (v > 0) or not math.isfinite(v):
+                raise bad(fname, "must be a positive finite number")
+        for fname in ("latency_growth_per_qd", "idle_watts", "active_watts", "energy_j_per_byte", "usd_per_gb"):
+            v = getattr(self, fname)
+            if not _is_real(v) or not (v >= 0) or not math.isfinite(v):
+                raise bad(fname, "must be a finite number >= 0")
+        if self.endurance_dwpd is not None and (not _is_real(self.endurance_dwpd) or self.endurance_dwpd < 0):
+            raise bad("endurance_dwpd", "must be None or a number >= 0")
+        if self.active_watts < self.idle_watts:
+            raise bad("active_watts", f"must be >= idle_watts ({self.idle_watts})")
+        # A read smaller than the calibration size is faster by its shorter transfer; that
+        # saving must not exceed the latency itself.
+        saving_s = (self._eff(self.calibration_read_bytes) - self.access_bytes) / self.bandwidth_bytes_per_s
+        if saving_s >= self.qd1_latency_s:
+            raise bad(
+                "qd1_latency_s",
+                f"shorter than the transfer time of {self.calibration_read_bytes} B at "
+                f"{self.bandwidth_bytes_per_s:.3g} B/s; check bandwidth_bytes_per_s",
+            )
+
+    # ---- sizes -------------------------------------------------------------------------------
+    def _eff(self, read_bytes):
+        a = self.access_bytes
+        return -(-read_bytes // a) * a  # ceil to whole access units
+
+    def effective_bytes(self, read_bytes):
+        """Bytes the medium really reads for a read of `read_bytes` (whole access units)."""
+        return self._eff(_check_read_bytes(self.name, read_bytes))
+
+    def read_amplification(self, read_bytes):
+        """effective_bytes / read_bytes (1.0 when reads are whole access units)."""
+        b = _check_read_bytes(self.name, read_bytes)
+        return self._eff(b) / b
+
+    # ---- time --------------------------------------------------------------------------------
+    def _base_latency_s(self, eff_bytes):
+        return self.qd1_latency_s + (eff_bytes - self._eff(self.calibration_read_bytes)) / self.bandwidth_bytes_per_s
+
+    def iops(self, queue_depth, read_bytes=None):
+        """Reads per second sustained with `queue_depth` reads always outstanding."""
+        qd = _check_qd(self.name, queue_depth)
+        eff = self._eff(self.calibration_read_bytes if read_bytes is None else _check_read_bytes(self.name, read_bytes))
+        internal = self._base_latency_s(eff) * (1.0 + (qd - 1) * self.latency_growth_per_qd)
+        out = np.minimum(np.minimum(qd / internal, self.peak_iops), self.bandwidth_bytes_per_s / eff)
+        return _scalar(out)
+
+    def latency_s(self, queue_depth, read_bytes=None):
+        """Mean latency of one read at `queue_depth` (Little's law: depth / throughput)."""
+        qd = _check_qd(self.name, queue_depth)
+        return _scalar(qd / np.asarray(self.iops(qd, read_bytes)))
+
+    def read_time_s(self, n_reads, read_bytes, queue_depth):
+        """Modelled service time of a batch of `n_reads` reads of `read_bytes` each.
+
+        The batch is issued `queue_depth` at a time; a batch smaller than the depth runs at depth
+        `n_reads` (it cannot keep more reads in flight than it has). Zero reads take zero time.
+        """
+        n = np.asarray(n_reads)
+        if not np.issubdtype(n.dtype, np.integer) and not (
+            np.issubdtype(n.dtype, np.floating) and np.all(np.isfinite(n)) and np.all(n == np.floor(n))
+        ):
+            raise InvalidInputError(f"device {self.name!r}: n_reads must be whole numbers, got {n_reads!r}")
+        if np.any(n < 0):
+            raise InvalidInputError(f"device {self.name!r}: n_reads must be >= 0, got {n_reads!r}")
+        qd = _check_qd(self.name, queue_depth)
+        rb = _check_read_bytes(self.name, read_bytes)
+        depth = np.maximum(np.minimum(qd, n), 1)
+        t = np.where(n > 0, n / np.asarray(self.iops(depth, rb)), 0.0)
+        return _scalar(t)
+
+    # ---- power and energy --------------------------------------------------------------------
+    def read_energy_j(self, n_reads, read_bytes):
+        """Marginal energy (above idle) of `n_reads` reads of `read_bytes`, amplification included."""
+        return _scalar(np.asarray(n_reads) * self.effective_bytes(read_bytes) * self.energy_j_per_byte)
+
+    def power_watts(self, bytes_per_s):
+        """Power at a sustained read rate: idle + energy * rate, capped at the active (full-rate) power."""
+        rate = np.asarray(bytes_per_s, dtype=float)
+        if np.any(rate < 0):
+            raise InvalidInputError(f"device {self.name!r}: bytes_per_s must be >= 0, got {bytes_per_s!r}")
+        cap = max(self.active_watts, self.idle_watts)
+        return _scalar(np.minimum(self.idle_watts + self.energy_j_per_byte * rate, cap))
+
+    # ---- conversion --------------------------------------------------------------------------
+    def replace(self, **overrides: Any) -> "DeviceSpec":
+        """A copy with fields changed (flat names only); see `sdm.tiers.toml_overrides` for dotted."""
+        from .toml_overrides import apply_overrides
+
+        return apply_overrides(self, overrides)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["sources"] = dict(self.sources)
+        return d
+
+
+def fit_queue_model(qd1_latency_s: float, queue_depth: int, latency_at_qd_s: float) -> float:
+    """`latency_growth_per_qd` that makes the model pass through a published (qd, latency) point."""
+    if queue_depth <= 1 or latency_at_qd_s < qd1_latency_s:
+        raise InvalidInputError(
+            f"fit_queue_model: need queue_depth > 1 and latency_at_qd_s >= qd1_latency_s, got "
+            f"queue_depth={queue_depth}, latency_at_qd_s={latency_at_qd_s}, qd1_latency_s={qd1_latency_s}"
+        )
+    return (latency_at_qd_s / qd1_latency_s - 1.0) / (queue_depth - 1)
+
+
+def device(name: str, **overrides: Any) -> DeviceSpec:
+    """A device preset by name (see `device_names()`), with fields overridden by keyword."""
+    from .presets import DEVICE_ALIASES, DEVICE_PRESETS
+
+    key = DEVICE_ALIASES.get(name, name)
+    if key not in DEVICE_PRESETS:
+        raise InvalidInputError(f"unknown device {name!r}; known devices: {', '.join(device_names())}")
+    spec = DEVICE_PRESETS[key]
+    return spec.replace(**overrides) if overrides else spec
+
+
+def device_names() -> list[str]:
+    """Preset names and aliases accepted by `device()`."""
+    from .presets import DEVICE_ALIASES, DEVICE_PRESETS
+
+    return sorted(set(DEVICE_PRESETS) | set(DEVICE_ALIASES))
+
+
+# ---- argument checks (vectorized: whole arrays are checked at once) ------------------------------
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _check_qd(name: str, queue_depth):
+    qd = np.asarray(queue_depth)
+    if qd.dtype == bool or not np.issubdtype(qd.dtype, np.number) or np.any(qd < 1) or np.any(qd != np.floor(qd)):
+        raise InvalidInputError(f"device {name!r}: queue_depth must be a whole number >= 1, got {queue_depth!r}")
+    return qd.astype(np.int64) if qd.ndim else int(qd)
+
+
+def _check_read_bytes(name: str, read_bytes):
+    rb = np.asarray(read_bytes)
+    if rb.dtype == bool or not np.issubdtype(rb.dtype, np.number) or np.any(rb < 1) or np.any(rb != np.floor(rb)):
+        raise InvalidInputError(f"device {name!r}: read_bytes must be a whole number >= 1, got {read_bytes!r}")
+    return rb.astype(np.int64) if rb.ndim else int(rb)
+
+
+def _scalar(x):
+    a = np.asarray(x)
+    return float(a) if a.ndim == 0 else a.astype(float)

@@ -1,0 +1,184 @@
+"""Host DRAM row cache: set-associative, vectorized, with pluggable replacement policies.
+
+Layout: `num_sets` sets of `ways` slots. A row id maps to one set by a multiplicative hash; a
+lookup compares the id against the set's `ways` tags (a compiled loop over the batch, no per-row
+Python). Inserts place a whole batch of missed rows at once: misses are sorted by set, ranked
+within their set, and the r-th miss of a set takes the set's r-th best victim (empty slots first,
+then lowest policy key); protected slots (rows the current or coming batches still need) are never
+chosen, and misses that find no victim bypass the cache.
+
+Memory: the data tensor holds `capacity_rows` rows in the table's stored format; the index costs
+INDEX_BYTES_PER_ROW = 13 bytes per cached row (int64 tag + int32 policy score + 1-byte scratch
+mark used by inserts), within the 16-byte budget. `capacity_bytes` covers data + index.
+
+Thread safety: callers hold `cache.lock` around probe/insert and while reading `data` at slots
+they probed (an insert may overwrite any unprotected slot).
+"""
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError
+from .cache_policies import CachePolicy, make_policy
+
+INDEX_BYTES_PER_ROW = 8 + 4 + 1
+
+
+# Fibonacci hashing (x * 2**64/phi): spreads strided or clustered ids evenly over the sets.
+@numba.njit(cache=True, nogil=True)
+def _set_of(ids, num_sets, direct):
+    out = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        if direct:
+            out[i] = ids[i] % num_sets
+        else:
+            h = np.uint64(ids[i]) * np.uint64(0x9E3779B97F4A7C15)
+            out[i] = np.int64((h >> np.uint64(32)) % np.uint64(num_sets))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _probe(tags, ids, num_sets, direct):
+    ways = tags.shape[1]
+    out = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        x = ids[i]
+        if direct:
+            s = x % num_sets
+        else:
+            h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
+            s = np.int64((h >> np.uint64(32)) % np.uint64(num_sets))
+        out[i] = -1
+        for w in range(ways):
+            if tags[s, w] == x:
+                out[i] = s * ways + w
+                break
+    return out
+
+
+class DramCache:
+    """Cache of one table's rows in host DRAM (see module doc)."""
+
+    def __init__(
+        self,
+        num_rows: int,
+        row_width: int,
+        dtype: torch.dtype,
+        capacity_bytes: int,
+        *,
+        ways: int = 16,
+        policy: str | CachePolicy = "lru",
+        hot_ids: np.ndarray | None = None,
+        table: str = "?",
+    ):
+        if capacity_bytes < 0:
+            raise InvalidInputError(f"table {table!r}: DRAM cache capacity must be >= 0 bytes, got {capacity_bytes}")
+        if ways <= 0:
+            raise InvalidInputError(f"table {table!r}: ways must be > 0, got {ways}")
+        self.table = table
+        self.num_rows = int(num_rows)
+        self.row_bytes = row_width * torch.empty(0, dtype=dtype).element_size()
+        rows = int(capacity_bytes) // (self.row_bytes + INDEX_BYTES_PER_ROW)
+        full_sets = -(-self.num_rows // ways)
+        # A budget that covers the whole table maps row r to set r % num_sets: every row has a
+        # slot, no hash collisions. Otherwise rows hash over the sets.
+        self.direct = rows >= full_sets * ways
+        if self.direct:
+            self.ways, self.num_sets = ways, full_sets
+        else:
+            self.ways = max(1, min(ways, rows))
+            self.num_sets = rows // self.ways
+        self.capacity_rows = self.num_sets * self.ways
+        self.capacity_bytes = int(capacity_bytes)
+        self.policy = make_policy(policy, hot_ids, table=table)
+        shape = (max(self.num_sets, 1), self.ways)
+        self.tags = np.full(shape if self.capacity_rows else (0, self.ways), -1, dtype=np.int64)
+        self.score = np.zeros(self.tags.shape, dtype=np.int32)
+        self._mark = np.zeros(self.tags.size, dtype=np.bool_)
+        self.data = torch.empty((self.capacity_rows, row_width), dtype=dtype)
+        self.lock = threading.RLock()
+        self.stamp = 0  # batch counter for recency
+        if self.policy.name == "static" and hot_ids is not None and self.capacity_rows:
+            self._static_ids = np.asarray(hot_ids, dtype=np.int64)
+        else:
+            self._static_ids = None
+
+    # ---- index ---------------------------------------------------------------------------------
+    @property
+    def index_bytes(self) -> int:
+        """Bytes of the index arrays (tags, scores, scratch marks), not counting row data."""
+        return self.tags.nbytes + self.score.nbytes + self._mark.nbytes
+
+    @property
+    def resident_rows(self) -> int:
+        return int((self.tags >= 0).sum())
+
+    def contents(self) -> np.ndarray:
+        """Sorted ids of the cached rows (a copy; for tests and reports)."""
+        return np.sort(self.tags[self.tags >= 0])
+
+    def probe(self, ids: np.ndarray) -> np.ndarray:
+        """Slot of each id, -1 where absent. Changes nothing."""
+        if not self.capacity_rows:
+            return np.full(len(ids), -1, dtype=np.int64)
+        return _probe(self.tags, np.ascontiguousarray(ids, dtype=np.int64), self.num_sets, self.direct)
+
+    def touch(self, slots: np.ndarray) -> None:
+        """Tell the policy these slots were read by one batch."""
+        if len(slots):
+            self.stamp += 1
+            self.policy.on_hit(self.score.reshape(-1), slots, self.stamp)
+
+    def needs_static_fill(self) -> np.ndarray | None:
+        """For the static policy: hot ids still to load (once, at open)."""
+        ids, self._static_ids = self._static_ids, None
+        return ids
+
+    # ---- insert --------------------------------------------------------------------------------
+    def insert(self, ids: np.ndarray, rows: torch.Tensor, protect_slots: np.ndarray | None = None) -> np.ndarray:
+        """Place rows (stored format, [n, width]) of distinct absent ids; return each one's slot or -1.
+
+        Slots in `protect_slots` are not evicted. Misses that find no evictable slot in their set,
+        or that the policy does not admit, get -1 (bypass).
+        """
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        out = np.full(len(ids), -1, dtype=np.int64)
+        if not self.capacity_rows or not len(ids):
+            return out
+        admit = self.policy.admit(ids)
+        cand = np.arange(len(ids)) if admit is None else np.flatnonzero(admit)
+        if not len(cand):
+            return out
+        sets = _set_of(ids[cand], self.num_sets, self.direct)
+        order = np.argsort(sets, kind="stable")
+        cand, sets = cand[order], sets[order]
+        rank = np.arange(len(sets)) - np.searchsorted(sets, sets, side="left")
+        usets, set_row = np.unique(sets, return_inverse=True)
+        key = self.policy.victim_key(self.score[usets]).astype(np.float64)
+        key[self.tags[usets] < 0] = -np.inf  # empty slots first
+        if protect_slots is not None and len(protect_slots):
+            self._mark[protect_slots] = True
+            key[self._mark.reshape(self.tags.shape)[usets]] = np.inf
+            self._mark[protect_slots] = False
+        victims = np.argsort(key, axis=1, kind="stable")
+        evictable = (key != np.inf).sum(axis=1)
+        ok = rank < evictable[set_row]
+        way = victims[set_row[ok], rank[ok]]
+        slots = sets[ok] * self.ways + way
+        placed = cand[ok]
+        self.tags.reshape(-1)[slots] = ids[placed]
+        self.stamp += 1
+        self.policy.on_insert(self.score.reshape(-1), slots, self.stamp)
+        t_slots = torch.from_numpy(slots)
+        self.data.index_copy_(0, t_slots, rows[torch.from_numpy(placed)])
+        out[placed] = slots
+        return out
+
+    def clear(self) -> None:
+        with self.lock:
+            self.tags.fill(-1)
+            self.score.fill(0)

@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""Benchmark the SCM page store against the raw device, measured in the same run on the same file.
+
+  python tools/bench_scm.py                       # 1 GiB table, QD32, 10 s per phase
+  python tools/bench_scm.py --size-gib 2 --engine all --seconds 20
+
+Steps: ingest a table of random rows (streamed; ingest MB/s), then alternate
+  raw:   fio randread, io_uring, O_DIRECT, same block size and queue depth, on the table's data file
+         (without fio: a bare O_DIRECT AIO loop at the same depth, no checksums, no gather);
+  store: PageStore.read_rows on batches of distinct random rows (one 4 KiB page each, checksummed,
+         gathered into a [batch, dim] array) with the chosen engine(s);
+and print pages/s and rows/s of the store, the raw IOPS, their ratio (target >= 0.8 at 4 KiB QD32),
+the device model's figure for the configured medium, and page-cache residency of the data file
+(fincore and mincore) after the reads, which shows O_DIRECT kept the data out of the page cache.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from sdm.tiers.direct_io import aligned_empty, make_reader, open_direct, resident_bytes  # noqa: E402
+from sdm.tiers.pagestore import PageStore  # noqa: E402
+
+
+def gen_rows(num_rows: int, dim: int, dtype: np.dtype, data: str, chunk_rows: int = 1 << 16):
+    """Row chunks for ingest, generated on the fly so memory stays bounded."""
+    rng = np.random.default_rng(1)
+    for p0 in range(0, num_rows, chunk_rows):
+        k = min(chunk_rows, num_rows - p0)
+        if data == "int8":  # row-wise int8 codes of Gaussian weights: ~6-7 bits of entropy per byte
+            yield np.clip(np.round(rng.standard_normal((k, dim)) * 20 + 128), 0, 255).astype(dtype)
+        else:
+            yield rng.standard_normal((k, dim)).astype(dtype)
+
+
+def fio_randread(path: str, block_bytes: int, queue_depth: int, seconds: float) -> float | None:
+    """fio io_uring O_DIRECT random-read IOPS on `path`, or None when fio is not installed."""
+    if shutil.which("fio") is None:
+        return None
+    cmd = ["fio", "--name=raw", f"--filename={path}", "--readonly", "--rw=randread", f"--bs={block_bytes}",
+           f"--iodepth={queue_depth}", "--ioengine=io_uring", "--direct=1", f"--runtime={seconds}",
+           "--time_based", "--norandommap", "--output-format=json"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"fio failed ({out.stderr.strip()[:200]}); using the raw AIO loop only", file=sys.stderr)
+        return None
+    return float(json.loads(out.stdout)["jobs"][0]["read"]["iops"])
+
+
+def raw_loop(path: str, block_bytes: int, queue_depth: int, seconds: float, batch: int) -> float:
+    """Bare O_DIRECT random reads (AIO engine, no checksum, no gather): the engine's ceiling."""
+    fd, _ = open_direct(path)
+    reader = make_reader("auto", queue_depth)
+    nblocks = os.fstat(fd).st_size // block_bytes
+    rng = np.random.default_rng(2)
+    buf = aligned_empty(batch * block_bytes)
+    lengths = np.full(batch, block_bytes, dtype=np.int64)
+    done, t0 = 0, time.perf_counter()
+    try:
+        while time.perf_counter() - t0 < seconds:
+            offsets = rng.integers(0, nblocks, batch) * block_bytes
+            reader.read(fd, offsets, lengths, buf, block_bytes)
+            done += batch
+    finally:
+        reader.close()
+        os.close(fd)
+    return done / (time.perf_counter() - t0)
+
+
+def store_reads(path: str, name: str, engine: str, queue_depth: int, seconds: float, batch: int) -> dict:
+    """read_rows on batches of distinct random rows (a random permutation walked in slices)."""
+    with PageStore.open(path, queue_depth=queue_depth, engine=engine) as store:
+        info = store.table_info(name)
+        perm = np.random.default_rng(3).permutation(info.num_rows)
+        pos, rows, t0 = 0, 0, time.perf_counter()
+        c0 = time.process_time()
+        while time.perf_counter() - t0 < seconds:
+            if pos + batch > len(perm):
+                pos = 0
+            out = store.read_rows(name, perm[pos : pos + batch])
+            pos += batch
+            rows += len(out)
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        charge = store.clock.snapshot()["scm"]
+        return {"engine": store.engine, "rows_per_s": rows / wall, "pages_per_s": charge.ops / wall,
+                "cpu_cores": cpu / wall, "modelled_s": charge.modelled_s, "measured_s": charge.measured_s,
+                "pages": charge.ops, "device": store.device.name}
+
+
+def fincore(path: str) -> str:
+    if shutil.which("fincore") is None:
+        return "fincore not installed"
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", path], capture_output=True, text=True)
+    return out.stdout.strip() or out.stderr.strip()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-gib", type=float, default=1.0, help="table size on disk (default 1 GiB)")
+    ap.add_argument("--dim", type=int, default=64, help="row width in values (default 64: 256 B fp32 rows)")
+    ap.add_argument("--data", choices=["fp32", "int8"], default="fp32",
+                    help="row data: random fp32, or uint8 codes of Gaussian weights (compressible)")
+    ap.add_argument("--page-bytes", type=int, default=4096)
+    ap.add_argument("--compression", choices=["none", "zstd"], default="none")
+    ap.add_argument("--queue-depth", type=int, default=32)
+    ap.add_argument("--batch-rows", type=int, default=4096, help="distinct rows per read_rows call")
+    ap.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
+    ap.add_argument("--engine", choices=["auto", "aio", "threads", "all"], default="auto")
+    ap.add_argument("--device", default="nand", help="device model charged by the store (nand, 3dxp, ...)")
+    ap.add_argument("--dir", default=None, help="where to build the store (default: a temp dir in /var/tmp)")
+    ap.add_argument("--keep", action="store_true", help="keep the store afterwards")
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+
+    dtype = np.dtype(np.float32 if args.data == "fp32" else np.uint8)
+    row_bytes = args.dim * dtype.itemsize
+    num_rows = int(args.size_gib * (1 << 30)) // row_bytes
+    parent = args.dir or tempfile.mkdtemp(prefix="sdm_bench_scm_", dir="/var/tmp")
+    path = os.path.join(parent, "store")
+    res: dict = {"size_gib": args.size_gib, "num_rows": num_rows, "row_bytes": row_bytes,
+                 "queue_depth": args.queue_depth, "batch_rows": args.batch_rows, "page_bytes": args.page_bytes}
+    try:
+        comp = None if args.compression == "none" else args.compression
+        t0 = time.perf_counter()
+        with PageStore.create(path, args.device, page_bytes=args.page_bytes, compression=comp,
+                              queue_depth=args.queue_depth) as store:
+            store.add_table("t", gen_rows(num_rows, args.dim, dtype, args.data), num_rows=num_rows, progress=True)
+            info = store.table_info("t")
+        res["ingest_mb_per_s"] = info.num_pages * info.page_bytes / (time.perf_counter() - t0) / 1e6
+        res["compression_ratio"] = info.compression_ratio
+        data_file = info.data_file
+        print(f"store: {num_rows:,} rows x {row_bytes} B = {info.num_pages:,} pages of {info.page_bytes} B "
+              f"({info.stored_bytes / 2**30:.2f} GiB on disk, compression ratio {info.compression_ratio:.3f}), "
+              f"ingest {res['ingest_mb_per_s']:.0f} MB/s, index {info.index_bytes / 2**20:.1f} MiB")
+
+        read_bytes = args.page_bytes if comp is None else 4096
+        raw = []
+        engines = ["aio", "threads"] if args.engine == "all" else [args.engine]
+        runs = []
+        for rnd in range(2):  # raw, store, raw, store: drift on a shared machine hits both alike
+            fio = fio_randread(data_file, read_bytes, args.queue_depth, args.seconds)
+            loop = raw_loop(data_file, read_bytes, args.queue_depth, args.seconds / 2, args.batch_rows)
+            raw.append({"fio_iops": fio, "raw_loop_iops": loop})
+            print(f"[round {rnd}] raw device: fio io_uring {read_bytes} B QD{args.queue_depth}: "
+                  f"{'n/a' if fio is None else f'{fio:,.0f}'} IOPS; bare O_DIRECT AIO loop: {loop:,.0f} IOPS")
+            for eng in engines:
+                r = store_reads(path, "t", eng, args.queue_depth, args.seconds, args.batch_rows)
+                runs.append(r)
+                print(f"[round {rnd}] store ({r['engine']}): {r['pages_per_s']:,.0f} pages/s, "
+                      f"{r['rows_per_s']:,.0f} rows/s, {r['cpu_cores']:.2f} CPU cores")
+        base_key = "fio_iops" if raw[0]["fio_iops"] is not None else "raw_loop_iops"
+        base = float(np.mean([r[base_key] for r in raw]))
+        res.update(raw=raw, baseline=base_key, baseline_iops=base, store=runs)
+        print(f"\nbaseline ({base_key}, mean of {len(raw)}): {base:,.0f} IOPS")
+        for eng in {r["engine"] for r in runs}:
+            mine = [r for r in runs if r["engine"] == eng]
+            pages = float(np.mean([r["pages_per_s"] for r in mine]))
+            rows = float(np.mean([r["rows_per_s"] for r in mine]))
+            ratio = pages / base
+            res[f"ratio_{eng}"] = ratio
+            print(f"store {eng:7s}: {pages:,.0f} pages/s ({rows:,.0f} rows/s) = {ratio:.2f}x raw "
+                  f"[target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'}]")
+        m = runs[-1]
+        print(f"device model {m['device']}: {m['pages'] / m['modelled_s']:,.0f} reads/s at QD{args.queue_depth} "
+              f"(modelled {m['modelled_s']:.2f} s vs measured {m['measured_s']:.2f} s for the last run)")
+        res_b, size = resident_bytes(data_file)
+        res["resident_bytes"] = res_b
+        print(f"page-cache residency of {data_file}: {res_b:,} of {size:,} bytes (mincore); "
+              f"fincore: {fincore(data_file)}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(parent if args.dir is None else path, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
