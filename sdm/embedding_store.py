@@ -138,7 +138,7 @@ class _Table:
         self.dram_dev = dram_dev
         self.cache = DramCache(
             spec.num_rows, self.width, self.dtype, place.dram_cache_bytes, ways=store.ways,
-            policy=place.policy, hot_ids=place.static_hot_ids, table=spec.name,
+            policy=place.policy, hot_ids=place.static_hot_ids, table=spec.name, layout=store.cache_layout,
         )
         hot = self.cache.needs_static_fill()
         if hot is not None and len(hot):
@@ -187,17 +187,22 @@ class _Table:
         cache = self.cache
         t0 = time.perf_counter()
         with cache.lock:
-            slots = cache.probe(idx)
-            if len(slots) and slots.min() < 0:
-                return None
-            pad = None
-            if batch.padding_idx is not None:
-                where = np.flatnonzero(idx == batch.padding_idx)
-                if not len(where):
-                    return None  # the reference sets padding_idx: need a padding row, see pooling.compact
-                pad = int(slots[where[0]])
-            cache.touch(slots)
-            out = pool(cache.data, torch.from_numpy(slots), batch, pad)
+            if cache.complete:
+                # every row cached at slot = id: pool from the cache tensor with the ids as given;
+                # padding_idx keeps its own number, exactly as in the reference call
+                out = pool(cache.data, batch.indices, batch, batch.padding_idx)
+            else:
+                slots = cache.probe(idx)
+                if len(slots) and slots.min() < 0:
+                    return None
+                pad = None
+                if batch.padding_idx is not None:
+                    where = np.flatnonzero(idx == batch.padding_idx)
+                    if not len(where):
+                        return None  # the reference sets padding_idx: need a padding row, see pooling.compact
+                    pad = int(slots[where[0]])
+                cache.touch(slots)
+                out = pool(cache.data, torch.from_numpy(slots), batch, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
         c.bytes = len(idx) * self.spec.row_bytes
@@ -320,6 +325,7 @@ class EmbeddingStore:
         page_bytes: int = 4096,
         inject: bool = False,
         accel_device: str | None = None,
+        cache_layout: str = "auto",
         overwrite: bool = False,
     ) -> "EmbeddingStore":
         """Write `tables` (weights: mapping name -> [rows, dim], list, callable(name, start, stop),
@@ -390,7 +396,8 @@ class EmbeddingStore:
         tmp = path / (META_FILE + ".tmp")
         tmp.write_text(json.dumps(meta, indent=1))
         tmp.replace(path / META_FILE)  # the store exists only once its metadata is complete
-        return cls.open(path, hardware=hw if hw is not None else None, inject=inject, accel_device=accel_device)
+        return cls.open(path, hardware=hw if hw is not None else None, inject=inject, accel_device=accel_device,
+                        cache_layout=cache_layout)
 
     @classmethod
     def open(
@@ -403,9 +410,12 @@ class EmbeddingStore:
         queue_depth: int | None = None,
         inject: bool = False,
         accel_device: str | None = None,
+        cache_layout: str = "auto",
     ) -> "EmbeddingStore":
         """Reopen a store written by `create`. Overrides: a different hardware model, DRAM cache
-        budget (split as stored), policy, queue depth, modelled-latency injection."""
+        budget (split as stored), policy, queue depth, modelled-latency injection, cache layout
+        ("auto": direct when a table's budget covers it, else set-associative; "hashed": always
+        set-associative)."""
         path = Path(path)
         try:
             meta = json.loads((path / META_FILE).read_text())
@@ -424,6 +434,7 @@ class EmbeddingStore:
         self.page_bytes = int(meta["page_bytes"])
         self.ways = int(meta["ways"])
         self.accel_device = accel_device
+        self.cache_layout = cache_layout
         self.clock = Clock(inject=inject)
         from .tiers.pagestore import PageStore
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,23 @@ import torch.nn.functional as F
 from .errors import InvalidInputError
 
 MODES = ("sum", "mean", "max")
+
+
+# One pass each over ids and offsets (compiled): validation must cost little next to the lookup.
+@numba.njit(cache=True, nogil=True)
+def _first_out_of_range(ids, num_rows):
+    for i in range(ids.shape[0]):
+        if ids[i] < 0 or ids[i] >= num_rows:
+            return i
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_decrease(off):
+    for i in range(1, off.shape[0]):
+        if off[i] < off[i - 1]:
+            return i
+    return -1
 
 
 @dataclass
@@ -98,9 +116,8 @@ def validate(
     if off.numel():
         if int(off[0]) != 0:
             raise InvalidInputError(f"table {table!r}: offsets[0] must be 0, got {int(off[0])}")
-        steps = off[1:] < off[:-1]
-        if bool(steps.any()):
-            pos = int(torch.nonzero(steps)[0]) + 1
+        pos = int(_first_decrease(off.numpy()))
+        if pos >= 0:
             raise InvalidInputError(
                 f"table {table!r}: offsets must be non-decreasing; offsets[{pos}]={int(off[pos])} "
                 f"< offsets[{pos - 1}]={int(off[pos - 1])}"
@@ -110,9 +127,8 @@ def validate(
                 f"table {table!r}: offsets[{off.numel() - 1}]={int(off[-1])} is past the end of indices (length {n})"
             )
     if n:
-        bad = (idx < 0) | (idx >= num_rows)
-        if bool(bad.any()):
-            pos = int(torch.nonzero(bad)[0])
+        pos = int(_first_out_of_range(idx.numpy(), num_rows))
+        if pos >= 0:
             raise InvalidInputError(
                 f"table {table!r}: index {int(idx[pos])} at position {pos} is out of range [0, {num_rows})"
             )

@@ -239,3 +239,23 @@ def test_partition_from_plan_honours_card_rows():
     bad = Plan("m", "x", "latency", "test", {"t0": tp0})
     with pytest.raises(InvalidInputError, match="t1"):
         partition_from_plan(bad, tables, [10**6] * 6, [10**4] * 6)
+
+
+def test_plan_summary_for_plan_and_compare():
+    import sdm
+    from sdm.accel.report import dlrm_dense_flops, plan_summary
+    from sdm.accel.executor import dense_flops_per_sample
+    from sdm.dlrm import DLRM
+    from sdm.placement.plan import Plan, RowSet, TablePlan, TierPlacement
+    from sdm.traces.generators import zipf_trace
+    assert dlrm_dense_flops(3, 8) == dense_flops_per_sample(DLRM([5, 5, 5], dim=8), 3, 8)
+    tps = {f"t{i}": TablePlan(f"t{i}", 1000, 8, "fp32", 32) for i in range(3)}
+    tps["t0"].placements = [TierPlacement("sram", 2, RowSet(ranges=np.array([[0, 1000]])))]
+    tps["t1"].predicted_hit_rate = {"dram_cache": 0.5, "scm": 0.5}
+    plan = Plan("m", "yosemite-v2-nand", "latency", "test", tps)
+    tr = zipf_trace([1000] * 3, 400, batch_size=100, seed=0, table_names=list(tps))
+    out = plan_summary(plan, sdm.hardware("yosemite-v2-nand"), tr)
+    assert out["cards"][2]["sram_bytes"] == 32000 and out["cards"][-1]["host_bytes"] == 64000
+    assert out["timeline"]["latency"]["p99_s"] > 0 and "utilisation" in out["cards"][0]
+    with pytest.raises(InvalidInputError, match="no accelerator cards"):
+        plan_summary(plan, sdm.hardware("host-nand"))

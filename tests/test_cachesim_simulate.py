@@ -59,19 +59,36 @@ def test_page_mode_by_hand():
     assert r.bytes_read == 4 * 4096
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(rows=st.lists(st.integers(0, 31), max_size=120), pages_kb=st.integers(0, 12),
-       policy=st.sampled_from(POLICIES), seed=st.integers(0, 3))
-def test_page_mode_matches_reference(rows, pages_kb, policy, seed):
+       policy=st.sampled_from(POLICIES), seed=st.integers(0, 3), warm_share=st.sampled_from([0.0, 0.3]))
+def test_page_mode_matches_reference(rows, pages_kb, policy, seed, warm_share):
     rng = np.random.default_rng(seed)
     page_of = rng.permutation(32) // 4  # 4 rows of 1 KiB in each 4 KiB page, shuffled layout
     ids = np.array(rows, dtype=np.int64)
-    r = simulate(ids, capacity_bytes=pages_kb * 1024, policy=policy, page_of=page_of, row_bytes=1024)
+    warmup = int(len(rows) * warm_share)
+    r = simulate(ids, capacity_bytes=pages_kb * 1024, policy=policy, page_of=page_of, row_bytes=1024,
+                 warmup=warmup)
     pages = page_of[ids].tolist()
     hits = reference_hits(pages, pages_kb // 4, policy)
-    assert r.hits == sum(hits)
-    assert r.bytes_read == (len(rows) - sum(hits)) * 4096
-    assert r.bytes_used == reference_bytes_used(rows, pages, hits, 1024)
+    assert r.lookups == len(rows) - warmup
+    assert r.hits == sum(hits[warmup:])
+    assert r.bytes_read == (r.lookups - r.hits) * 4096
+    assert r.bytes_used == reference_bytes_used(rows, pages, hits, 1024, warmup)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.lists(st.integers(0, 40), min_size=1, max_size=150), cap=st.integers(0, 30),
+       policy=st.sampled_from(POLICIES + ["opt-demand"]), warm_share=st.sampled_from([0.1, 0.5, 1.0]))
+def test_warmup_counts_only_the_rest(rows, cap, policy, warm_share):
+    ids = np.array(rows, dtype=np.int64)
+    warmup = int(len(rows) * warm_share)
+    hits = reference_hits(rows, cap, policy)
+    r = simulate(ids, cap, policy, warmup=warmup, row_bytes=64)
+    assert (r.lookups, r.hits, r.warmup_lookups) == (len(rows) - warmup, sum(hits[warmup:]), warmup)
+    assert r.bytes_read == r.misses * 64
+    curve = miss_ratio_curve(ids, [cap], policy, warmup=warmup, row_bytes=64)
+    assert curve.results[0] == r
 
 
 def test_page_layout_cuts_read_amplification():
@@ -138,6 +155,7 @@ def test_remap_of_large_sparse_ids_gives_same_result():
         (dict(ids=np.array([1, 2]), capacity_rows=2, page_of=np.zeros(3, np.int64), row_bytes=8192), "row_bytes"),
         (dict(ids=np.array([1, 2]), capacity_rows=2, page_of=np.zeros(3, np.int64), row_bytes=2048), "page 0"),
         (dict(ids=np.array([1, 2]), capacity_rows=2, row_bytes=0), "row_bytes"),
+        (dict(ids=np.array([1, 2]), capacity_rows=2, warmup=3), "warmup"),
     ],
 )
 def test_bad_input_is_named(kwargs, words):

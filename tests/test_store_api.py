@@ -186,18 +186,19 @@ def test_reduced_precision_within_stated_bound(tmp_path, fmt):
     from sdm.row_formats import error_bound
 
     gen = torch.Generator().manual_seed(2)
-    dim = 24  # int8 rows of 32 bytes, fp16 of 48: several per 4 KiB page, 200 rows span pages
-    w = torch.randn(200, dim, generator=gen) * 3
-    store = EmbeddingStore.create(tmp_path / fmt, [TableSpec("t", 200, dim, row_format=fmt)], weights={"t": w},
+    dim = 8  # 16-byte rows in both formats: 600 rows span several 4 KiB pages
+    w = torch.randn(600, dim, generator=gen) * 3
+    store = EmbeddingStore.create(tmp_path / fmt, [TableSpec("t", 600, dim, row_format=fmt)], weights={"t": w},
                                   hardware="host-nand", dram_cache_bytes=2000)
-    idx = torch.arange(200)
-    got = store.lookup("t", idx, torch.arange(200))           # bags of one row: the decoded rows
+    idx = torch.arange(600)
+    got = store.lookup("t", idx, torch.arange(600))           # bags of one row: the decoded rows
     err = (got - w).abs().numpy()
     assert (err <= error_bound(w.numpy(), fmt)).all()
     assert err.max() > 0                                      # really reduced
     pooled = store.lookup("t", idx, torch.tensor([0, 50]))    # sums: error adds up at most per row
     ref = torch.nn.functional.embedding_bag(idx, w, torch.tensor([0, 50]), mode="sum")
     bound = torch.tensor(error_bound(w.numpy(), fmt))
+    # plus float32 rounding of the sums themselves (same order of magnitude as the reference's)
     bags = torch.stack([bound[:50].sum(0), bound[50:].sum(0)]).float()
     assert ((pooled - ref).abs() <= bags * 1.001 + 1e-5).all()
     store.close()
@@ -217,3 +218,32 @@ def test_plan_object_from_placement_module(tmp_path):
         i = torch.tensor([0, 5, 50, 99])
         assert torch.equal(store.lookup("a", i, torch.tensor([0, 2])), _ref(w, i, torch.tensor([0, 2])))
         assert store.stats()["tables"]["a"]["tiers"]["accel"]["hits"] == 2
+
+
+def test_default_placement_hottest_first_with_profile(tmp_path):
+    counts = np.zeros(1000)
+    counts[[5, 17, 900]] = [100, 50, 10]
+    specs = [TableSpec("a", 1000, 4)]
+    w = torch.randn(1000, 4)
+    # host-only hardware: no accelerator tier; the static policy pins the profile's hottest rows
+    with EmbeddingStore.create(tmp_path / "h", specs, weights={"a": w}, profile={"a": counts}, policy="static",
+                               dram_cache_bytes=2 * (16 + 13)) as store:
+        assert sorted(store.cache("a").contents().tolist()) == [5, 17]
+        i = torch.tensor([5, 17, 900, 3])
+        assert torch.equal(store.lookup("a", i, torch.tensor([0])), _ref(w, i, torch.tensor([0])))
+        assert 900 not in store.cache("a").contents()          # static: never admitted
+    # with accelerator cards, the hottest rows go to card memory first
+    with EmbeddingStore.create(tmp_path / "y", specs, hardware="yosemite-v2-nand", weights={"a": w},
+                               profile={"a": counts}, dram_cache_bytes=1000) as store:
+        assert store.stats()["tables"]["a"]["cache"]["accel_rows"] == 3
+        i = torch.tensor([5, 17, 2])
+        assert torch.equal(store.lookup("a", i, torch.tensor([0, 1])), _ref(w, i, torch.tensor([0, 1])))
+        assert store.stats()["tables"]["a"]["tiers"]["accel"]["hits"] == 2
+        assert store.stats()["tables"]["a"]["tiers"]["accel"]["modelled_s"] > 0
+
+
+def test_without_profile_small_tables_go_to_the_cards(tmp_path):
+    specs = [TableSpec("small", 50, 4), TableSpec("big", 5000, 4)]
+    with EmbeddingStore.create(tmp_path / "y", specs, hardware="yosemite-v2-nand") as store:
+        cache = store.stats()["tables"]
+        assert cache["small"]["cache"]["accel_rows"] == 50

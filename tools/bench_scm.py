@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """Benchmark the SCM page store against the raw device, measured in the same run on the same file.
 
-  python tools/bench_scm.py                       # 1 GiB table, QD32, 10 s per phase
-  python tools/bench_scm.py --size-gib 2 --engine all --seconds 20
+  python tools/bench_scm.py                       # 1 GiB table, QD32, 3 rounds of 5 s phases
+  python tools/bench_scm.py --size-gib 2 --engine all --seconds 10
 
-Steps: ingest a table of random rows (streamed; ingest MB/s), then alternate
+Steps: ingest a table of random rows (streamed; ingest MB/s), then for --rounds rounds alternate
   raw:   fio randread, io_uring, O_DIRECT, same block size and queue depth, on the table's data file
          (without fio: a bare O_DIRECT AIO loop at the same depth, no checksums, no gather);
   store: PageStore.read_rows on batches of distinct random rows (one 4 KiB page each, checksummed,
          gathered into a [batch, dim] array) with the chosen engine(s);
-and print pages/s and rows/s of the store, the raw IOPS, their ratio (target >= 0.8 at 4 KiB QD32),
+and print pages/s and rows/s of the store, the raw IOPS, their ratio per round and its median (target >= 0.8 at 4 KiB QD32),
 the device model's figure for the configured medium, and page-cache residency of the data file
 (fincore and mincore) after the reads, which shows O_DIRECT kept the data out of the page cache.
 """
@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -77,25 +78,41 @@ def raw_loop(path: str, block_bytes: int, queue_depth: int, seconds: float, batc
     return done / (time.perf_counter() - t0)
 
 
-def store_reads(path: str, name: str, engine: str, queue_depth: int, seconds: float, batch: int) -> dict:
-    """read_rows on batches of distinct random rows (a random permutation walked in slices)."""
+def store_reads(path: str, name: str, engine: str, queue_depth: int, seconds: float, batch: int,
+                readers: int = 1) -> dict:
+    """read_rows on batches of distinct random rows (a random permutation walked in slices).
+
+    With `readers` > 1, that many threads call read_rows on one store at once (a pipelined caller);
+    the store's `queue_depth` still bounds the reads in flight over all of them.
+    """
     with PageStore.open(path, queue_depth=queue_depth, engine=engine) as store:
         info = store.table_info(name)
         perm = np.random.default_rng(3).permutation(info.num_rows)
-        pos, rows, t0 = 0, 0, time.perf_counter()
+        share = len(perm) // readers
+        counts = [0] * readers
+        t0 = time.perf_counter()
         c0 = time.process_time()
-        while time.perf_counter() - t0 < seconds:
-            if pos + batch > len(perm):
-                pos = 0
-            out = store.read_rows(name, perm[pos : pos + batch])
-            pos += batch
-            rows += len(out)
+
+        def loop(k: int) -> None:
+            mine = perm[k * share : (k + 1) * share]
+            pos = 0
+            while time.perf_counter() - t0 < seconds:
+                if pos + batch > len(mine):
+                    pos = 0
+                counts[k] += len(store.read_rows(name, mine[pos : pos + batch]))
+                pos += batch
+
+        threads = [threading.Thread(target=loop, args=(k,)) for k in range(readers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
         charge = store.clock.snapshot()["scm"]
-        return {"engine": store.engine, "rows_per_s": rows / wall, "pages_per_s": charge.ops / wall,
-                "cpu_cores": cpu / wall, "modelled_s": charge.modelled_s, "measured_s": charge.measured_s,
-                "pages": charge.ops, "device": store.device.name}
+        return {"engine": store.engine, "readers": readers, "rows_per_s": sum(counts) / wall,
+                "pages_per_s": charge.ops / wall, "cpu_cores": cpu / wall, "modelled_s": charge.modelled_s,
+                "measured_s": charge.measured_s, "pages": charge.ops, "device": store.device.name}
 
 
 def fincore(path: str) -> str:
@@ -115,7 +132,11 @@ def main(argv=None) -> int:
     ap.add_argument("--compression", choices=["none", "zstd"], default="none")
     ap.add_argument("--queue-depth", type=int, default=32)
     ap.add_argument("--batch-rows", type=int, default=4096, help="distinct rows per read_rows call")
-    ap.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
+    ap.add_argument("--readers", type=int, default=1,
+                    help="threads calling read_rows at once (queue depth stays the store's total)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="duration of each phase")
+    ap.add_argument("--rounds", type=int, default=3, help="raw/store rounds; figures are medians")
+    ap.add_argument("--raw-loop", action="store_true", help="also run the bare AIO loop when fio exists")
     ap.add_argument("--engine", choices=["auto", "aio", "threads", "all"], default="auto")
     ap.add_argument("--device", default="nand", help="device model charged by the store (nand, 3dxp, ...)")
     ap.add_argument("--dir", default=None, help="where to build the store (default: a temp dir in /var/tmp)")
@@ -128,49 +149,61 @@ def main(argv=None) -> int:
     num_rows = int(args.size_gib * (1 << 30)) // row_bytes
     parent = args.dir or tempfile.mkdtemp(prefix="sdm_bench_scm_", dir="/var/tmp")
     path = os.path.join(parent, "store")
-    res: dict = {"size_gib": args.size_gib, "num_rows": num_rows, "row_bytes": row_bytes,
+    res: dict = {"size_gib": args.size_gib, "num_rows": num_rows, "row_bytes": row_bytes, "readers": args.readers,
                  "queue_depth": args.queue_depth, "batch_rows": args.batch_rows, "page_bytes": args.page_bytes}
     try:
         comp = None if args.compression == "none" else args.compression
         t0 = time.perf_counter()
-        with PageStore.create(path, args.device, page_bytes=args.page_bytes, compression=comp,
-                              queue_depth=args.queue_depth) as store:
-            store.add_table("t", gen_rows(num_rows, args.dim, dtype, args.data), num_rows=num_rows, progress=True)
-            info = store.table_info("t")
-        res["ingest_mb_per_s"] = info.num_pages * info.page_bytes / (time.perf_counter() - t0) / 1e6
+        if os.path.isdir(os.path.join(path, "meta.lmdb")):  # --dir of an earlier --keep run: reuse it
+            with PageStore.open(path) as store:
+                info = store.table_info("t")
+            comp, num_rows = info.compression, info.num_rows
+            res["ingest_mb_per_s"] = None
+            print(f"reusing the store in {path} (its size, page and compression settings apply)")
+        else:
+            with PageStore.create(path, args.device, page_bytes=args.page_bytes, compression=comp,
+                                  queue_depth=args.queue_depth) as store:
+                store.add_table("t", gen_rows(num_rows, args.dim, dtype, args.data), num_rows=num_rows,
+                                progress=True)
+                info = store.table_info("t")
+            res["ingest_mb_per_s"] = info.num_pages * info.page_bytes / (time.perf_counter() - t0) / 1e6
         res["compression_ratio"] = info.compression_ratio
         data_file = info.data_file
         print(f"store: {num_rows:,} rows x {row_bytes} B = {info.num_pages:,} pages of {info.page_bytes} B "
               f"({info.stored_bytes / 2**30:.2f} GiB on disk, compression ratio {info.compression_ratio:.3f}), "
-              f"ingest {res['ingest_mb_per_s']:.0f} MB/s, index {info.index_bytes / 2**20:.1f} MiB")
+              f"ingest {res['ingest_mb_per_s'] or 0:.0f} MB/s, index {info.index_bytes / 2**20:.1f} MiB")
 
-        read_bytes = args.page_bytes if comp is None else 4096
-        raw = []
+        read_bytes = info.page_bytes if comp is None else 4096
         engines = ["aio", "threads"] if args.engine == "all" else [args.engine]
-        runs = []
-        for rnd in range(2):  # raw, store, raw, store: drift on a shared machine hits both alike
+        raw, runs = [], []
+        use_loop = args.raw_loop or shutil.which("fio") is None
+        for rnd in range(args.rounds):  # alternate raw and store: drift on a shared machine hits both
             fio = fio_randread(data_file, read_bytes, args.queue_depth, args.seconds)
-            loop = raw_loop(data_file, read_bytes, args.queue_depth, args.seconds / 2, args.batch_rows)
+            loop = (raw_loop(data_file, read_bytes, args.queue_depth, args.seconds, args.batch_rows)
+                    if use_loop or fio is None else None)
             raw.append({"fio_iops": fio, "raw_loop_iops": loop})
-            print(f"[round {rnd}] raw device: fio io_uring {read_bytes} B QD{args.queue_depth}: "
-                  f"{'n/a' if fio is None else f'{fio:,.0f}'} IOPS; bare O_DIRECT AIO loop: {loop:,.0f} IOPS")
+            fmt = lambda x: "n/a" if x is None else f"{x:,.0f}"  # noqa: E731
+            print(f"[round {rnd}] raw: fio io_uring {read_bytes} B QD{args.queue_depth} {fmt(fio)} IOPS; "
+                  f"bare O_DIRECT AIO loop {fmt(loop)} IOPS")
             for eng in engines:
-                r = store_reads(path, "t", eng, args.queue_depth, args.seconds, args.batch_rows)
+                r = store_reads(path, "t", eng, args.queue_depth, args.seconds, args.batch_rows, args.readers)
+                r["round"] = rnd
+                r["ratio"] = r["pages_per_s"] / (fio if fio is not None else loop)
                 runs.append(r)
-                print(f"[round {rnd}] store ({r['engine']}): {r['pages_per_s']:,.0f} pages/s, "
-                      f"{r['rows_per_s']:,.0f} rows/s, {r['cpu_cores']:.2f} CPU cores")
+                print(f"[round {rnd}] store ({r['engine']}, {r['readers']} reader(s)): {r['pages_per_s']:,.0f} pages/s, "
+                      f"{r['rows_per_s']:,.0f} rows/s, {r['cpu_cores']:.2f} CPU cores -> {r['ratio']:.2f}x raw")
         base_key = "fio_iops" if raw[0]["fio_iops"] is not None else "raw_loop_iops"
-        base = float(np.mean([r[base_key] for r in raw]))
+        base = float(np.median([r[base_key] for r in raw]))
         res.update(raw=raw, baseline=base_key, baseline_iops=base, store=runs)
-        print(f"\nbaseline ({base_key}, mean of {len(raw)}): {base:,.0f} IOPS")
-        for eng in {r["engine"] for r in runs}:
+        print(f"\nraw device ({base_key}), median of {len(raw)} rounds: {base:,.0f} IOPS")
+        for eng in dict.fromkeys(r["engine"] for r in runs):
             mine = [r for r in runs if r["engine"] == eng]
-            pages = float(np.mean([r["pages_per_s"] for r in mine]))
-            rows = float(np.mean([r["rows_per_s"] for r in mine]))
-            ratio = pages / base
+            pages = float(np.median([r["pages_per_s"] for r in mine]))
+            rows = float(np.median([r["rows_per_s"] for r in mine]))
+            ratio = float(np.median([r["ratio"] for r in mine]))
             res[f"ratio_{eng}"] = ratio
-            print(f"store {eng:7s}: {pages:,.0f} pages/s ({rows:,.0f} rows/s) = {ratio:.2f}x raw "
-                  f"[target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'}]")
+            print(f"store {eng:7s}: {pages:,.0f} pages/s ({rows:,.0f} rows/s), median per-round ratio "
+                  f"{ratio:.2f}x raw [target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'}]")
         m = runs[-1]
         print(f"device model {m['device']}: {m['pages'] / m['modelled_s']:,.0f} reads/s at QD{args.queue_depth} "
               f"(modelled {m['modelled_s']:.2f} s vs measured {m['measured_s']:.2f} s for the last run)")

@@ -103,6 +103,7 @@ def build_report(tl: Timeline, platform, partition: Partition, *, budget_s: floa
             "dense_s": float(tl.dense_s.mean()) if k == tl.dense_on else 0.0,
             "pcie_s": float(tl.link_busy_s()[:, k].mean()),
             "utilisation": float(util[k]), "watts": float(cards_w[k]),
+            "pcie_utilisation": float(min(1.0, tl.link_busy_s()[:, k].mean() * (qps if meets else qps_max))),
         })
     host = {
         "shards": sum(1 for s in partition.shards if not s.on_card),
@@ -168,13 +169,19 @@ def what_if_moves(platform, partition: Partition, counts: np.ndarray, batch_size
     per_table = {}
     for i, s in enumerate(partition.shards):
         per_table[s.table] = per_table.get(s.table, 0) + int(counts[:, i].sum())
-    names = list(tables) if tables else sorted(per_table, key=per_table.get, reverse=True)[:top]
+    if tables:
+        names = list(tables)
+    else:  # the busiest tables on the cards and on the host: candidates to move down and up
+        on_host = {s.table for s in partition.shards if not s.on_card}
+        ranked = sorted(per_table, key=per_table.get, reverse=True)
+        host_first = [n for n in ranked if n in on_host][: (top + 1) // 2]
+        names = host_first + [n for n in ranked if n not in on_host][: top - len(host_first)]
     free = partition.card_capacity_bytes - partition.card_bytes()
     sram_used = np.zeros(partition.num_cards, dtype=np.int64)
     for s in partition.shards:
         if s.on_card and s.tier == "sram":
             sram_used[s.location] += s.size_bytes
-    busiest_free = int(np.argmin(base.card_busy_s().mean(axis=0)))
+    least_busy = int(np.argmin(base.card_busy_s().mean(axis=0)))
     out = []
     for name in names:
         if name not in per_table:
@@ -189,7 +196,7 @@ def what_if_moves(platform, partition: Partition, counts: np.ndarray, batch_size
                 own[s.location] += s.size_bytes
                 if s.tier == "sram":
                     own_sram[s.location] += s.size_bytes
-        k = busiest_free
+        k = least_busy
         dests = [("host DRAM", "host", 1.0), (f"host SCM ({scm_hit_rate:.0%} DRAM hits)", "host", scm_hit_rate)]
         if t.size_bytes <= free[k] + own[k]:
             dests.append((f"card{k} LPDDR", f"card{k}:lpddr", None))
@@ -277,15 +284,16 @@ def format_report(rep: dict) -> str:
               f"SCM {P['scm_watts']:.1f} W, carrier {P['carrier_watts']:.1f} W, server at the wall {P['server_watts']:.1f} W"]
     if rep["moves"]:
         lines += ["", "what moving one table changes (modelled):",
-                  f"  {'table':<12}{'now':<22}{'to':<26}{'p99':>12}{'d p99':>12}{'max QPS':>10}{'d QPS':>9}"]
+                  f"  {'table':<12}{'now':<28}{'to':<26}{'p99':>12}{'d p99':>12}{'max QPS':>10}{'d QPS':>9}"]
         for m in rep["moves"]:
-            lines.append(f"  {m['table']:<12}{m['now'][:21]:<22}{m['to'][:25]:<26}{_ms(m['p99_s']):>12}"
+            lines.append(f"  {m['table']:<12}{m['now'][:27]:<28}{m['to'][:25]:<26}{_ms(m['p99_s']):>12}"
                          f"{('+' if m['delta_p99_s'] >= 0 else '-') + _ms(abs(m['delta_p99_s'])):>12}{m['max_qps']:>10.0f}{m['delta_qps']:>+9.0f}")
     return "\n".join(lines)
 
 
 def plot_utilisation(rep: dict, path: str) -> None:
-    """Bar chart: per-card utilisation at the reported operating point, split by stage."""
+    """Per card at the reported operating point: compute utilisation split by stage (left) and PCIe
+    link utilisation (right). Axes scale to the data, since a card idling at 1% is the usual answer."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -294,19 +302,85 @@ def plot_utilisation(rep: dict, path: str) -> None:
     x = np.arange(len(cards))
     busy = np.array([c["busy_s_per_request"] for c in cards])
     scale = np.divide([c["utilisation"] for c in cards], busy, out=np.zeros(len(cards)), where=busy > 0)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     bottom = np.zeros(len(cards))
     for key, label in (("sram_s", "SRAM reads"), ("lpddr_s", "LPDDR reads"), ("pooling_s", "pooling"),
                        ("dense_s", "dense MLPs")):
-        v = np.array([c[key] for c in cards]) * scale
+        v = np.array([c[key] for c in cards]) * scale * 100
         ax.bar(x, v, bottom=bottom, label=label)
         bottom += v
     ax.set_xticks(x, [f"card{c['card']}" for c in cards])
-    ax.set_ylabel("utilisation")
-    ax.set_ylim(0, 1.05)
-    ax.set_title(f"{rep['platform']}: per-card utilisation at {rep['power']['at_qps']:.0f} requests/s "
-                 f"(imbalance {rep['load_imbalance']:.2f})", fontsize=9)
+    ax.set_ylabel("compute / memory utilisation (%)")
+    ax.set_ylim(0, max(bottom.max() * 1.25, 1e-3))
     ax.legend(fontsize=8)
+    ax.set_title(f"cards (load imbalance {rep['load_imbalance']:.2f})", fontsize=9)
+    link = np.array([c.get("pcie_utilisation", 0.0) for c in cards]) * 100
+    ax2.bar(x, link, color="tab:gray")
+    ax2.set_xticks(x, [f"card{c['card']}" for c in cards])
+    ax2.set_ylabel("PCIe link utilisation (%)")
+    ax2.set_ylim(0, max(link.max() * 1.25, 1e-3))
+    ax2.set_title(f"links (bottleneck: {rep['throughput']['bottleneck']})", fontsize=9)
+    fig.suptitle(f"{rep['platform']} at {rep['power']['at_qps']:.0f} requests/s of "
+                 f"{rep['items_per_request']:.0f} items", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ---- for `sdm-plan plan/compare`: per-card placement and the modelled timeline of a plan ----------
+def dlrm_dense_flops(num_tables: int, dim: int, num_dense: int = 13, bottom_mlp: Sequence[int] = (64, 32),
+                     top_mlp: Sequence[int] = (64, 32)) -> float:
+    """Dense flops per sample of sdm.dlrm.DLRM with these sizes, without building it (same count as
+    sdm.accel.executor.dense_flops_per_sample on the built model)."""
+    bottom = [num_dense, *bottom_mlp] + ([] if bottom_mlp and bottom_mlp[-1] == dim else [dim])
+    T = num_tables + 1
+    top = [T * (T - 1) // 2 + dim, *top_mlp, 1]
+    lin = sum(2.0 * a * b for a, b in zip(bottom[:-1], bottom[1:])) + sum(2.0 * a * b for a, b in zip(top[:-1], top[1:]))
+    return lin + 2.0 * T * T * dim
+
+
+def _host_hit_from_plan(plan, partition: Partition) -> np.ndarray:
+    """Per shard, the share of host-side lookups the plan predicts DRAM (pinned or cache) serves."""
+    hit = np.ones(len(partition.shards))
+    for i, s in enumerate(partition.shards):
+        if s.on_card:
+            continue
+        h = plan.tables[s.table].predicted_hit_rate or {}
+        dram = float(h.get("dram", 0.0)) + float(h.get("dram_cache", 0.0))
+        scm = float(h.get("scm", 0.0))
+        hit[i] = dram / (dram + scm) if dram + scm > 0 else 1.0
+    return hit
+
+
+def plan_summary(plan, hardware, trace=None, *, reserve_bytes: int = 1 << 30, dense_on: int = 0,
+                 dense_flops_per_sample: float | None = None, batching: bool = True,
+                 budget_s: float = BUDGET_S) -> dict:
+    """Per-card placement of a planner's `Plan` on a card platform, and (given a trace) the modelled
+    six-card timeline of its requests: what `sdm-plan plan/compare` can show for a Yosemite V2 preset.
+
+    Returns {"cards": partition_summary rows, "timeline": {...} or None}. Host-side DRAM hit rates come
+    from the plan's predictions. Raises InvalidInputError for hardware without cards.
+    """
+    from ..spec import TableSpec
+    from .partitioner import partition_from_plan
+    from .platform import Platform
+    from .routing import trace_shard_counts
+
+    pf = Platform.from_hardware(hardware, dense_on=dense_on)
+    tables = [TableSpec(n, int(tp.num_rows), int(tp.dim), tp.row_format) for n, tp in plan.tables.items()]
+    part = partition_from_plan(plan, tables, pf.card_usable_bytes(reserve_bytes), pf.card_sram_bytes())
+    out = {"cards": partition_summary(part, pf), "timeline": None}
+    if trace is None:
+        return out
+    counts, sizes = trace_shard_counts(part, trace)
+    dims = {t.dim for t in tables}
+    flops = dense_flops_per_sample if dense_flops_per_sample is not None else dlrm_dense_flops(len(tables), max(dims))
+    tl = model_timeline(pf, part, counts, sizes, host_hit_rate=_host_hit_from_plan(plan, part),
+                        dense_flops_per_sample=flops, dense_in_bytes_per_sample=4.0 * 13, batching=batching)
+    rep = build_report(tl, pf, part, budget_s=budget_s)
+    out["timeline"] = {k: rep[k] for k in ("latency", "throughput", "load_imbalance", "breakdown_s",
+                                           "critical_path_share", "power")}
+    for row, c in zip(out["cards"], rep["cards"]):
+        row.update({"busy_s_per_request": c["busy_s_per_request"], "utilisation": c["utilisation"],
+                    "watts": c["watts"]})
+    return out

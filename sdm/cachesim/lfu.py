@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import InvalidInputError
-from .heap import pop_min, push, sift_down
+from .heap import pop_min, push, update
 
 
 @njit(cache=True)
@@ -22,23 +22,23 @@ def _lfu_hits(ids, capacity, num_ids, keep_counts):
         return hits
     stride = n + 1
     count = np.zeros(num_ids, dtype=np.int64)
-    key = np.zeros(num_ids, dtype=np.int64)
     pos = np.full(num_ids, -1, dtype=np.int64)
-    heap = np.empty(capacity, dtype=np.int64)
+    hid = np.empty(capacity, dtype=np.int64)
+    hkey = np.empty(capacity, dtype=np.int64)
     size = 0
     for t in range(n):
         x = ids[t]
         count[x] += 1
-        key[x] = count[x] * stride + t
+        k = count[x] * stride + t
         if pos[x] >= 0:  # find: the key only grows, so it moves down
             hits[t] = True
-            sift_down(heap, pos, key, pos[x], size)
+            update(hid, hkey, pos, pos[x], k, size)
             continue
         if size == capacity:  # evict
-            v, size = pop_min(heap, pos, key, size)
+            v, size = pop_min(hid, hkey, pos, size)
             if not keep_counts:
                 count[v] = 0
-        size = push(heap, pos, key, size, x)  # insert
+        size = push(hid, hkey, pos, size, x, k)  # insert
     return hits
 
 

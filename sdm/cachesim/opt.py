@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .heap import pop_min, push, sift_up
+from .heap import pop_min, push, update
 
 
 @njit(cache=True)
@@ -22,22 +22,23 @@ def _opt_hits(ids, nxt, capacity, num_ids, bypass):
     hits = np.zeros(n, dtype=np.bool_)
     if capacity <= 0:
         return hits
-    key = np.zeros(num_ids, dtype=np.int64)  # -(next use): smallest key = furthest next use
+    # heap key = -(next use): the smallest key is the id needed furthest in the future
     pos = np.full(num_ids, -1, dtype=np.int64)
-    heap = np.empty(capacity, dtype=np.int64)
+    hid = np.empty(capacity, dtype=np.int64)
+    hkey = np.empty(capacity, dtype=np.int64)
     size = 0
     for t in range(n):
         x = ids[t]
-        key[x] = -nxt[t]
+        k = -nxt[t]
         if pos[x] >= 0:  # find; its next use moved later, so its key fell: sift up
             hits[t] = True
-            sift_up(heap, pos, key, pos[x])
+            update(hid, hkey, pos, pos[x], k, size)
             continue
         if size == capacity:
-            if bypass and key[heap[0]] >= key[x]:
+            if bypass and hkey[0] >= k:
                 continue  # x is needed no sooner than anything cached: do not cache it
-            v, size = pop_min(heap, pos, key, size)  # evict
-        size = push(heap, pos, key, size, x)  # insert
+            v, size = pop_min(hid, hkey, pos, size)  # evict
+        size = push(hid, hkey, pos, size, x, k)  # insert
     return hits
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 
-from .setassoc import fmix64, geometry
+from .setassoc import geometry
 from .types import HookCache
 
 
@@ -175,6 +175,18 @@ class RefS3FIFO(HookCache):
             self.evict_main()
 
 
+def fmix64_int(key):
+    """MurmurHash3 fmix64 on a Python int (the kernel's numpy version must agree)."""
+    mask = (1 << 64) - 1
+    h = key & mask
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & mask
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & mask
+    h ^= h >> 33
+    return h
+
+
 class RefSetAssoc(HookCache):
     """Sets of `ways` LRU entries; set = fmix64(original id) % sets."""
 
@@ -188,9 +200,7 @@ class RefSetAssoc(HookCache):
         self.table = [OrderedDict() for _ in range(self.sets)]
 
     def set_of(self, key):
-        import numpy as np
-
-        return int(fmix64(np.array([key], dtype=np.int64))[0] % self.sets)
+        return fmix64_int(key) % self.sets
 
     def access(self, key, t):
         if self.sets == 0:
@@ -259,19 +269,19 @@ def reference_stack_distances(ids):
     return out
 
 
-def reference_bytes_used(rows, pages, hits, row_bytes):
-    """Page mode: bytes of distinct rows read during each residency that a miss started.
+def reference_bytes_used(rows, pages, hits, row_bytes, warmup=0):
+    """Page mode: bytes of distinct rows read during each residency that a miss at t >= warmup started.
 
     Walks the accesses in time: a miss on a page opens a new residency (a fresh set of used rows);
     a hit adds its row to the page's open residency, if a miss opened one (pinned pages have none).
     """
-    open_rows = {}
+    open_rows = {}  # page -> (counted?, rows used)
     used = 0
-    for row, page, hit in zip(rows, pages, hits):
+    for t, (row, page, hit) in enumerate(zip(rows, pages, hits)):
         if not hit:
-            if page in open_rows:
-                used += len(open_rows[page])
-            open_rows[page] = {row}
+            if page in open_rows and open_rows[page][0]:
+                used += len(open_rows[page][1])
+            open_rows[page] = (t >= warmup, {row})
         elif page in open_rows:
-            open_rows[page].add(row)
-    return (used + sum(len(s) for s in open_rows.values())) * row_bytes
+            open_rows[page][1].add(row)
+    return (used + sum(len(s) for c, s in open_rows.values() if c)) * row_bytes

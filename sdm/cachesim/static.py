@@ -28,14 +28,17 @@ def _first_unique(values: np.ndarray) -> np.ndarray:
 
 class Static:
     """Pinned set: `hot_ids` in priority order (original ids), or `counts` indexed by original id,
-    or neither (top ids by count in the stream)."""
+    or neither (top ids by count in the stream). `hot_pages` (page ids in priority order) overrides
+    the mapping of hot_ids through the stream's page_of in page mode, for callers whose stream
+    holds remapped rows."""
 
     name = "static"
 
-    def __init__(self, hot_ids=None, counts=None) -> None:
+    def __init__(self, hot_ids=None, counts=None, *, hot_pages=None) -> None:
         if hot_ids is not None and counts is not None:
             raise InvalidInputError("Static: give hot_ids or counts, not both")
         self.hot_ids = None if hot_ids is None else as_id_array(hot_ids, "hot_ids")
+        self.hot_pages = None if hot_pages is None else as_id_array(hot_pages, "hot_pages")
         self.counts = None if counts is None else np.asarray(counts)
         if self.counts is not None and (self.counts.ndim != 1 or (self.counts.size and self.counts.min() < 0)):
             raise InvalidInputError("Static: counts must be a 1-D array of non-negative counts per id")
@@ -48,6 +51,8 @@ class Static:
     def hot_units(self, stream, capacity: int) -> np.ndarray:
         """Original ids (rows, or pages in page mode) of the pinned set, at most `capacity`."""
         capacity = max(0, int(capacity))
+        if stream.unit == "page" and self.hot_pages is not None:
+            return _first_unique(self.hot_pages)[:capacity]
         if self.hot_ids is not None:
             hot = self.hot_ids
             if stream.unit == "page":

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--heavy-hitters", type=int, default=4096, help="hottest rows kept per table (default 4096)")
     p.add_argument("--coaccess-rows", type=int, default=256, help="hot rows with co-access lists (default 256)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size for formats that do not store it")
+    p.add_argument("--reuse", action="store_true",
+                   help="also print batch 0's reuse table beside Meta's published one (REFERENCE.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -61,14 +63,29 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(path)
     profile.save(out)
     rows = profile.summary()
+    reuse = None
+    if args.reuse:
+        from ..traces.reuse import META_2021_REUSE, reuse_table
+
+        reuse = reuse_table(trace.global_stream(0, 1))
+        diff = reuse.max_abs_diff(META_2021_REUSE)
     if args.json:
-        print(json.dumps({"trace": str(path), "profile": str(out), "num_samples": trace.num_samples,
-                          "batch_size": trace.batch_size, "tables": rows}, indent=1))
+        doc = {"trace": str(path), "profile": str(out), "num_samples": trace.num_samples,
+               "batch_size": trace.batch_size, "tables": rows}
+        if reuse is not None:
+            doc["reuse_batch0"] = {"unique_share": reuse.unique_share.round(4).tolist(),
+                                   "lookup_share": reuse.lookup_share.round(4).tolist(),
+                                   "max_abs_diff_vs_published": {"unique": diff[0], "lookups": diff[1]}}
+        print(json.dumps(doc, indent=1))
         return 0
     print(f"trace {path}: {trace.num_tables} tables, {trace.num_samples} samples, "
           f"{trace.num_batches} batches of {trace.batch_size}, {trace.num_lookups} lookups")
     print(format_table(rows))
     print(f"profile written to {out} ({profile.memory_bytes / 2**20:.1f} MiB in memory)")
+    if reuse is not None:
+        print("reuse table of batch 0:")
+        print(reuse.format())
+        print(f"max |difference| from the published table: unique {diff[0]:.3f}, lookups {diff[1]:.3f}")
     sketched = [r for r in rows if r["mode"] == "sketch"]
     if sketched:
         tp = profile[sketched[0]["table"]]

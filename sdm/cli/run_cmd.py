@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--host-time", choices=("modelled", "measured"), default="modelled",
                    help="host lookup time on the critical path: the device model, or what this machine measured")
     p.add_argument("--no-batching", action="store_true", help="one PCIe command per tensor (no command batching)")
+    p.add_argument("--fp16-transfers", action="store_true",
+                   help="model partial tensors crossing PCIe as fp16 (half the bytes; numerics stay fp32)")
     p.add_argument("--move", action="append", default=[], metavar="TABLE",
                    help="what-if: report moving TABLE between card, host DRAM and SCM (default: top 3 tables)")
     p.add_argument("--store", help="directory for the host-side EmbeddingStore (default: a temporary one)")
@@ -158,6 +160,7 @@ def handle(args) -> int:
 
     kw = dict(dense_flops_per_sample=dense_flops_per_sample(model, len(tables), dim),
               dense_in_bytes_per_sample=4.0 * model.num_dense, batching=not args.no_batching,
+              partial_bytes=2 if args.fp16_transfers else 4,
               host_time=args.host_time, host_measured_s=res.host_measured_s)
     tl = model_timeline(platform, part, res.counts, res.batch_sizes, host_hit_rate=host_hit, **kw)
     host_rows = [i for i, s in enumerate(part.shards) if not s.on_card]

@@ -95,15 +95,13 @@ def savings(baseline: FleetResult, other: FleetResult) -> dict[str, float]:
 # ---- documented scenarios --------------------------------------------------------------------------
 def scenario_rows(model_tb: float, qps_target: float, alpha: float = 1.05, compute_qps: float = 1000.0,
                   lookups_per_item: float = 100.0, hardware_names=("host-dram", "host-nand", "host-3dxp"),
-                  tables: int = 100, dram_cache_fraction: float = 0.0, overrides: dict | None = None) -> list[dict]:
+                  tables: int = 20, dram_cache_fraction: float = 0.0, overrides: dict | None = None) -> list[dict]:
     """Plan one synthetic model on each hardware, size fleets, and report savings vs the first.
 
     The model: `tables` equal tables of 64-dim fp32 rows, `model_tb` TB in all; hotness: Zipf(alpha)
-    expected counts, the top 2^16 rows of each table tracked, the rest as a uniform tail (a
-    sketch-style profile). Requests of 165 items, `lookups_per_item` lookups per item.
+    expected counts (`TableHotness.zipf`: top rows exact, the rest in geometric bands). Requests
+    of 165 items, `lookups_per_item` lookups per item.
     """
-    import numpy as np
-
     from ..spec import TableSpec
     from ..tiers.hardware import hardware
     from .objectives import Workload
@@ -113,17 +111,9 @@ def scenario_rows(model_tb: float, qps_target: float, alpha: float = 1.05, compu
     row_bytes = 256
     rows = int(model_tb * 1e12 / row_bytes / tables)
     specs = [TableSpec(f"t{i}", rows, 64, "fp32", lookups_per_item / tables) for i in range(tables)]
-    k = min(rows, 1 << 16)
-    ranks = np.arange(1, k + 1, dtype=np.float64)
-    # expected share of rank r under Zipf(alpha) over `rows` ranks (integral approximation of the tail)
-    if abs(alpha - 1.0) < 1e-9:
-        norm = np.log(rows) + 0.5772
-    else:
-        norm = (rows ** (1 - alpha) - 1) / (1 - alpha) + 1.0
-    share = ranks ** -alpha / norm
     lookups = 1e9                                     # per table; only ratios matter
-    hot = [TableHotness(s.name, rows, np.arange(k), share * lookups, max(lookups * (1 - share.sum()), 0.0), int(1e9 / (lookups_per_item / tables)))
-           for s in specs]
+    samples = int(lookups / (lookups_per_item / tables))
+    hot = [TableHotness.zipf(s.name, rows, lookups, alpha, 4096, samples) for s in specs]
     wl = Workload(compute_qps_per_server=compute_qps)
     out, base = [], None
     for name in hardware_names:

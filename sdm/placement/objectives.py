@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import InfeasibleError, InvalidInputError
 from ..spec import TableSpec
 from .cost import CostDefaults, energy_usd_per_year, server_capex
-from .policies import Placement
+from .policies import Placement, rows_by_band
 from .power import PowerDefaults, ServerParts, server_power
 from .types import Candidate, Estimate, TableHotness, TierSpec
 
@@ -92,16 +92,18 @@ def residual_groups(tables: Sequence[TableSpec], hotness: Sequence[TableHotness]
     tix, ks, ms, bs = [], [], [], []
     for i, (spec, hot) in enumerate(zip(tables, hotness)):
         tp = placement.tables[spec.name]
-        pinned = np.zeros(hot.ids.size, bool)
-        pinned_rows = 0
-        for _tier, _card, rows in tp.pinned:
-            pinned |= rows.contains(hot.ids)
-            pinned_rows += rows.count
+        if tp.tracked_pinned is not None:                      # computed once by the policy
+            pinned, band_left = tp.tracked_pinned, hot.band_rows - tp.band_rows_pinned
+        else:
+            pinned = np.zeros(hot.ids.size, bool)
+            band_left = hot.band_rows.copy()
+            for _tier, _card, rows in tp.pinned:
+                m, per_band = rows_by_band(rows, hot)
+                pinned |= m
+                band_left -= per_band
         vals, mult = np.unique(hot.counts[~pinned], return_counts=True)
-        tail_left = hot.tail_rows - (pinned_rows - int(pinned.sum()))
-        if hot.tail_count_per_row > 0 and tail_left > 0:
-            vals, mult = np.r_[vals, hot.tail_count_per_row], np.r_[mult, tail_left]
-        keep = vals > 0
+        vals, mult = np.r_[vals, hot.band_count_per_row], np.r_[mult, np.maximum(band_left, 0)]
+        keep = (vals > 0) & (mult > 0)
         tix.append(np.full(int(keep.sum()), i)); ks.append(vals[keep]); ms.append(mult[keep])
         bs.append(np.full(int(keep.sum()), spec.row_bytes))
     cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731

@@ -205,8 +205,9 @@ class Plan:
             d = {
                 "num_rows": tp.num_rows, "dim": tp.dim, "row_format": tp.row_format,
                 "row_bytes": tp.row_bytes,
-                "placements": [{"tier": p.tier, "card": p.card, "rows": p.rows.to_json(side, f"{stem}.{p.tier}.{p.card}")}
-                               for p in tp.placements],
+                "placements": [{"tier": p.tier, "card": p.card,
+                                "rows": p.rows.to_json(side, f"{stem}.{j}.{p.tier}.{p.card}")}
+                               for j, p in enumerate(tp.placements)],
                 "backing_tier": tp.backing_tier,
                 "dram_cache": {"bytes": int(tp.dram_cache_bytes), "policy": tp.dram_cache_policy},
                 "page_layout": {"kind": tp.page_layout},

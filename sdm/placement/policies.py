@@ -32,6 +32,8 @@ class TablePlacement:
     pinned: list[tuple[str, int | None, RowSet]] = field(default_factory=list)   # (tier, card, rows)
     lookups_by_tier: dict[str, float] = field(default_factory=dict)
     explain: dict = field(default_factory=dict)
+    tracked_pinned: np.ndarray | None = None     # mask over the profile's tracked rows (set by _finish)
+    band_rows_pinned: np.ndarray | None = None   # pinned untracked rows per tail band
 
 
 @dataclass
@@ -54,13 +56,37 @@ def _check(tables: Sequence[TableSpec], hotness: Sequence[TableHotness]) -> None
                 f"{t.name!r} ({t.num_rows} rows)")
 
 
+def rows_by_band(rows: RowSet, hot: TableHotness) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of tracked rows in `rows`, untracked rows of `rows` in each tail band)."""
+    bounds = hot.band_bounds
+    if rows.ids is not None:
+        ids = rows.ids
+        m = np.zeros(hot.ids.size, bool)
+        if hot.ids.size:
+            pos = np.searchsorted(hot.ids, ids)
+            tracked = hot.ids[np.minimum(pos, hot.ids.size - 1)] == ids
+            m[pos[tracked]] = True
+            untracked_pos = (ids - pos)[~tracked]                 # untracked rank = id - tracked below it
+        else:
+            untracked_pos = ids
+        band = np.searchsorted(bounds, untracked_pos, side="right") - 1
+        per_band = np.bincount(band, minlength=bounds.size - 1)[: bounds.size - 1]
+    else:
+        m = rows.contains(hot.ids)
+        # untracked rows of range [a, b) are the untracked positions [u(a), u(b)): contiguous
+        ua = hot.untracked_position(rows.ranges[:, 0])[:, None]
+        ub = hot.untracked_position(rows.ranges[:, 1])[:, None]
+        ov = np.minimum(ub, bounds[None, 1:]) - np.maximum(ua, bounds[None, :-1])
+        per_band = np.clip(ov, 0, None).sum(axis=0)
+    return m, per_band.astype(np.int64)
+
+
 def lookups_in(rows: RowSet, hot: TableHotness) -> float:
-    """Lookups (of the profile) that fall on `rows`: tracked counts + their share of the tail."""
+    """Lookups (of the profile) that fall on `rows`: tracked counts + their share of the tail bands."""
     if rows.count == 0:
         return 0.0
-    m = rows.contains(hot.ids)
-    tracked_rows = int(m.sum())
-    return float(hot.counts[m].sum()) + (rows.count - tracked_rows) * hot.tail_count_per_row
+    m, per_band = rows_by_band(rows, hot)
+    return float(hot.counts[m].sum()) + float((per_band * hot.band_count_per_row).sum())
 
 
 def _finish(policy: str, tables, hotness, tiers, per_table: dict[str, TablePlacement],
@@ -69,8 +95,14 @@ def _finish(policy: str, tables, hotness, tiers, per_table: dict[str, TablePlace
     for spec, hot in zip(tables, hotness):
         tp = per_table[spec.name]
         pinned_lookups = 0.0
+        tp.tracked_pinned = np.zeros(hot.ids.size, bool)
+        tp.band_rows_pinned = np.zeros(hot.bands.shape[0], np.int64)
+        per_row = hot.band_count_per_row
         for tier, _card, rows in tp.pinned:
-            n = lookups_in(rows, hot)
+            m, per_band = rows_by_band(rows, hot)
+            tp.tracked_pinned |= m
+            tp.band_rows_pinned += per_band
+            n = float(hot.counts[m].sum()) + float((per_band * per_row).sum())
             tp.lookups_by_tier[tier] = tp.lookups_by_tier.get(tier, 0.0) + n
             pinned_lookups += n
             used[tier] += rows.count * spec.row_bytes
@@ -132,77 +164,93 @@ class RowLevel:
         caps = np.array([max(t.capacity_bytes - max_rb, 0) for t in fast], dtype=np.int64)
         bounds = np.cumsum(caps)
 
-        # Tracked rows of all tables, one flat array each (no per-row Python).
+        # Tracked rows of all tables in one flat "global id" space: table i owns
+        # [gid_base[i], gid_base[i+1]), in id order. Memory is a few arrays of 8 B per tracked row.
         sizes = np.array([h.ids.size for h in hotness], dtype=np.int64)
-        tix = np.repeat(np.arange(len(tables), dtype=np.int32), sizes)
-        counts = np.concatenate([h.counts for h in hotness]) if sizes.sum() else np.zeros(0)
-        rbytes = rb_all[tix]
-        density = counts / rbytes
-        # Untracked tails: one divisible segment per table, uniform density.
-        tail_d = np.array([h.tail_count_per_row / t.row_bytes for t, h in zip(tables, hotness)])
-        tail_bytes = np.array([h.tail_rows for h in hotness], dtype=np.int64) * rb_all
-        tail_t = np.flatnonzero((tail_d > 0) & (tail_bytes > 0))
+        gid_base = np.r_[0, np.cumsum(sizes)]
+        n = int(gid_base[-1])
+        density = np.empty(n, np.float64)
+        for i, h in enumerate(hotness):                             # per table, vectorized inside
+            np.divide(h.counts, rb_all[i], out=density[gid_base[i]:gid_base[i + 1]])
+        order = np.argsort(-density, kind="stable")                  # the one ranking of all rows
+        d_sorted = density[order]
+        del density
+        # cumulative bytes of the ranking (without the tail bands)
+        if np.all(rb_all == rb_all[0]):
+            end = np.arange(1, n + 1, dtype=np.int64) * rb_all[0]
+        else:
+            end = rb_all[np.searchsorted(gid_base, order, side="right") - 1]
+            np.cumsum(end, out=end)
 
-        # One ranking over tracked rows and tail segments together.
-        all_d = np.concatenate([density, tail_d[tail_t]])
-        all_b = np.concatenate([rbytes, tail_bytes[tail_t]])
-        order = np.argsort(-all_d, kind="stable")
-        end = np.cumsum(all_b[order])
-        start = end - all_b[order]
-        n_tracked = density.size
-        is_tail = order >= n_tracked
+        # Untracked tail bands: divisible segments of uniform density (a few per table), merged
+        # into the ranking at their density: each band sits after the tracked rows at least as dense.
+        n_bands = np.array([h.bands.shape[0] for h in hotness])
+        band_t = np.repeat(np.arange(len(tables)), n_bands)                  # table of each band
+        band_k = np.concatenate([np.arange(k) for k in n_bands])            # band index in its table
+        tail_d = np.concatenate([h.band_count_per_row for h in hotness]) / rb_all[band_t]
+        tail_bytes = np.concatenate([h.band_rows for h in hotness]) * rb_all[band_t]
+        live = np.flatnonzero((tail_d > 0) & (tail_bytes > 0))              # bands worth placing
+        live = live[np.argsort(-tail_d[live], kind="stable")]
+        p_band = np.searchsorted(-d_sorted, -tail_d[live], side="right")    # tracked rows before it
+        band_start = np.where(p_band > 0, end[np.maximum(p_band - 1, 0)], 0) + \
+            np.r_[0, np.cumsum(tail_bytes[live])[:-1]]
+        band_end = band_start + tail_bytes[live]
+        if live.size:
+            add = np.zeros(n + 1, np.int64)
+            np.add.at(add, p_band, tail_bytes[live])
+            np.cumsum(add, out=add)
+            end += add[:n]
+            del add
 
-        tier_of = np.searchsorted(bounds, end, side="left")          # indivisible rows
-        tier_of[all_d[order] <= 0] = len(fast)                      # never-read rows stay in SCM
-        placed_rows: dict[int, list[np.ndarray]] = {}               # tier -> row positions (tracked)
+        tier_of = np.searchsorted(bounds, end, side="left").astype(np.int8)   # indivisible rows
+        del end
+        tier_of[d_sorted <= 0] = len(fast)                          # never-read rows stay in SCM
         thresholds: dict[str, float] = {}
         for k, tier in enumerate(fast):
-            sel = (tier_of == k) & ~is_tail
-            placed_rows[k] = order[sel]
-            in_tier = all_d[order][tier_of == k]
-            if in_tier.size:
-                thresholds[tier.name] = float(in_tier.min())
-        # tail segments are divided by byte overlap with each tier's interval
+            idx = np.flatnonzero(tier_of == k)
+            if idx.size:
+                thresholds[tier.name] = float(d_sorted[idx[-1]])
+        # tail bands are divided by byte overlap with each tier's interval
         lo = np.r_[0, bounds[:-1]]
-        tail_rows_in = {}
-        for pos in np.flatnonzero(is_tail):                          # <= one per table
-            t = int(tail_t[order[pos] - n_tracked])
-            ov = np.clip(np.minimum(end[pos], bounds) - np.maximum(start[pos], lo), 0, None)
-            tail_rows_in[t] = ov // rb_all[t]
+        tail_rows_in = {}                                             # band -> rows per tier
+        for j, bnd in enumerate(live):                               # a few per table
+            t = int(band_t[bnd])
+            ov = np.clip(np.minimum(band_end[j], bounds) - np.maximum(band_start[j], lo), 0, None)
+            tail_rows_in[int(bnd)] = ov // rb_all[t]
             for k, tier in enumerate(fast):
                 if ov[k] >= rb_all[t]:
-                    thresholds[tier.name] = min(thresholds.get(tier.name, np.inf), float(tail_d[t]))
+                    thresholds[tier.name] = min(thresholds.get(tier.name, np.inf), float(tail_d[bnd]))
+        del d_sorted
 
         per_table = {t.name: TablePlacement() for t in tables}
-        gid_base = np.r_[0, np.cumsum(sizes)]
         for k, tier in enumerate(fast):
-            pos = placed_rows[k]
-            t_of = tix[pos]
-            srt = np.lexsort((pos, t_of))                            # group by table, keep id order
-            pos, t_of = pos[srt], t_of[srt]
-            cut = np.searchsorted(t_of, np.arange(len(tables) + 1))
+            # global ids sort by table, then row id: no lexsort needed
+            pos = np.sort(order[tier_of == k])
+            cut = np.searchsorted(pos, gid_base)
             items = []
             for ti in np.flatnonzero(np.diff(cut) > 0):
                 h = hotness[ti]
                 ids = h.ids[pos[cut[ti]:cut[ti + 1]] - gid_base[ti]]
                 items.append((tables[ti].name, RowSet.from_ids(ids, assume_sorted=True), int(rb_all[ti])))
-            for ti, rows_per_tier in tail_rows_in.items():
+            for bnd, rows_per_tier in tail_rows_in.items():
                 n = int(rows_per_tier[k])
                 if n > 0:
-                    # which untracked rows: all have the same density, so take them in id order,
-                    # skipping those already given to faster tiers
-                    done = int(rows_per_tier[:k].sum())
+                    # which untracked rows: all rows of a band have the same density, so take the
+                    # band's rows in id order, skipping those already given to faster tiers
+                    ti = int(band_t[bnd])
+                    first = int(hotness[ti].band_bounds[band_k[bnd]]) + int(rows_per_tier[:k].sum())
                     gaps = _untracked(hotness[ti].ids, tables[ti].num_rows)
-                    items.append((tables[ti].name, gaps.slice(done, done + n), int(rb_all[ti])))
+                    items.append((tables[ti].name, gaps.slice(first, first + n), int(rb_all[ti])))
             if tier.name in ACCEL_TIERS:
                 _split_over_cards(tier, items, per_table)
             else:
                 for name, rows, _rb in items:
                     per_table[name].pinned.append((tier.name, None, rows))
+        del order, tier_of
         for spec, hot in zip(tables, hotness):
             per_table[spec.name].explain = {
                 "density_max": float(hot.counts.max() / spec.row_bytes) if hot.counts.size else 0.0,
-                "tail_density": float(hot.tail_count_per_row / spec.row_bytes),
+                "tail_density_max": float(hot.band_count_per_row.max(initial=0.0) / spec.row_bytes),
             }
         return _finish(self.name, tables, hotness, tiers, per_table, thresholds)
 

@@ -61,7 +61,8 @@ class TableProfile:
     hh_counts: np.ndarray
     coaccess_rows: np.ndarray  # [H] hot rows with co-access information
     coaccess_partners: np.ndarray  # [H, m] rows most often in the same sample, -1 padded
-    coaccess_counts: np.ndarray  # [H, m] number of samples shared (within the scanned samples)
+    coaccess_counts: np.ndarray  # [H, m] co-occurrences: (hot occurrence, partner occurrence) pairs
+    #                              in one sample, i.e. samples shared when bags hold no duplicates
     coaccess_samples: int = 0  # samples whose bags were scanned for pairs
     counts: np.ndarray | None = None  # exact mode: reads per row (uint32)
     sketch: CountMinSketch | None = None  # sketch mode
@@ -115,9 +116,7 @@ class TableProfile:
             raise InvalidInputError(f"table {self.name!r}: hot_rows(k) needs k >= 0, got {k}")
         if not self.exact or k <= self.hh_rows.size:
             return self.hh_rows[:k].copy()
-        k = min(k, self.num_rows)
-        top = np.argpartition(-self.counts.astype(np.int64), k - 1)[:k]
-        return top[np.lexsort((top, -self.counts[top].astype(np.int64)))]
+        return _top_k(self.counts, min(k, self.num_rows))
 
     def top_share(self, x: float) -> float:
         """Share of lookups that go to the hottest fraction x of the table's rows.
@@ -133,7 +132,7 @@ class TableProfile:
             k = int(math.floor(x * self.num_rows))
             if k <= 0:
                 return 0.0
-            c = self.counts.astype(np.int64)
+            c = self.counts[self.counts > 0].astype(np.int64)
             top = np.partition(c, c.size - k)[c.size - k :] if k < c.size else c
             return float(top.sum() / self.num_lookups)
         return float(np.interp(x, self.cdf_x, self.cdf_y))
@@ -143,7 +142,8 @@ class TableProfile:
         return self.cdf_x, self.cdf_y
 
     def coaccess(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """(partners, shared-sample counts) of a hot row; empty if the row has none recorded."""
+        """(partners, co-occurrence counts) of a hot row, most frequent first (ties by id); empty if
+        the row is not among `coaccess_rows`."""
         hit = np.flatnonzero(self.coaccess_rows == int(row))
         if hit.size == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -176,6 +176,28 @@ class TableProfile:
 
 
 # ------------------------------------------------------------------------------------ building
+def _top_k(counts: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the k largest counts, descending, ties broken by smaller id (deterministic).
+
+    Works on the non-zero counts only: selection over a mostly-zero array is slow in numpy."""
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    c = counts.astype(np.int64, copy=False)
+    nz = np.flatnonzero(c)
+    cn = c[nz]
+    if k >= nz.size:
+        top = nz[np.lexsort((nz, -cn))]
+        if k > nz.size:  # then zero-count rows, in id order
+            zeros = np.flatnonzero(c == 0)[: k - nz.size]
+            top = np.concatenate([top, zeros])
+        return top
+    thr = np.partition(cn, cn.size - k)[cn.size - k]  # k-th largest value
+    above = nz[cn > thr]
+    at = nz[cn == thr][: k - above.size]  # in id order
+    top = np.concatenate([above, at])
+    return top[np.lexsort((top, -c[top]))]
+
+
 def _cdf_from_sorted(sorted_desc: np.ndarray, num_rows: int, num_lookups: int) -> np.ndarray:
     cum = np.concatenate([[0], np.cumsum(sorted_desc, dtype=np.int64)])
     k = np.minimum(np.floor(CDF_GRID * num_rows).astype(np.int64), sorted_desc.size)
@@ -273,9 +295,7 @@ def profile_table(
         nz = np.flatnonzero(counts64)
         unique = int(nz.size)
         sorted_desc = np.sort(counts64[nz])[::-1]
-        k = min(heavy_hitters, unique)
-        top = nz[np.argpartition(-counts64[nz], k - 1)[:k]] if k else nz[:0]
-        hh_rows = top[np.lexsort((top, -counts64[top]))]
+        hh_rows = _top_k(counts64, min(heavy_hitters, unique))
         hh_counts = counts64[hh_rows]
         cdf_y = _cdf_from_sorted(sorted_desc, num_rows, L)
         sketch, unique_err, extra = None, 0.0, {}

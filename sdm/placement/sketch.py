@@ -63,23 +63,33 @@ class CountMinSketch:
     def memory_bytes(self) -> int:
         return int(self.table.nbytes)
 
-    def _buckets(self, ids: np.ndarray, d: int) -> np.ndarray:
-        h = splitmix64(np.asarray(ids, dtype=np.int64).view(np.uint64) ^ np.uint64((_SALT * (d + 1 + self.seed)) & _MASK64))
+    def _hashes(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Two independent 64-bit hashes; row d uses h1 + d * h2 (Kirsch & Mitzenmacher 2006), which
+        # keeps count-min's guarantees while hashing each id twice instead of `depth` times.
+        x = np.asarray(ids, dtype=np.int64).view(np.uint64)
+        h1 = splitmix64(x ^ np.uint64((_SALT * (1 + self.seed)) & _MASK64))
+        h2 = splitmix64(x ^ np.uint64((_SALT * (7919 + self.seed)) & _MASK64)) | np.uint64(1)
+        return h1, h2
+
+    def _bucket(self, h1: np.ndarray, h2: np.ndarray, d: int) -> np.ndarray:
+        h = h1 + h2 * np.uint64(d) if d else h1
         return (h >> np.uint64(64 - self.width_log2)).astype(np.int64)
 
     def add(self, ids: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
+        h1, h2 = self._hashes(ids)
         for d in range(self.depth):
-            counts = np.bincount(self._buckets(ids, d), minlength=self.width)
+            counts = np.bincount(self._bucket(h1, h2, d), minlength=self.width)
             # saturate instead of wrapping: an estimate must never fall below the true count
             self.table[d] = np.minimum(self.table[d].astype(np.int64) + counts, np.iinfo(np.uint32).max)
         self.total += int(ids.size)
 
     def query(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
+        h1, h2 = self._hashes(ids)
         est = np.full(ids.size, np.iinfo(np.int64).max, dtype=np.int64)
         for d in range(self.depth):
-            np.minimum(est, self.table[d][self._buckets(ids, d)], out=est)
+            np.minimum(est, self.table[d][self._bucket(h1, h2, d)], out=est)
         return est
 
     @property
@@ -99,7 +109,7 @@ class HeavyHitters:
 
     def add(self, ids: np.ndarray) -> None:
         self.sketch.add(ids)
-        cand = np.union1d(self.rows, np.unique(np.asarray(ids, dtype=np.int64)))
+        cand = sorted_unique(np.concatenate([self.rows, np.asarray(ids, dtype=np.int64)]))
         est = self.sketch.query(cand)
         if cand.size > self.k:
             keep = np.argpartition(-est, self.k - 1)[: self.k]
@@ -109,6 +119,14 @@ class HeavyHitters:
 
     def counts(self) -> np.ndarray:
         return self.sketch.query(self.rows)
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """np.unique by sort + mask: several times faster than numpy 2's hash-based unique on ids."""
+    a = np.sort(a)
+    if a.size:
+        a = a[np.concatenate([[True], a[1:] != a[:-1]])]
+    return a
 
 
 @dataclass

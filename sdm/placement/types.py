@@ -5,7 +5,7 @@ partition rows onto tiers and cards, report. Each stage is a `Protocol`, so any 
 replaced without touching the others (see `sdm.placement.planner` for the default pipeline).
 
 Data passed between stages is deliberately plain: per-table hotness is two numpy arrays (tracked
-row ids and their counts) plus an untracked tail, so profiles from exact counts, from sketches,
+row ids and their counts) plus untracked tail bands, so profiles from exact counts, from sketches,
 or from a 100M-lookup trace all look the same to a policy.
 """
 from __future__ import annotations
@@ -56,9 +56,11 @@ class TableHotness:
     """How often each row of one table is read, in a form that scales to billions of rows.
 
     `ids` (sorted, unique int64) are the rows tracked exactly with `counts` (float64 lookups).
-    The remaining `num_rows - len(ids)` rows share `tail_lookups` evenly (0 when the profile is
-    exact: untouched rows). A count-min/heavy-hitter profile maps onto this as heavy hitters +
-    tail, which is what bounds planner memory for huge tables.
+    The other `num_rows - len(ids)` rows (the untracked rows, in id order) form the tail, split
+    into `bands` of uniform density, hottest band first: band b is `bands[b, 0]` rows sharing
+    `bands[b, 1]` lookups evenly. Without bands the tail is one band of `tail_lookups` (0 when
+    the profile is exact: untouched rows). A count-min/heavy-hitter profile maps onto this as
+    heavy hitters + tail bands from its CDF, which bounds planner memory for huge tables.
     """
 
     name: str
@@ -67,6 +69,7 @@ class TableHotness:
     counts: np.ndarray
     tail_lookups: float = 0.0
     num_samples: int = 0               # samples (bags) in the profiled trace, for pooling factor
+    bands: np.ndarray | None = None    # [n_bands, 2]: (rows, lookups), decreasing density
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids, dtype=np.int64)
@@ -81,6 +84,16 @@ class TableHotness:
                 raise InvalidInputError(f"table {self.name!r}: hotness ids must be sorted and unique")
         if np.any(self.counts < 0) or self.tail_lookups < 0:
             raise InvalidInputError(f"table {self.name!r}: counts must be >= 0")
+        untracked = self.num_rows - self.ids.size
+        if self.bands is None:
+            self.bands = np.array([[untracked, self.tail_lookups]], dtype=np.float64)
+        else:
+            self.bands = np.asarray(self.bands, dtype=np.float64).reshape(-1, 2)
+            if np.any(self.bands < 0) or int(self.bands[:, 0].sum()) != untracked:
+                raise InvalidInputError(
+                    f"table {self.name!r}: tail bands must be >= 0 and cover the {untracked} untracked rows "
+                    f"(they cover {int(self.bands[:, 0].sum())})")
+            self.tail_lookups = float(self.bands[:, 1].sum())
 
     @classmethod
     def from_counts(cls, name: str, counts: np.ndarray, num_samples: int = 0) -> "TableHotness":
@@ -100,6 +113,51 @@ class TableHotness:
         ids, counts = np.unique(row_ids, return_counts=True)
         return cls(name, int(num_rows), ids, counts.astype(np.float64), 0.0, num_samples)
 
+    @classmethod
+    def zipf(cls, name: str, num_rows: int, lookups: float, alpha: float, tracked: int = 4096,
+             num_samples: int = 0) -> "TableHotness":
+        """Expected counts of a Zipf(alpha) table (rank = row id): the top `tracked` rows exactly,
+        the rest as geometric bands of ranks [2^j, 2^(j+1)) (midpoint-rule integrals)."""
+        def integral(a, b):                      # sum of x^-alpha over ranks a..b-1, 1-based
+            a, b = np.asarray(a, np.float64) - 0.5, np.asarray(b, np.float64) - 0.5
+            if abs(alpha - 1.0) < 1e-9:
+                return np.log(b / a)
+            return (b ** (1 - alpha) - a ** (1 - alpha)) / (1 - alpha)
+        k = min(int(tracked), int(num_rows))
+        head = np.arange(1, k + 1, dtype=np.float64) ** -alpha
+        edges = np.unique(np.r_[k + 1, np.minimum(2 ** np.arange(int(np.log2(max(k, 1))) + 1, 64), num_rows + 1)
+                                .astype(np.float64), num_rows + 1])
+        edges = edges[edges >= k + 1]
+        band_sum = integral(edges[:-1], edges[1:]) if edges.size > 1 else np.zeros(0)
+        norm = head.sum() + band_sum.sum()
+        bands = np.stack([np.diff(edges), band_sum / norm * lookups], axis=1) if edges.size > 1 else None
+        return cls(name, int(num_rows), np.arange(k), head / norm * lookups, 0.0, num_samples, bands)
+
+    def good_turing(self, max_count: int = 8) -> "TableHotness":
+        """Counts adjusted for predicting *future* reads from a finite sample (Good-Turing).
+
+        A row read k times in the sample is expected to be read k* = (k+1) N(k+1) / N(k) times in
+        a sample of the same size (N(k): rows read exactly k times), for k <= max_count where those
+        frequencies of frequencies are well estimated; the mass N(1) moves to the rows never seen
+        (the tail). Raw counts predict a replay of the same trace exactly but overstate what rows
+        picked as hot will get next time; these do not (tests/test_placement_predict.py).
+        """
+        if self.tail_lookups > 0 or self.counts.size == 0:
+            return self                    # already a sketch-style profile, or nothing to adjust
+        k = np.rint(self.counts).astype(np.int64)
+        nk = np.bincount(k, minlength=max_count + 2).astype(np.float64)
+        adj = self.counts.copy()
+        small = k <= max_count
+        ks = k[small]
+        ok = nk[ks + 1] > 0
+        star = np.where(ok, (ks + 1) * nk[np.minimum(ks + 1, nk.size - 1)] / np.maximum(nk[ks], 1), ks)
+        adj[small] = star
+        unseen = float(nk[1]) if self.tail_rows > 0 else 0.0
+        # keep the total: scale adjusted counts so that adjusted + unseen mass = observed lookups
+        total = float(self.counts.sum())
+        adj *= (total - unseen) / max(float(adj.sum()), 1e-300)
+        return TableHotness(self.name, self.num_rows, self.ids, adj, unseen, self.num_samples)
+
     @property
     def total_lookups(self) -> float:
         return float(self.counts.sum()) + self.tail_lookups
@@ -109,12 +167,28 @@ class TableHotness:
         return int(self.num_rows - self.ids.size)
 
     @property
-    def tail_count_per_row(self) -> float:
-        return self.tail_lookups / self.tail_rows if self.tail_rows else 0.0
+    def band_rows(self) -> np.ndarray:
+        return self.bands[:, 0].astype(np.int64)
+
+    @property
+    def band_count_per_row(self) -> np.ndarray:
+        """Lookups per row in each tail band."""
+        r = self.bands[:, 0]
+        return np.divide(self.bands[:, 1], r, out=np.zeros_like(r), where=r > 0)
+
+    @property
+    def band_bounds(self) -> np.ndarray:
+        """Band b covers untracked positions [bounds[b], bounds[b + 1]) (untracked rows in id order)."""
+        return np.r_[0, np.cumsum(self.band_rows)]
+
+    def untracked_position(self, row_ids: np.ndarray) -> np.ndarray:
+        """Rank of a row among the untracked rows (valid for untracked rows and range ends)."""
+        row_ids = np.asarray(row_ids, dtype=np.int64)
+        return row_ids - np.searchsorted(self.ids, row_ids, side="left")
 
     @property
     def memory_bytes(self) -> int:
-        return int(self.ids.nbytes + self.counts.nbytes)
+        return int(self.ids.nbytes + self.counts.nbytes + self.bands.nbytes)
 
 
 @dataclass

@@ -23,7 +23,8 @@ import os
 import platform
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +44,14 @@ def open_direct(path: str | os.PathLike, *, write: bool = False, create: bool = 
     because then the page cache serves SCM reads and measured SCM times are really DRAM times.
     """
     flags = (os.O_RDWR if write else os.O_RDONLY) | (os.O_CREAT if create else 0)
+    fs = filesystem_type(path)
+    if fs in RAM_FILESYSTEMS:  # Linux >= 6.6 tmpfs accepts O_DIRECT, but the data is still in RAM
+        warnings.warn(
+            f"{path}: on {fs}, so the data lives in RAM; measured SCM read times are DRAM times and "
+            "the device model is the only honest SCM figure",
+            DirectIOWarning,
+            stacklevel=2,
+        )
     try:
         return os.open(path, flags | os.O_DIRECT, 0o644), True
     except OSError as exc:
@@ -55,6 +64,25 @@ def open_direct(path: str | os.PathLike, *, write: bool = False, create: bool = 
         stacklevel=2,
     )
     return os.open(path, flags, 0o644), False
+
+
+RAM_FILESYSTEMS = ("tmpfs", "ramfs")
+
+
+def filesystem_type(path: str | os.PathLike) -> str | None:
+    """Filesystem type of `path` from /proc/self/mounts (longest mount-point prefix), or None."""
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split()[1:3] for line in f]
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    best, kind = "", None
+    for mnt, fs in mounts:
+        mnt = mnt.replace("\\040", " ")
+        if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+            best, kind = mnt, fs
+    return kind
 
 
 def aligned_empty(nbytes: int, align: int = BUFFER_ALIGN_BYTES) -> np.ndarray:
@@ -120,12 +148,18 @@ class ShortReadError(OSError):
 
 
 class Reader(Protocol):
-    """Reads `lengths[i]` bytes at `offsets[i]` of `fd` into `buf[i*stride:]`, `queue_depth` in flight."""
+    """Reads `lengths[i]` bytes at `offsets[i]` of `fd` into `buf[i*stride:]`, `queue_depth` in flight.
+
+    `on_complete(indices)` is called with indices of reads that have landed in full (every index
+    exactly once), so callers can check them while later reads are still in flight; an exception it
+    raises aborts the batch and propagates.
+    """
 
     queue_depth: int
     name: str
 
-    def read(self, fd: int, offsets: np.ndarray, lengths: np.ndarray, buf: np.ndarray, stride: int) -> None: ...
+    def read(self, fd: int, offsets: np.ndarray, lengths: np.ndarray, buf: np.ndarray, stride: int,
+             on_complete: Callable[[np.ndarray], None] | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -139,7 +173,11 @@ def _short_read(fd: int, offset: int, want: int, got: int) -> ShortReadError:
 
 
 class ThreadReader:
-    """`queue_depth` threads, each looping `os.preadv` over an interleaved share of the batch."""
+    """`queue_depth` threads, each looping `os.preadv` over an interleaved share of the batch.
+
+    The pool is shared by concurrent callers, so `queue_depth` bounds the reads in flight per reader
+    (per store); the AIO reader bounds them per call instead.
+    """
 
     name = "threads"
 
@@ -147,10 +185,17 @@ class ThreadReader:
         self.queue_depth = int(queue_depth)
         self._pool = ThreadPoolExecutor(self.queue_depth, thread_name_prefix="sdm-scm-read")
 
-    def read(self, fd: int, offsets: np.ndarray, lengths: np.ndarray, buf: np.ndarray, stride: int) -> None:
+    def read(self, fd: int, offsets: np.ndarray, lengths: np.ndarray, buf: np.ndarray, stride: int,
+             on_complete: Callable[[np.ndarray], None] | None = None) -> None:
         n = len(offsets)
         if n == 0:
             return
+        self._read(fd, offsets, lengths, buf, stride)
+        if on_complete is not None:
+            on_complete(np.arange(n))
+
+    def _read(self, fd: int, offsets: np.ndarray, lengths: np.ndarray, buf: np.ndarray, stride: int) -> None:
+        n = len(offsets)
         mv = memoryview(buf)
         offs = offsets.tolist()
         lens = lengths.tolist()
@@ -165,7 +210,9 @@ class ThreadReader:
         if workers == 1:
             work(0)
             return
-        for fut in [self._pool.submit(work, k) for k in range(workers)]:
+        futs = [self._pool.submit(work, k) for k in range(workers)]
+        wait(futs)  # all of them, even after a failure: none may write into `buf` once we return
+        for fut in futs:
             fut.result()
 
     def close(self) -> None:
@@ -191,7 +238,9 @@ class AioReader:
     """Linux kernel AIO through raw syscalls; one submitting thread keeps `queue_depth` reads in flight.
 
     Each concurrent caller takes its own AIO context from a small pool, so readers in several threads
-    never steal each other's completions.
+    never steal each other's completions; they share one budget of `queue_depth` reads in flight, so
+    the depth is per reader (per store), as with `ThreadReader`, and overlapping callers keep the
+    device queue full across each other's batch boundaries.
     """
 
     name = "aio"
@@ -207,6 +256,8 @@ class AioReader:
         self._free: list[int] = []
         self._all: list[int] = []
         self._lock = threading.Lock()
+        self._budget = threading.Condition(threading.Lock())
+        self._in_flight = 0  # reads in flight over all callers, <= queue_depth
         self._release(self._acquire())  # fail now, not on the first read, if AIO is unavailable
 
     def _acquire(self) -> int:
@@ -225,7 +276,8 @@ class AioReader:
         with self._lock:
             self._free.append(ctx)
 
-    def read(self, fd: int, offsets: np.ndarray, lengths: np.ndarray, buf: np.ndarray, stride: int) -> None:
+    def read(self, fd: int, offsets: np.ndarray, lengths: np.ndarray, buf: np.ndarray, stride: int,
+             on_complete: Callable[[np.ndarray], None] | None = None) -> None:
         n = len(offsets)
         if n == 0:
             return
@@ -245,12 +297,22 @@ class AioReader:
         syscall, submit, getevents = self._libc.syscall, self._submit, self._getevents
         c_ctx, c_one, c_qd = ctypes.c_ulong(ctx), ctypes.c_long(1), ctypes.c_long(qd)
         pbase, ebase, esize = ptrs.ctypes.data, events.ctypes.data, IO_EVENT_DTYPE.itemsize
-        submitted = done = 0
+        submitted = done = checked = 0
+        step = max(2 * qd, 64)  # completions per on_complete call: few calls, still overlapped
+        budget = self._budget
         try:
             while done < n:
-                room = min(qd - (submitted - done), n - submitted)
+                room = 0
+                if submitted < n:
+                    with budget:  # take free slots of the shared budget; wait only if we hold none
+                        while (room := min(qd - self._in_flight, n - submitted)) <= 0 and submitted == done:
+                            budget.wait()
+                        room = max(room, 0)
+                        self._in_flight += room
                 if room > 0:
                     r = syscall(submit, c_ctx, ctypes.c_long(room), ctypes.c_void_p(pbase + 8 * submitted))
+                    with budget:
+                        self._in_flight -= room - max(r, 0)
                     if r < 0:
                         err = ctypes.get_errno()
                         if err != errno.EAGAIN or submitted == done:
@@ -265,11 +327,29 @@ class AioReader:
                         continue
                     raise OSError(err, f"io_getevents failed: {os.strerror(err)}")
                 done += r
+                with budget:
+                    self._in_flight -= r
+                    budget.notify_all()
+                if on_complete is not None and (done - checked >= step or done == n):
+                    # Hand finished reads over in slices, while the queue is still full, so
+                    # checksumming overlaps the device time instead of following it.
+                    idx = self._check(fd, events[checked:done], offsets, lengths)
+                    checked = done
+                    on_complete(idx)
         except BaseException:
             # Reads still in flight write into `buf`; drop the context (io_destroy waits for them).
             self._destroy_ctx(ctx)
+            with budget:
+                self._in_flight -= submitted - done
+                budget.notify_all()
             raise
         self._release(ctx)
+        if on_complete is None:
+            self._check(fd, events, offsets, lengths)
+
+    @staticmethod
+    def _check(fd: int, events: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Indices of the completed reads in `events`, after checking each returned its full length."""
         idx = events["data"].astype(np.int64)
         bad = np.flatnonzero(events["res"] != lengths[idx])
         if len(bad):
@@ -277,6 +357,7 @@ class AioReader:
             if res < 0:
                 raise OSError(-res, f"AIO read at offset {int(offsets[i])} failed: {os.strerror(-res)}")
             raise _short_read(fd, int(offsets[i]), int(lengths[i]), res)
+        return idx
 
     def _destroy_ctx(self, ctx: int) -> None:
         self._libc.syscall(self._destroy, ctypes.c_ulong(ctx))

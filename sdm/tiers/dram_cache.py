@@ -13,6 +13,10 @@ mark used by inserts), within the 16-byte budget. `capacity_bytes` covers data +
 
 Thread safety: callers hold `cache.lock` around probe/insert and while reading `data` at slots
 they probed (an insert may overwrite any unprotected slot).
+
+Direct layout: when the budget covers the whole table (and layout="auto"), row r simply lives in
+slot r (num_sets = num_rows, one way): a probe is one compare, nothing is ever evicted, and once
+every row is resident (`complete`) a lookup pools straight from `data` with the ids as they are.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ def _set_of(ids, num_sets, direct):
     out = np.empty(ids.shape[0], np.int64)
     for i in range(ids.shape[0]):
         if direct:
-            out[i] = ids[i] % num_sets
+            out[i] = ids[i]
         else:
             h = np.uint64(ids[i]) * np.uint64(0x9E3779B97F4A7C15)
             out[i] = np.int64((h >> np.uint64(32)) % np.uint64(num_sets))
@@ -48,7 +52,7 @@ def _probe(tags, ids, num_sets, direct):
     for i in range(ids.shape[0]):
         x = ids[i]
         if direct:
-            s = x % num_sets
+            s = x
         else:
             h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
             s = np.int64((h >> np.uint64(32)) % np.uint64(num_sets))
@@ -74,6 +78,7 @@ class DramCache:
         policy: str | CachePolicy = "lru",
         hot_ids: np.ndarray | None = None,
         table: str = "?",
+        layout: str = "auto",
     ):
         if capacity_bytes < 0:
             raise InvalidInputError(f"table {table!r}: DRAM cache capacity must be >= 0 bytes, got {capacity_bytes}")
@@ -83,13 +88,15 @@ class DramCache:
         self.num_rows = int(num_rows)
         self.row_bytes = row_width * torch.empty(0, dtype=dtype).element_size()
         rows = int(capacity_bytes) // (self.row_bytes + INDEX_BYTES_PER_ROW)
-        full_sets = -(-self.num_rows // ways)
-        # A budget that covers the whole table maps row r to set r % num_sets: every row has a
-        # slot, no hash collisions. Otherwise rows hash over the sets.
-        self.direct = rows >= full_sets * ways
+        if layout not in ("auto", "hashed"):
+            raise InvalidInputError(f"table {table!r}: layout must be 'auto' or 'hashed', got {layout!r}")
+        # A budget that covers the whole table needs no associativity: row r lives in slot r
+        # (one way per set, set = id), so a probe is one compare and nothing is ever evicted.
+        self.direct = layout == "auto" and rows >= self.num_rows
         if self.direct:
-            self.ways, self.num_sets = ways, full_sets
+            self.ways, self.num_sets = 1, self.num_rows
         else:
+            rows = min(rows, self.num_rows)
             self.ways = max(1, min(ways, rows))
             self.num_sets = rows // self.ways
         self.capacity_rows = self.num_sets * self.ways
@@ -99,8 +106,9 @@ class DramCache:
         self.tags = np.full(shape if self.capacity_rows else (0, self.ways), -1, dtype=np.int64)
         self.score = np.zeros(self.tags.shape, dtype=np.int32)
         self._mark = np.zeros(self.tags.size, dtype=np.bool_)
-        self.data = torch.empty((self.capacity_rows, row_width), dtype=dtype)
+        self.data = torch.zeros((self.capacity_rows, row_width), dtype=dtype)
         self.lock = threading.RLock()
+        self._resident = 0
         self.stamp = 0  # batch counter for recency
         if self.policy.name == "static" and hot_ids is not None and self.capacity_rows:
             self._static_ids = np.asarray(hot_ids, dtype=np.int64)
@@ -115,7 +123,12 @@ class DramCache:
 
     @property
     def resident_rows(self) -> int:
-        return int((self.tags >= 0).sum())
+        return self._resident
+
+    @property
+    def complete(self) -> bool:
+        """Every row of the table is cached in the direct layout: row r is at slot r."""
+        return self.direct and self._resident == self.num_rows
 
     def contents(self) -> np.ndarray:
         """Sorted ids of the cached rows (a copy; for tests and reports)."""
@@ -128,8 +141,8 @@ class DramCache:
         return _probe(self.tags, np.ascontiguousarray(ids, dtype=np.int64), self.num_sets, self.direct)
 
     def touch(self, slots: np.ndarray) -> None:
-        """Tell the policy these slots were read by one batch."""
-        if len(slots):
+        """Tell the policy these slots were read by one batch (moot in the direct layout: no evictions)."""
+        if len(slots) and not self.direct:
             self.stamp += 1
             self.policy.on_hit(self.score.reshape(-1), slots, self.stamp)
 
@@ -170,6 +183,7 @@ class DramCache:
         way = victims[set_row[ok], rank[ok]]
         slots = sets[ok] * self.ways + way
         placed = cand[ok]
+        self._resident += int((self.tags.reshape(-1)[slots] < 0).sum())
         self.tags.reshape(-1)[slots] = ids[placed]
         self.stamp += 1
         self.policy.on_insert(self.score.reshape(-1), slots, self.stamp)
@@ -182,3 +196,4 @@ class DramCache:
         with self.lock:
             self.tags.fill(-1)
             self.score.fill(0)
+            self._resident = 0

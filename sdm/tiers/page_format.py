@@ -38,14 +38,19 @@ def pack_rows(rows: np.ndarray, rows_per_page: int, page_bytes: int) -> np.ndarr
     k, row_bytes = rows.shape
     npages = -(-k // rows_per_page)
     pages = np.zeros((npages, page_bytes), dtype=np.uint8)
-    body = pages[:, : rows_per_page * row_bytes].reshape(npages * rows_per_page, row_bytes)
-    body[:k] = rows
+    slots = page_rows(pages, rows_per_page, row_bytes)
+    full = k // rows_per_page
+    slots[:full] = rows[: full * rows_per_page].reshape(full, rows_per_page, row_bytes)
+    if full < npages:
+        slots[full, : k - full * rows_per_page] = rows[full * rows_per_page :]
     return pages
 
 
 def page_rows(pages: np.ndarray, rows_per_page: int, row_bytes: int) -> np.ndarray:
-    """View [n, page_bytes] pages as [n, rows_per_page, row_bytes] (no copy)."""
-    return pages[:, : rows_per_page * row_bytes].reshape(len(pages), rows_per_page, row_bytes)
+    """A writable view of [n, page_bytes] pages as [n, rows_per_page, row_bytes] (never a copy)."""
+    return np.lib.stride_tricks.as_strided(
+        pages, shape=(len(pages), rows_per_page, row_bytes), strides=(pages.strides[0], row_bytes, 1)
+    )
 
 
 def encode_pages(pages: np.ndarray, *, compression: str | None, align: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,13 +91,16 @@ def encode_pages(pages: np.ndarray, *, compression: str | None, align: int) -> t
     return np.frombuffer(b"".join(parts), dtype=np.uint8), entries
 
 
-def bad_page(buf: np.ndarray, stride: int, entries: np.ndarray) -> int:
-    """Index of the first page in `buf` (page i at buf[i*stride:]) whose checksum fails, or -1."""
+def bad_page(buf: np.ndarray, stride: int, entries: np.ndarray, which: np.ndarray | None = None) -> int:
+    """First page index i (of `which`, default all) whose stored bytes at buf[i*stride:] fail the
+    checksum in entries[i], or -1."""
     mv = memoryview(buf)
-    lens = entries["length"].tolist()
-    sums = entries["checksum"].tolist()
-    for i, (n, s) in enumerate(zip(lens, sums)):
-        if checksum(mv[i * stride : i * stride + n]) != s:
+    idx = np.arange(len(entries)) if which is None else np.asarray(which)
+    sel = entries[idx]
+    digest = xxhash.xxh3_64_intdigest
+    for i, n, s in zip(idx.tolist(), sel["length"].tolist(), sel["checksum"].tolist()):
+        start = i * stride
+        if digest(mv[start : start + n]) != s:
             return i
     return -1
 

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from ..errors import CorruptionError, InvalidInputError, StoreFormatError
 from .clock import Clock
-from .direct_io import aligned_empty, drop_cached, make_reader, open_direct, probe_io_align
+from .direct_io import ENGINES, aligned_empty, drop_cached, make_reader, open_direct, probe_io_align
 from .page_format import (
     COMPRESSIONS,
     bad_page,
@@ -107,6 +107,18 @@ def _resolve_device(dev):
     raise InvalidInputError(f"device must be a preset name or a DeviceSpec, got {type(dev).__name__}")
 
 
+def _stored_device(settings: dict):
+    """The device the store was created with (overrides included), else the preset of that name."""
+    from .devices import DeviceSpec
+
+    if "device_spec" in settings:
+        try:
+            return DeviceSpec(**settings["device_spec"])
+        except (TypeError, InvalidInputError):  # fields changed since; fall back to the preset
+            pass
+    return _resolve_device(settings["device"])
+
+
 class PageStore:
     """Embedding tables on disk, read with O_DIRECT by page. Use `create` or `open`; a context manager."""
 
@@ -118,10 +130,10 @@ class PageStore:
         self.page_bytes: int = settings["page_bytes"]
         self.io_align_bytes: int = settings["io_align_bytes"]
         self.compression: str | None = settings["compression"]
-        self.device = _resolve_device(device if device is not None else settings["device"])
-        if isinstance(queue_depth, bool) or not isinstance(queue_depth, (int, np.integer)) or queue_depth < 1:
-            raise InvalidInputError(f"queue_depth must be an integer >= 1, got {queue_depth!r}")
-        self.queue_depth = int(queue_depth)
+        self.device = _resolve_device(device) if device is not None else _stored_device(settings)
+        self.queue_depth = _check_queue_depth(queue_depth)
+        if engine not in ENGINES:
+            raise InvalidInputError(f"unknown I/O engine {engine!r}; expected one of {ENGINES}")
         self.clock = clock
         self._reader = make_reader(engine, self.queue_depth)
         self._tables: dict[str, _Table] = {}
@@ -130,8 +142,14 @@ class PageStore:
         self._write_lock = threading.Lock()
         self._closed = False
         self.direct_io = True
-        self._recover()
-        self._load_tables()
+        try:
+            self._recover()
+            self._load_tables()
+        except BaseException:
+            self._reader.close()
+            for t in self._tables.values():
+                os.close(t.fd)
+            raise
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
@@ -147,6 +165,9 @@ class PageStore:
             raise InvalidInputError(f"unknown compression {compression!r}; expected one of {COMPRESSIONS}")
         spec = _resolve_device(device)
         clock = cls._make_clock(clock, inject)
+        _check_queue_depth(queue_depth)
+        if engine not in ENGINES:
+            raise InvalidInputError(f"unknown I/O engine {engine!r}; expected one of {ENGINES}")
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise InvalidInputError(f"{path}: exists and is not an empty directory; use PageStore.open for a store")
         os.makedirs(os.path.join(path, DATA_DIR), exist_ok=True)
@@ -155,6 +176,7 @@ class PageStore:
             "io_align_bytes": probe_io_align(os.path.join(path, DATA_DIR)),
             "compression": compression,
             "device": spec.name,
+            "device_spec": spec.to_dict(),  # the configured medium, overrides included
         }
         meta = StoreMeta(path, create=True)
         meta.init_store(settings)
@@ -272,13 +294,16 @@ class PageStore:
         offsets = ent["offset"].astype(np.int64)
         stride = t.rec.page_bytes
         buf = self._buffer(len(pages) * stride)
-        self._reader.read(t.fd, offsets, lengths, buf, stride)
-        bad = bad_page(buf, stride, ent)
-        if bad >= 0:
-            raise CorruptionError(
-                f"table {t.rec.name!r}: page {int(pages[bad])} failed its xxh3_64 checksum "
-                f"(file {os.path.join(self.path, t.rec.data_file)}, offset {int(offsets[bad])})"
-            )
+
+        def verify(done: np.ndarray) -> None:  # runs while later reads are still in flight
+            bad = bad_page(buf, stride, ent, done)
+            if bad >= 0:
+                raise CorruptionError(
+                    f"table {t.rec.name!r}: page {int(pages[bad])} failed its xxh3_64 checksum "
+                    f"(file {os.path.join(self.path, t.rec.data_file)}, offset {int(offsets[bad])})"
+                )
+
+        self._reader.read(t.fd, offsets, lengths, buf, stride, verify)
         return decode_pages(buf, stride, ent, t.rec.page_bytes), int(lengths.sum())
 
     # ---- writes --------------------------------------------------------------------------------
@@ -520,6 +545,12 @@ class PageStore:
         if slot_of is not None and rec.num_rows < 2**31:
             slot_of = slot_of.astype(np.int32)  # half the index memory for tables under 2^31 rows
         self._tables[rec.name] = _Table(rec, page_table, slot_of, fd, np.dtype(rec.dtype))
+
+
+def _check_queue_depth(queue_depth) -> int:
+    if isinstance(queue_depth, bool) or not isinstance(queue_depth, (int, np.integer)) or queue_depth < 1:
+        raise InvalidInputError(f"queue_depth must be an integer >= 1, got {queue_depth!r}")
+    return int(queue_depth)
 
 
 def _pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:

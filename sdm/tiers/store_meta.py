@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import lmdb
 import numpy as np
 
-from ..errors import StoreFormatError
+from ..errors import InvalidInputError, StoreFormatError
 from .page_format import PAGE_ENTRY_DTYPE
 
 FORMAT_VERSION = 1
@@ -76,6 +76,9 @@ class StoreMeta:
             self.env = lmdb.open(meta, map_size=MAP_SIZE_BYTES, subdir=True, create=create,
                                  max_dbs=0, sync=True, metasync=True, readahead=False)
         except lmdb.Error as exc:
+            if "already open in this process" in str(exc):
+                raise InvalidInputError(f"{self.store_dir}: store is already open in this process; "
+                                        "share that PageStore (it is thread-safe)") from exc
             raise StoreFormatError(f"{self.store_dir}: cannot open store metadata: {exc}") from exc
         if not create:
             with self.env.begin() as txn:

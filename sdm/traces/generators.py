@@ -323,6 +323,12 @@ def _sift(heap, key, i, size):  # pragma: no cover - compiled
         i = best
 
 
+def production_scrambler(num_rows: int, table: int, seed: int) -> Scrambler:
+    """rank -> row id map of table `table` in `production_trace(seed=seed)`: the persistent
+    (hot) row of rank k is `production_scrambler(...)(k)` in every batch."""
+    return Scrambler(num_rows, seed * 1_000_003 + table)
+
+
 def production_trace(
     num_rows: int | str | Sequence[int],
     num_batches: int,
@@ -370,7 +376,7 @@ def production_trace(
     if L <= 0:
         raise InvalidInputError("production_trace: pooling * batch_size gives no lookups")
     capacity = np.array(rows, dtype=np.int64)
-    scramblers = [Scrambler(rows[t], seed * 1_000_003 + t) for t in range(T)]
+    scramblers = [production_scrambler(rows[t], t, seed) for t in range(T)]
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     per_table_idx: list[list[np.ndarray]] = [[] for _ in range(T)]
     per_table_len: list[list[np.ndarray]] = [[] for _ in range(T)]
@@ -422,7 +428,7 @@ def production_trace(
                            ^ np.uint64(seed * 0x9E3779B1 + b))
             grouped = rng.random(occ_id.size) < coaccess_strength
             key = np.where(grouped, unit_float(h), key)
-        order = np.lexsort((key, occ_table))
+        order = np.argsort(occ_table + key)  # by table, then random key in [0, 1): one float sort
         occ_id = occ_id[order]
         per_t = np.bincount(occ_table, minlength=T)
         cut = offsets_of(per_t)

@@ -1,0 +1,91 @@
+"""`sdm-plan compare`: one model and trace on several hardware configurations, side by side.
+
+    sdm-plan compare --model model.toml --trace t.npz --hardware host-dram,host-nand,host-3dxp --qps 5000
+
+Each configuration is planned (DRAM-only ones are sharded over as many servers as the model needs),
+then a fleet is sized for the model and the QPS target; savings are against the first configuration
+(or the one named by --baseline).
+"""
+from __future__ import annotations
+
+import json
+
+from ..errors import InfeasibleError, InvalidInputError
+from .plan_cmd import add_common, dram_curve, load_hardware, load_hotness, options_from_args, split_sets
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="latency, QPS, watts, $ and savings of several hardware configs",
+                              description="Plan one model on several hardware configurations and compare fleets.")
+    add_common(p)
+    p.add_argument("--hardware", default="host-dram,host-nand,host-3dxp",
+                   help="comma list of presets or TOML files (default host-dram,host-nand,host-3dxp)")
+    p.add_argument("--baseline", help="configuration savings are measured against (default: the first)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..placement import report
+    from ..placement.fleet import ServerProfile, savings, size_fleet
+    from ..placement.model_spec import load_model
+    from ..placement.planner import plan_model
+
+    model = load_model(args.model)
+    hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)
+    names = [h.strip() for h in args.hardware.split(",") if h.strip()]
+    if not names:
+        raise InvalidInputError("--hardware: give at least one configuration")
+    hws = [load_hardware(n, hw_sets) for n in names]
+    hot = load_hotness(model, args)
+    opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
+    opts.shard = True
+    results, curves, failed = [], {}, []
+    for hw in hws:
+        try:
+            res = plan_model(model.tables, hot, hw, opts, model.name)
+        except InfeasibleError as exc:
+            failed.append(f"{hw.name}: {exc}")
+            continue
+        server = ServerProfile.from_plan(res)
+        qps = args.qps or server.qps
+        fleet = size_fleet(server, model.size_bytes, qps, opts.cost)
+        results.append({"name": res.candidate.name, "hardware": hw.name, "latency_s": res.estimate.latency_s,
+                        "p99_latency_s": res.estimate.p99_latency_s, "qps_per_server": res.estimate.qps_per_server,
+                        "watts": res.estimate.watts, "capex_usd": res.estimate.capex_usd,
+                        "hit_rate": res.estimate.hit_rate, "shards": res.candidate.knobs.get("shards", 1),
+                        "meets_budget": (res.estimate.p99_latency_s if opts.workload.budget_on == "p99"
+                                         else res.estimate.latency_s) <= opts.workload.latency_budget_s,
+                        "fleet": fleet.as_dict(), "_fleet": fleet})
+        if args.plot:
+            curves[hw.name] = dram_curve(model, hot, hw, opts)
+    if not results:
+        raise InfeasibleError("no configuration could be planned: " + "; ".join(failed))
+    base_name = args.baseline or results[0]["hardware"]
+    base = next((r for r in results if base_name in (r["hardware"], r["name"])), None)
+    if base is None:
+        raise InvalidInputError(f"--baseline {base_name!r} is not among the planned configurations "
+                                f"{[r['hardware'] for r in results]}")
+    for r in results:
+        r["savings"] = savings(base["_fleet"], r["_fleet"])
+    for r in results:
+        r.pop("_fleet")
+    if args.plot:
+        report.plot(results, curves, args.plot)
+    if args.json:
+        print(json.dumps({"model": model.name, "model_bytes": model.size_bytes, "qps_target": args.qps,
+                          "baseline": base["hardware"], "configs": results, "failed": failed},
+                         indent=1, default=float))
+        return 0
+    qps_note = f"{args.qps:.0f} requests/s" if args.qps else "each config's own per-server QPS (give --qps)"
+    print(f"model {model.name!r}: {model.size_bytes / 1e9:.2f} GB, {len(model.tables)} tables; fleet for {qps_note}; "
+          f"savings vs {base['hardware']}")
+    print(report.table(report.compare_rows(results)))
+    for r in results:
+        if not r["meets_budget"]:
+            print(f"note: {r['name']} misses the {opts.workload.latency_budget_s * 1e3:.0f} ms "
+                  f"{opts.workload.budget_on} budget (p99 {r['p99_latency_s'] * 1e3:.1f} ms)")
+    for f in failed:
+        print(f"not planned: {f}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,216 @@
+"""What `sdm-plan plan/compare/explain` print: tier and table stats (like TorchRec's planner stats
+table, plus power and cost), comparisons with savings, explanations, and plots."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from .plan import Plan
+from .types import TIER_ORDER
+
+GB = 1e9
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Plain aligned text table (numbers right-aligned)."""
+    if not rows:
+        return "(none)"
+    cols = list(columns or rows[0].keys())
+    cells = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
+    width = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    num = [all(isinstance(r.get(c), (int, float)) for r in rows) for c in cols]
+    out = ["  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cols, width, num)).rstrip(),
+           "  ".join("-" * w for w in width)]
+    for row in cells:
+        out.append("  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, width, num)).rstrip())
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        if math.isinf(v) or math.isnan(v):
+            return str(v)
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def ms(x: float) -> str:
+    return f"{x * 1e6:.1f} us" if x < 1e-3 else f"{x * 1e3:.2f} ms"
+
+
+def tier_rows(plan: Plan) -> list[dict]:
+    s = plan.summary
+    rows = []
+    for t in plan.tiers:
+        name = t["tier"]
+        rows.append({
+            "tier": name, "device": t["device"], "cards": t["cards"] or "-",
+            "capacity_GB": t["capacity_bytes"] / GB, "used_GB": t["used_bytes"] / GB,
+            "used_%": 100.0 * t["used_bytes"] / t["capacity_bytes"] if t["capacity_bytes"] else 0.0,
+            "hit_%": 100.0 * (s["hit_rate"].get(name, 0.0) + (s["hit_rate"].get("dram_cache", 0.0) if name == "dram" else 0.0)),
+            "reads/req": s["reads_per_request"].get(name, 0.0),
+            "time/req": ms(s["tier_time_s"].get(name, 0.0)),
+            "min_density": t["density_threshold"] if t["density_threshold"] is not None else "-",
+        })
+    return rows
+
+
+def table_rows(plan: Plan, top: int | None = 20) -> list[dict]:
+    items = sorted(plan.tables.values(), key=lambda tp: -tp.explain.get("lookups", 0.0))
+    total = sum(tp.explain.get("lookups", 0.0) for tp in items) or 1.0
+    rows = []
+    for tp in items[: top or len(items)]:
+        h = tp.predicted_hit_rate
+        rows.append({
+            "table": tp.name, "rows": tp.num_rows, "dim": tp.dim, "fmt": tp.row_format,
+            "size_GB": tp.num_rows * tp.row_bytes / GB, "lookups_%": 100.0 * tp.explain.get("lookups", 0.0) / total,
+            "sram_rows": tp.rows_in("sram"), "lpddr_rows": tp.rows_in("lpddr"), "dram_rows": tp.rows_in("dram"),
+            "cache_MB": tp.dram_cache_bytes / 1e6,
+            "hit_accel_%": 100.0 * (h.get("sram", 0) + h.get("lpddr", 0)),
+            "hit_dram_%": 100.0 * (h.get("dram", 0) + h.get("dram_cache", 0)),
+            "scm_%": 100.0 * h.get("scm", 0), "layout": tp.page_layout,
+        })
+    return rows
+
+
+def power_cost_rows(summary: dict) -> list[dict]:
+    w = summary["watts_components"]
+    c = summary["capex_components"]
+    rows = [{"part": k, "idle_W": float(w[k][0]), "load_W": float(w[k][1]), "capex_$": float(c.get(k, 0.0))}
+            for k in w]
+    for k in c:
+        if k not in w:
+            rows.append({"part": k, "idle_W": 0.0, "load_W": 0.0, "capex_$": float(c[k])})
+    return rows
+
+
+def format_plan(plan: Plan, top: int | None = 20) -> str:
+    s = plan.summary
+    wl = s["workload"]
+    budget = wl["latency_budget_s"]
+    p99 = s["p99_latency_s"]
+    lines = [
+        f"plan: model {plan.model!r} ({s['model_bytes'] / GB:.2f} GB) on {s['candidate']!r}, policy {plan.policy}, "
+        f"objective {plan.objective}" + (f", {s['shards']} servers per replica" if s.get("shards", 1) > 1 else ""),
+        f"request of {wl['items_per_request']} items: mean {ms(s['latency_s'])}, p99 {ms(p99)} "
+        f"(budget {ms(budget)}: {'met' if p99 <= budget else 'MISSED by ' + ms(p99 - budget)}); "
+        f"{s['qps_per_server']:.0f} requests/s per server (limit: {min(s['qps_limits'], key=s['qps_limits'].get)})",
+        f"power {s['watts']:.0f} W under load, {s['watts_idle']:.0f} W idle; capex ${s['capex_usd']:,.0f}; "
+        f"energy ${s['energy_usd_per_year']:,.0f}/year",
+        "hit rates: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in s["hit_rate"].items() if v > 0 or k == "scm"),
+        "", "per tier:", table(tier_rows(plan)),
+        "", f"per table (top {min(top or len(plan.tables), len(plan.tables))} of {len(plan.tables)} by lookups):",
+        table(table_rows(plan, top)),
+        "", "power and cost per server:", table(power_cost_rows(s)),
+    ]
+    return "\n".join(lines)
+
+
+def compare_rows(results: Sequence[dict]) -> list[dict]:
+    return [{"config": r["name"], "servers": r["fleet"]["servers"], "bound_by": r["fleet"]["bound_by"],
+             "p99": ms(r["p99_latency_s"]), "qps/server": r["qps_per_server"],
+             "scm_%": 100.0 * r["hit_rate"].get("scm", 0.0),
+             "W/server": r["watts"], "fleet_kW": r["fleet"]["watts"] / 1e3,
+             "capex_k$": r["fleet"]["capex_usd"] / 1e3, "tco_k$": r["fleet"]["tco_usd"] / 1e3,
+             "power_save_%": 100.0 * r["savings"]["power"], "tco_save_%": 100.0 * r["savings"]["tco"]}
+            for r in results]
+
+
+def explain(plan: Plan, table_name: str) -> dict:
+    """Why rows of one table went where: its densities against the tier thresholds and capacities."""
+    tp = plan.table(table_name)
+    ex = tp.explain
+    tiers = {t["tier"]: t for t in plan.tiers}
+    out = {"table": tp.name, "policy": plan.policy, "rows": tp.num_rows, "row_bytes": tp.row_bytes,
+           "lookups": ex.get("lookups"), "table_density": ex.get("table_density"),
+           "hottest_row_density": ex.get("density_max"), "rows_by_tier": ex.get("rows_by_tier"),
+           "lookups_by_tier": ex.get("lookups_by_tier"), "predicted_hit_rate": tp.predicted_hit_rate,
+           "dram_cache_bytes": tp.dram_cache_bytes, "dram_cache_policy": tp.dram_cache_policy,
+           "page_layout": tp.page_layout, "backing_tier": tp.backing_tier,
+           "tiers": [{"tier": n, "capacity_bytes": t["capacity_bytes"], "used_bytes": t["used_bytes"],
+                      "density_threshold": t["density_threshold"]} for n, t in tiers.items()]}
+    reasons = []
+    if plan.policy == "row":
+        reasons.append("row-level policy: every tracked row of every table is ranked by access density "
+                       "(lookups per byte) and the ranking is cut against the tiers' capacities, fastest first.")
+        d = ex.get("density_max", 0.0)
+        for name in TIER_ORDER[:-1]:
+            t = tiers.get(name)
+            if t is None or name == tp.backing_tier:
+                continue
+            thr = t["density_threshold"]
+            n = ex.get("rows_by_tier", {}).get(name, 0)
+            full = t["used_bytes"] / t["capacity_bytes"] if t["capacity_bytes"] else 0
+            if thr is None:
+                reasons.append(f"{name}: nothing placed (no rows dense enough, or no capacity).")
+            else:
+                reasons.append(f"{name}: took rows with density >= {thr:.4g} lookups/B ({full:.0%} of "
+                               f"{t['capacity_bytes'] / GB:.3g} GB used); this table's hottest row has {d:.4g} "
+                               f"-> {n} of its rows there.")
+        reasons.append(f"{tp.backing_tier}: holds every row (the backing copy); rows below every threshold are "
+                       f"read from it" + (f" through a {tp.dram_cache_bytes / 1e6:.1f} MB share of the DRAM "
+                                          f"{tp.dram_cache_policy} cache." if tp.dram_cache_bytes else "."))
+    else:
+        kind = "in declared order, blind to hotness" if plan.policy == "baseline" else "by table density (lookups per byte)"
+        where = [p.tier + (f" card {p.card}" if p.card is not None else "") for p in tp.placements]
+        reasons.append(f"{plan.policy} policy: whole tables go to the fastest tier with room, {kind}; this "
+                       f"table has density {ex.get('table_density', 0):.4g} lookups/B and "
+                       f"{tp.num_rows * tp.row_bytes / GB:.3g} GB -> " + (", ".join(where) or tp.backing_tier) + ".")
+        for name, t in tiers.items():
+            if name != tp.backing_tier and t["density_threshold"] is not None:
+                reasons.append(f"{name}: lowest table density placed {t['density_threshold']:.4g}; "
+                               f"{t['used_bytes'] / GB:.3g} of {t['capacity_bytes'] / GB:.3g} GB used.")
+    out["reasons"] = reasons
+    return out
+
+
+def format_explain(e: dict) -> str:
+    lines = [f"table {e['table']!r}: {e['rows']:,} rows x {e['row_bytes']} B, {e['lookups']:,.0f} lookups profiled, "
+             f"table density {e['table_density']:.4g} lookups/B" +
+             (f", hottest row {e['hottest_row_density']:.4g} lookups/B" if e.get("hottest_row_density") else "")]
+    rows = []
+    for name, n in (e["rows_by_tier"] or {}).items():
+        rows.append({"tier": name, "rows": n, "lookups": float(e["lookups_by_tier"].get(name, 0.0)),
+                     "predicted_hit_%": 100.0 * (e["predicted_hit_rate"].get(name, 0.0)
+                                                 + (e["predicted_hit_rate"].get("dram_cache", 0.0) if name == "dram" else 0.0))})
+    if e["dram_cache_bytes"]:
+        rows.append({"tier": f"dram cache ({e['dram_cache_policy']})", "rows": "-", "lookups": "-",
+                     "predicted_hit_%": 100.0 * e["predicted_hit_rate"].get("dram_cache", 0.0)})
+    lines += [table(rows), "", "why:"] + [f"- {r}" for r in e["reasons"]]
+    lines.append(f"- SCM page layout: {e['page_layout']}")
+    return "\n".join(lines)
+
+
+def plot(results: Sequence[dict], curves: dict[str, list[tuple[float, float]]], path: str) -> None:
+    """Left: power vs p99 latency per configuration. Right: hit rate above SCM vs DRAM size."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for r in results:
+        a.scatter(r["p99_latency_s"] * 1e3, r["fleet"]["watts"] / 1e3)
+        a.annotate(r["name"], (r["p99_latency_s"] * 1e3, r["fleet"]["watts"] / 1e3), fontsize=8,
+                   xytext=(4, 4), textcoords="offset points")
+    a.set_xlabel("modelled p99 latency per request (ms)")
+    a.set_ylabel("fleet power (kW)")
+    a.set_title("power vs p99 latency")
+    a.grid(alpha=0.3)
+    for name, pts in curves.items():
+        if pts:
+            xs, ys = zip(*sorted(pts))
+            b.plot(xs, [100 * y for y in ys], marker="o", label=name)
+    b.set_xscale("log")
+    b.set_xlabel("host DRAM (GB)")
+    b.set_ylabel("lookups served above SCM (%)")
+    b.set_title("hit rate vs DRAM size")
+    b.grid(alpha=0.3)
+    if curves:
+        b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
