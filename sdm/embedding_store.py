@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -429,7 +428,12 @@ class EmbeddingStore:
         self = object.__new__(cls)
         self.path = path
         hw = hardware if hardware is not None else meta.get("hardware")
-        self.hardware, self.hardware_name = _resolve_hardware(hw) if hw is not None else (None, None)
+        try:
+            self.hardware, self.hardware_name = _resolve_hardware(hw) if hw is not None else (None, None)
+        except InvalidInputError as exc:
+            raise InvalidInputError(
+                f"{path}: stored hardware {hw!r} is not a preset ({exc}); pass hardware= (a HardwareSpec) to open"
+            ) from None
         self.queue_depth = int(queue_depth or meta["queue_depth"])
         self.page_bytes = int(meta["page_bytes"])
         self.ways = int(meta["ways"])

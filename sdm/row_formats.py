@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import InvalidInputError
-from .spec import ROW_FORMATS, row_bytes
+from .spec import ROW_FORMATS  # bytes per stored row: sdm.spec.row_bytes
 
 FP16_MAX = 65504.0
 
@@ -108,7 +108,3 @@ def error_bound(rows: np.ndarray, row_format: str) -> np.ndarray:
     scale = (hi.astype(np.float64) - lo) / 255.0
     mag = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64)
     return np.broadcast_to(scale / 2 + mag * 2.0**-20, x.shape)
-
-
-def stored_row_bytes(dim: int, row_format: str) -> int:
-    return row_bytes(dim, row_format)

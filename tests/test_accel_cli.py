@@ -49,3 +49,22 @@ def test_run_bad_input_is_a_clear_error(capsys):
     assert "no accelerator cards" in capsys.readouterr().err
     assert main(["run", "--model", "100-200:8", "--trace", "/nonexistent/trace.npz"]) == 1
     capsys.readouterr()
+
+
+def test_run_reads_a_trace_file_and_checks_it_against_the_model(tmp_path, capsys):
+    from sdm.traces.generators import zipf_trace
+    tr = zipf_trace([300, 40], 200, batch_size=50, pooling=2, seed=2)
+    tr.save(tmp_path / "t.npz")
+    assert main(["run", "--model", "300-40:8", "--trace", str(tmp_path / "t.npz"), "--json",
+                 "--hardware", "yosemite-v2-3dxp"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["requests"] == 4 and rep["platform"] == "yosemite-v2-3dxp"
+    assert main(["run", "--model", "300-40-7:8", "--trace", str(tmp_path / "t.npz")]) == 1
+    assert "has 2 tables, model has 3" in capsys.readouterr().err
+    assert main(["run", "--model", "200-40:8", "--trace", str(tmp_path / "t.npz")]) == 1
+    assert "300" in capsys.readouterr().err
+
+
+def test_run_refuses_a_model_too_big_to_execute(capsys):
+    assert main(["run", "--model", "600000000:64", "--trace", "zipf"]) == 1
+    assert "GiB of embeddings" in capsys.readouterr().err

@@ -140,3 +140,27 @@ def test_cuda_cards_match_cpu(setup, tmp_path):
     model.cpu()
     for got, want in zip(res.outputs, _reference(model, trace)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_any_model_with_emb_l_runs_through_its_own_forward(setup):
+    """A model that is not sdm.dlrm.DLRM: the executor swaps emb_l for the pooled tensors and calls
+    the model's own forward, so its dense part runs unchanged."""
+    model, tables, trace, hw = setup
+
+    class Other(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb_l = model.emb_l
+            self.head = torch.nn.Linear(DIM * len(ROWS), 1)
+
+        def forward(self, x, bags):
+            return self.head(torch.cat([m(i, o) for m, (i, o) in zip(self.emb_l, bags)], 1)) + x.sum(1, keepdim=True)
+
+    other = Other().eval()
+    p = partition(tables, [10**6] * 6, [20_000] * 6, imbalance_tol=100.0)
+    ex = AccelExecutor(other, p, forward=lambda m, x, bags: m(x, bags))
+    bags = [(torch.from_numpy(i), torch.from_numpy(o[:-1])) for i, o in trace.batch(0)]
+    x = torch.rand(B, 3)
+    with torch.no_grad():
+        assert torch.equal(ex.run_batch(x, bags).output, other(x, bags))
+    assert other.emb_l is model.emb_l   # restored after the call

@@ -259,3 +259,23 @@ def test_plan_summary_for_plan_and_compare():
     assert out["timeline"]["latency"]["p99_s"] > 0 and "utilisation" in out["cards"][0]
     with pytest.raises(InvalidInputError, match="no accelerator cards"):
         plan_summary(plan, sdm.hardware("host-nand"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5000), st.floats(0, 40)), min_size=1, max_size=12),
+       st.integers(0, 6), st.integers(1, 200_000), st.integers(0, 50_000))
+def test_partition_invariants(specs, cards, cap, sram):
+    """Any model, any card count and size: every row placed exactly once, no card over capacity,
+    SRAM never over-filled, load shares of each table sum to 1."""
+    tables = [TableSpec(f"t{i}", r, 8, "fp32", max(p, 0.01)) for i, (r, p) in enumerate(specs)]
+    loads = [p for _, p in specs]
+    p = partition(tables, [cap] * cards, [sram] * cards, loads=loads)
+    _covers_every_row_once(p)
+    assert np.all(p.card_bytes() <= cap)
+    for k in range(cards):
+        assert sum(s.size_bytes for s in p.shards if s.location == k and s.tier == "sram") <= sram
+    for t in tables:
+        assert sum(s.load_share for s in p.shards_of(t.name)) == pytest.approx(1.0)
+    for t, l in zip(tables, loads):
+        if l == 0:
+            assert all(not s.on_card for s in p.shards_of(t.name))

@@ -43,7 +43,7 @@ def test_page_mode_lays_rows_out_per_table(trace_file, capsys):
     trace, path = trace_file
     out = run_json(capsys, path, "--capacity-bytes", "64KiB", "--page-bytes", 4096, "--row-bytes", 256,
                    "--policy", "lru")
-    assert out["mode"] == "page"
+    assert out["mode"] == "page cache, id-order layout"
     # id-order layout: 16 rows a page, pages never shared between tables
     rpp = 16
     pages_per_table = [-(-n // rpp) for n in trace.num_rows]
@@ -114,3 +114,26 @@ def test_static_from_profile(trace_file, tmp_path, capsys):
     paged = next(r for r in out["results"] if r["policy"] == "static-profile")
     assert paged["unit"] == "page" and 0 < paged["preloaded_units"] <= paged["capacity_units"] == 300 * 512 // 4096
     assert paged["hits"] > 0
+
+
+def test_plan_page_layout(trace_file, tmp_path, capsys):
+    from sdm.cachesim.stream import layout_page
+    from sdm.placement.plan import Plan, TablePlan
+
+    trace, path = trace_file
+    rng = np.random.default_rng(0)
+    orders = [rng.permutation(trace.num_rows[0]), None, np.arange(trace.num_rows[2])[::-1].copy()]
+    tables = {name: TablePlan(name, n, 64, "fp32", 256, row_order=o)
+              for name, n, o in zip(trace.table_names, trace.num_rows, orders)}
+    plan_file = tmp_path / "p.json"
+    Plan("m", "host-nand", "cost", "test", tables).save(plan_file)
+    out = run_json(capsys, path, "--capacity-bytes", "32KiB", "--page-bytes", 4096, "--policy", "lru",
+                   "--plan", plan_file)
+    assert out["mode"] == "page cache, plan layout"
+    all_rows = np.arange(sum(trace.num_rows))
+    page_of = layout_page(all_rows, trace.num_rows, 16, orders)
+    ref = simulate(trace.global_stream(), capacity_bytes=32 << 10, policy="lru", page_of=page_of, row_bytes=256)
+    lru = next(r for r in out["results"] if r["policy"] == "lru")
+    assert (lru["misses"], lru["bytes_used"]) == (ref.misses, ref.bytes_used)
+    assert main(["simulate", str(path), "--capacity", "10", "--plan", str(plan_file), "--no-progress"]) == 1
+    assert "--page-bytes" in capsys.readouterr().err

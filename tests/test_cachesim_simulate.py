@@ -166,3 +166,19 @@ def test_bad_input_is_named(kwargs, words):
 def test_empty_trace():
     r = simulate(np.array([], dtype=np.int64), 10, "opt")
     assert (r.lookups, r.misses, r.miss_ratio) == (0, 0, 0.0)
+
+
+def test_layout_page():
+    from sdm.cachesim.stream import layout_page, layout_pages
+
+    num_rows = [5, 3]  # 2 rows a page: table 0 -> pages 0..2, table 1 -> pages 3..4
+    assert layout_page(np.arange(8), num_rows, 2).tolist() == [0, 0, 1, 1, 2, 3, 3, 4]
+    # row_order[slot] = row: table 0 stored as 4 3 2 1 0
+    assert layout_page(np.arange(8), num_rows, 2, [np.array([4, 3, 2, 1, 0]), None]).tolist() == [
+        2, 1, 1, 0, 0, 3, 3, 4]
+    dense, pages = layout_pages(np.array([7, 0, 7]), num_rows, 2)
+    assert dense.tolist() == [1, 0, 1] and pages.tolist() == [0, 4]
+    with pytest.raises(InvalidInputError, match="permutation"):
+        layout_page(np.arange(8), num_rows, 2, [np.array([0, 0, 1, 2, 3]), None])
+    with pytest.raises(InvalidInputError, match="position 1"):
+        layout_page(np.array([1, 8]), num_rows, 2)

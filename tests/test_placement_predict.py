@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from sdm.cachesim import simulate
+from sdm.placement.objectives import Workload
 from sdm.placement.planner import PlanOptions, plan_model
 from sdm.placement.types import TableHotness
 from sdm.spec import TableSpec
@@ -12,6 +13,7 @@ from sdm.tiers.hardware import hardware
 from sdm.traces.generators import zipf_trace
 
 ROWS = [60_000, 20_000, 3_000, 90_000]
+LOOKUP_STEPS = Workload(cache_steps="lookup")        # sdm.cachesim replays lookup by lookup
 
 
 def _setup(num_samples=12_000, seed=1):
@@ -53,7 +55,8 @@ def test_predicted_hit_rates_match_replay(dram_frac, cache_frac):
     hot = _hot(tr, tables)
     hw = hardware("host-nand")
     model = sum(t.size_bytes for t in tables)
-    opts = PlanOptions(dram_cache_fraction=cache_frac, dram_usable_fraction=dram_frac * model / hw.dram_capacity_bytes)
+    opts = PlanOptions(dram_cache_fraction=cache_frac, dram_usable_fraction=dram_frac * model / hw.dram_capacity_bytes,
+                       workload=LOOKUP_STEPS)
     res = plan_model(tables, hot, hw, opts)
     pinned, cache = _replay(res.plan, tr, tables, res.estimate.detail["dram_cache_bytes"])
     assert abs(res.estimate.hit_rate["dram"] - pinned) < 1e-9          # same trace: exact
@@ -70,7 +73,7 @@ def test_prediction_holds_on_held_out_samples(seed, dram_frac, cache_frac):
     hw = hardware("host-nand")
     model = sum(t.size_bytes for t in tables)
     opts = PlanOptions(dram_cache_fraction=cache_frac,
-                       dram_usable_fraction=dram_frac * model / hw.dram_capacity_bytes)
+                       dram_usable_fraction=dram_frac * model / hw.dram_capacity_bytes, workload=LOOKUP_STEPS)
     res = plan_model(tables, hot, hw, opts)
     pinned, cache = _replay(res.plan, tr, tables, res.estimate.detail["dram_cache_bytes"], half, None)
     assert abs(res.estimate.hit_rate["dram"] - pinned) < 0.02

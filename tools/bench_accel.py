@@ -100,14 +100,15 @@ def main() -> None:
 
         def one(name, ex, rnd, b, xb, bags):
             if ex is None:
+                # exactly DLRM.forward's operations, timed in two parts
                 t0 = time.perf_counter()
-                model.apply_emb([o for _, o in bags], [i for i, _ in bags])
+                ly = model.apply_emb([o for _, o in bags], [i for i, _ in bags])
                 t1 = time.perf_counter()
-                model(xb, [o for _, o in bags], [i for i, _ in bags])
+                model.top_l(model.interact(model.bot_l(xb), ly))
                 t2 = time.perf_counter()
-                total[name][rnd, b] = t2 - t1
+                total[name][rnd, b] = t2 - t0
                 parts[name]["embedding"][rnd, b] = t1 - t0
-                parts[name]["dense"][rnd, b] = max(t2 - t1 - (t1 - t0), 0.0)
+                parts[name]["dense"][rnd, b] = t2 - t1
                 return
             r = ex.run_batch(xb, bags)
             total[name][rnd, b] = r.total_measured_s

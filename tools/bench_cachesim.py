@@ -82,7 +82,7 @@ def main() -> int:
     import numpy as np
 
     from sdm.cachesim import miss_ratio_curve, prepare, simulate
-    from sdm.cachesim.stream import id_order_pages
+    from sdm.cachesim.stream import layout_pages
     from sdm.traces import zipf_trace
     from sdm.traces.generators import table_rows
 
@@ -153,7 +153,7 @@ def main() -> int:
     # ---- page mode
     if args.page_bytes:
         t0 = time.perf_counter()
-        dense, page_of = id_order_pages(ids, rows, args.page_bytes // 256)
+        dense, page_of = layout_pages(ids, rows, args.page_bytes // 256)
         res = simulate(dense, args.capacity, "lru", page_of=page_of, row_bytes=256, page_bytes=args.page_bytes)
         dt = time.perf_counter() - t0
         print(f"\npage mode (LRU, {args.page_bytes} B pages, 256 B rows, id-order layout): {ids.size / dt / 1e6:.2f} "

@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", type=int, default=60)
     ap.add_argument("--mode", default="sum", choices=["sum", "mean", "max"])
     ap.add_argument("--alpha", type=float, default=0.0, help="Zipf exponent of ids (0: uniform)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads for both (default 1; 0: leave torch's default)")
     ap.add_argument("--layout", default="auto", choices=["auto", "hashed"],
                     help="cache layout: auto (direct: row r in slot r, as the budget covers the table) "
                          "or hashed (16-way set-associative, probe per index; needs ~7%% more budget)")
@@ -64,7 +65,8 @@ def main(argv=None) -> int:
                                       options={"t": BagOptions(a.mode)}, cache_layout=a.layout)
         store.prefetch({"t": np.arange(a.rows)})          # warm: every row into the DRAM cache
         print(f"store built and warmed in {time.perf_counter() - t0:.1f} s; cache rows "
-              f"{store.cache('t').resident_rows}/{a.rows}, index {store.cache('t').index_bytes / a.rows:.1f} B/row")
+              f"{store.cache('t').resident_rows}/{a.rows} (slots {store.cache('t').capacity_rows}), "
+              f"index {store.cache('t').index_bytes / store.cache('t').capacity_rows:.1f} B per slot")
         store.reset_stats()
         for b in batches[:3]:                              # warm both paths (allocator, numba)
             assert torch.equal(store.lookup("t", b, offsets), ref(b, offsets))

@@ -45,6 +45,11 @@ def independent(rng, rows, n, perm):
     return perm[zipf_ranks(rng, int(off[-1]), rows, 1.05)], off
 
 
+def _takes_progress(ps) -> bool:
+    import inspect
+    return "progress" in inspect.signature(ps.add_table).parameters
+
+
 def run_case(name, ids, off, rows, row_bytes, page_bytes, items, real_requests, tmp):
     n_bags = off.size - 1
     cut = n_bags * 3 // 4
@@ -78,7 +83,8 @@ def run_case(name, ids, off, rows, row_bytes, page_bytes, items, real_requests, 
     for label, order in (("id-order", None), ("layout", res.row_order)):
         path = Path(tmp) / f"{name.split()[0]}-{label}"
         with PageStore.create(path, "nand", page_bytes=page_bytes) as ps:
-            ps.add_table("t", weights, row_order=order)
+            ps.add_table("t", weights, row_order=order, progress=False) if _takes_progress(ps) else \
+                ps.add_table("t", weights, row_order=order)
             ps.clock.reset()
             t0 = time.perf_counter()
             req = 0
@@ -86,12 +92,13 @@ def run_case(name, ids, off, rows, row_bytes, page_bytes, items, real_requests, 
                 if req >= real_requests:
                     break
                 e = min(s + items, te_off.size - 1)
-                r = ps.read_rows("t", te_ids[te_off[s]:te_off[e]])
+                want = te_ids[te_off[s]:te_off[e]]
+                r = ps.read_rows("t", want)
                 req += 1
             wall = time.perf_counter() - t0
             ch = ps.clock.snapshot()["scm"]
             got[label] = (ch.bytes, ch.ops, wall, ch.modelled_s)
-            assert np.array_equal(r, weights[te_ids[te_off[s]:te_off[e]]])   # the layout changes no values
+            assert np.array_equal(r, weights[want])                  # the layout changes no values
     (bi, oi, wi, mi), (bl, ol, wl, ml) = got["id-order"], got["layout"]
     print(f"real PageStore ({req} requests of {items} samples, O_DIRECT): id-order {bi / 2**20:.1f} MiB in "
           f"{oi:,} page reads ({wi:.2f} s), layout {bl / 2**20:.1f} MiB in {ol:,} ({wl:.2f} s) -> "

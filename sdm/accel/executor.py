@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidInputError
-from .partitioner import HOST, Partition
+from .partitioner import Partition
 from .routing import Router
 
 
@@ -65,9 +65,13 @@ class AccelExecutor:
     sdm.dlrm.DLRM) over a partition. `store`: an EmbeddingStore holding at least the host-side tables
     (by table name); needed when any shard is on the host.
 
-    `forward(model, dense_x, bags)` runs the model given per-table (indices, offsets); default: the
-    reference DLRM's `model(dense_x, lS_o, lS_i)`. The executor swaps `emb_l` for stand-ins returning
-    the pooled tensors it computed, so the model's own dense part runs unchanged.
+    Dense part: for `sdm.dlrm.DLRM`, its own `top_l(interact(bot_l(x), pooled))`, as its forward
+    computes it. For any other model, `forward(model, dense_x, bags)` (default: the reference DLRM's
+    `model(dense_x, lS_o, lS_i)`) runs with `emb_l` swapped for stand-ins that return the pooled
+    tensors computed here, so the model's own dense code runs unchanged.
+
+    Memory: tables fused per card are one `torch.cat` copy of their weights (on a GPU that copy is the
+    card's memory; on the CPU it is an extra copy beside the model's own).
     """
 
     def __init__(self, model: torch.nn.Module, partition: Partition, *, store=None, dense_on: int = 0,
@@ -91,7 +95,10 @@ class AccelExecutor:
         self.router = Router(partition)
         self.devices = card_devices(partition.num_cards, use_cuda)
         self.dense_device = self.devices[dense_on] if partition.num_cards else torch.device("cpu")
+        from ..dlrm import DLRM
+
         self._forward = forward or _dlrm_forward
+        self._direct = forward is None and type(model) is DLRM
         if self.dense_device.type != "cpu":
             # the dense part runs on the dense card's device; the tables stay where the partition put them
             tables_, model.emb_l = model.emb_l, torch.nn.ModuleList()
@@ -105,8 +112,11 @@ class AccelExecutor:
         # Other card shards (row ranges, plan row sets) keep their own weights: a view of the model's
         # weights on CPU (no copy), a copy on a GPU.
         self._weights: list[torch.Tensor | None] = [None] * len(partition.shards)
-        self._fused: list[tuple[int, np.ndarray, np.ndarray, torch.Tensor]] = []   # (card, tables, bases, W)
+        # (card, first and last+1 position in self._order, shard ids, W) per fused group
+        self._fused: list[tuple[int, int, int, np.ndarray, torch.Tensor]] = []
         self._fused_tables: set[int] = set()
+        order: list[int] = []
+        shift: list[int] = []
         groups: dict[tuple[int, int], list[int]] = {}
         for t in range(len(partition.tables)):
             sids = self.router.shard_ids[t]
@@ -118,8 +128,17 @@ class AccelExecutor:
                 ws = [emb[t].weight.detach() for t in ts]
                 bases = np.concatenate([[0], np.cumsum([w.shape[0] for w in ws])[:-1]]).astype(np.int64)
                 w = ws[0] if len(ws) == 1 else torch.cat(ws)
-                self._fused.append((k, np.array(ts), bases, w.to(self.devices[k])))
+                sids = np.array([self.router.shard_ids[t][0] for t in ts], dtype=np.int64)
+                self._fused.append((k, len(order), len(order) + len(ts), sids, w.to(self.devices[k])))
+                order.extend(ts)
+                shift.extend(int(b) for b in bases)
                 self._fused_tables.update(ts)
+        # tables are validated and concatenated in this order: each fused group is one contiguous slice
+        rest = [t for t in range(len(partition.tables)) if t not in self._fused_tables]
+        self._order = np.array(order + rest, dtype=np.int64)
+        self._shift = np.array(shift + [0] * len(rest), dtype=np.int64)
+        self._pos_of = np.argsort(self._order)
+        with torch.no_grad():
             for i, s in enumerate(partition.shards):
                 if not s.on_card or s.table_index in self._fused_tables:
                     continue
@@ -141,24 +160,26 @@ class AccelExecutor:
         card_s = np.zeros(K)
         host_s = 0.0
         # validate every table before any lookup, so a bad batch leaves caches and statistics unchanged
-        checked, B = _validate_batch(P.tables, bags, self._num_rows)
+        V = _validate_batch(P.tables, bags, self._num_rows, self._order)
+        B = V.num_bags
         out = [None] * len(P.tables)
-        for k, ts, bases, w in self._fused:   # one call per card for its whole tables
+        if self._fused:
+            shifted = V.ids + np.repeat(self._shift, V.lens)   # ids into each group's fused weights
+        for k, a, b, sids, w in self._fused:   # one embedding_bag per card for its whole tables
             t0 = time.perf_counter()
-            lens = np.array([checked[t][0].size for t in ts])
-            ids_cat = np.concatenate([checked[t][0] + b for t, b in zip(ts, bases)])
-            starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-            offs_cat = np.concatenate([checked[t][1] + s0 for t, s0 in zip(ts, starts)])
+            lo, hi = int(V.starts[a]), int(V.starts[b - 1] + V.lens[b - 1])
+            offs = (V.offsets[a:b] + (V.starts[a:b] - lo)[:, None]).ravel()
             dev = self.devices[k]
-            pooled = F.embedding_bag(torch.from_numpy(ids_cat).to(dev), w, torch.from_numpy(offs_cat).to(dev),
+            pooled = F.embedding_bag(torch.from_numpy(shifted[lo:hi]).to(dev), w, torch.from_numpy(offs).to(dev),
                                      mode="sum").to(self.dense_device)      # partial tensor transfer
-            for j, t in enumerate(ts):
-                out[t] = pooled[j * B:(j + 1) * B]
-                counts[self.router.shard_ids[t][0]] = lens[j]
+            for j, part in enumerate(pooled.view(b - a, B, -1).unbind(0)):
+                out[self._order[a + j]] = part
+            counts[sids] = V.lens[a:b]
             card_s[k] += time.perf_counter() - t0
-        for t, (tab, (ids, offs)) in enumerate(zip(P.tables, checked)):
+        for t, tab in enumerate(P.tables):
             if t in self._fused_tables:
                 continue
+            ids, offs = V.table(self._pos_of[t])
             pos, local = self.router.tables[t].route(ids)
             sids = self.router.shard_ids[t]
             single = sids.size == 1
@@ -195,63 +216,90 @@ class AccelExecutor:
         t0 = time.perf_counter()
         pooled, counts, card_s, host_s = self.pooled(bags)
         t1 = time.perf_counter()
-        self._holder[:] = pooled
-        real = self.model.emb_l
-        try:
-            self.model.emb_l = self._stand_ins
-            y = self._forward(self.model, dense_x.to(self.dense_device), bags)
-        finally:
-            self.model.emb_l = real
-            self._holder[:] = [None] * len(self._holder)
+        x = dense_x.to(self.dense_device)
+        if self._direct:   # sdm.dlrm.DLRM: its dense part, called as its forward calls it
+            m = self.model
+            y = m.top_l(m.interact(m.bot_l(x), pooled))
+        else:              # any other model: its own forward, with emb_l returning the pooled tensors
+            self._holder[:] = pooled
+            real = self.model.emb_l
+            try:
+                self.model.emb_l = self._stand_ins
+                y = self._forward(self.model, x, bags)
+            finally:
+                self.model.emb_l = real
+                self._holder[:] = [None] * len(self._holder)
         t2 = time.perf_counter()
         return BatchResult(y, counts, card_s, host_s, t2 - t1, t2 - t0, pooled)
 
 
 def _np(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
+        try:
+            return x.numpy()          # CPU, no grad: zero-copy, and the common case
+        except (RuntimeError, TypeError):
+            return x.detach().cpu().numpy()
     return np.asarray(x)
 
 
-def _validate_batch(tables, bags, num_rows: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+@dataclass
+class _Batch:
+    """A validated batch, tables in the executor's order: ids concatenated, offsets stacked [T, B]."""
+
+    ids: np.ndarray       # all tables' ids, concatenated in `order`
+    lens: np.ndarray      # [T] ids per table
+    starts: np.ndarray    # [T] where each table's ids start in `ids`
+    offsets: np.ndarray   # [T, B]
+    num_bags: int
+
+    def table(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a = int(self.starts[i])
+        return self.ids[a:a + int(self.lens[i])], self.offsets[i]
+
+
+def _validate_batch(tables, bags, num_rows: np.ndarray, order: np.ndarray) -> _Batch:
     """Check a whole batch (every table) before any lookup; errors name the table and position.
 
-    The range checks run once over all tables' ids concatenated (one vector op, not one per table)."""
+    Per table only the conversion to numpy; the range and offset checks run once over all tables
+    (one vector op each), since per-table Python dominates at the seeds' small batches."""
     ids, offs = [], []
-    for tab, (idx, off) in zip(tables, bags):
+    for t in order:
+        tab = tables[t]
+        idx, off = bags[t]
         a, o = _np(idx), _np(off)
         if a.ndim != 1 or a.dtype.kind not in "iu":
             raise InvalidInputError(f"table {tab.name!r}: indices must be a 1-D integer array, got {a.dtype} {a.shape}")
         if o.ndim != 1 or o.dtype.kind not in "iu" or o.size == 0:
             raise InvalidInputError(f"table {tab.name!r}: offsets must be a non-empty 1-D integer array, "
                                     f"got {o.dtype} {o.shape}")
-        ids.append(a if a.dtype == np.int64 else a.astype(np.int64))
-        offs.append(o if o.dtype == np.int64 else o.astype(np.int64))
+        ids.append(a)
+        offs.append(o)
     sizes = {o.size for o in offs}
     if len(sizes) != 1:
         raise InvalidInputError(f"tables have different numbers of bags in one batch: {sorted(sizes)}")
     lens = np.array([a.size for a in ids], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    cat = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    cat = np.concatenate(ids).astype(np.int64, copy=False) if ids else np.zeros(0, np.int64)
     if cat.size:
-        bad = (cat < 0) | (cat >= np.repeat(num_rows, lens))
+        bad = (cat < 0) | (cat >= np.repeat(num_rows[order], lens))
         if bad.any():
             i = int(np.argmax(bad))
-            t = int(np.searchsorted(starts, i, side="right")) - 1
-            raise InvalidInputError(f"table {tables[t].name!r}: index {int(cat[i])} at position {i - int(starts[t])} "
-                                    f"is out of range 0..{tables[t].num_rows - 1}")
-    o2 = np.stack(offs)
+            j = int(np.searchsorted(starts, i, side="right")) - 1
+            tab = tables[int(order[j])]
+            raise InvalidInputError(f"table {tab.name!r}: index {int(cat[i])} at position {i - int(starts[j])} "
+                                    f"is out of range 0..{tab.num_rows - 1}")
+    o2 = np.stack(offs).astype(np.int64, copy=False)
     ok = (o2[:, 0] == 0) & (o2[:, -1] <= lens)
     if o2.shape[1] > 1:
         ok &= (o2[:, 1:] >= o2[:, :-1]).all(axis=1)
     if not ok.all():
-        t = int(np.argmin(ok))
-        o, n = o2[t], int(lens[t])
+        j = int(np.argmin(ok))
+        o, n = o2[j], int(lens[j])
         dec = np.flatnonzero(o[1:] < o[:-1])
         pos = 0 if o[0] != 0 else int(dec[0]) + 1 if dec.size else o.size - 1
-        raise InvalidInputError(f"table {tables[t].name!r}: offsets must start at 0, not decrease and stay <= "
-                                f"{n}; bad value {int(o[pos])} at position {pos}")
-    return list(zip(ids, offs)), int(sizes.pop())
+        raise InvalidInputError(f"table {tables[int(order[j])].name!r}: offsets must start at 0, not decrease and "
+                                f"stay <= {n}; bad value {int(o[pos])} at position {pos}")
+    return _Batch(cat, lens, starts, o2, int(sizes.pop()))
 
 
 def _dlrm_forward(model, dense_x, bags):

@@ -13,7 +13,7 @@ Three small stages, each a plain function over per-table numbers (no per-row Pyt
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np

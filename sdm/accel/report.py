@@ -182,6 +182,7 @@ def what_if_moves(platform, partition: Partition, counts: np.ndarray, batch_size
         if s.on_card and s.tier == "sram":
             sram_used[s.location] += s.size_bytes
     least_busy = int(np.argmin(base.card_busy_s().mean(axis=0)))
+    index = {id(s): i for i, s in enumerate(partition.shards)}
     out = []
     for name in names:
         if name not in per_table:
@@ -204,8 +205,8 @@ def what_if_moves(platform, partition: Partition, counts: np.ndarray, batch_size
                 dests.append((f"card{k} SRAM", f"card{k}:sram", None))
         for label, to, h in dests:
             p2, c2 = move_table(partition, name, to, counts)
-            hr = np.array([host_hit_rate[partition.shards.index(s)] if s in partition.shards else
-                           (h if h is not None else 1.0) for s in p2.shards])
+            hr = np.array([host_hit_rate[index[id(s)]] if id(s) in index else (h if h is not None else 1.0)
+                           for s in p2.shards])
             tl = model_timeline(platform, p2, c2, batch_sizes, host_hit_rate=hr, **model_kwargs)
             p99 = _pct(tl.latency_s, 99)
             out.append({"table": name, "now": here, "to": label, "lookups": per_table[name],

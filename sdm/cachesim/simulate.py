@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+from numba import njit
 
 from ..errors import InvalidInputError
 from ..spec import row_bytes as spec_row_bytes
@@ -106,27 +107,32 @@ def _geometry(stream: DenseStream, row_bytes: int, page_bytes: int | None) -> Ge
     return Geometry(int(row_bytes), None if page_bytes is None else int(page_bytes), paged)
 
 
-def _bytes_used_paged(stream: DenseStream, hits: np.ndarray, row_bytes: int, warmup: int) -> int:
-    """Bytes of distinct rows looked up during each residency of a page that a miss brought in.
+@njit(cache=True)
+def _rows_used_per_residency(pages, rows, hits, num_pages, num_rows, warmup):
+    # A miss on a page opens a residency (stamped with its time); each row counts once per
+    # residency of its page. Pages pinned before the replay (hits with no opening miss) and
+    # residencies opened during the warm-up are not counted.
+    opened = np.full(num_pages, -1, dtype=np.int64)
+    counted = np.full(num_rows, -1, dtype=np.int64)
+    used = 0
+    for t in range(pages.shape[0]):
+        p = pages[t]
+        if not hits[t]:
+            opened[p] = t if t >= warmup else -1
+        o = opened[p]
+        r = rows[t]
+        if o >= 0 and counted[r] != o:
+            counted[r] = o
+            used += 1
+    return used
 
-    Sorting accesses by page (stable, so time order within a page) puts each residency in a run that
-    starts at its miss; a running max of miss positions labels every access with its residency. Hits
-    before a page's first miss (pinned by a static policy, never read on demand) are not counted,
-    nor residencies that a miss inside the warm-up started.
-    """
-    order, pages = stream.grouped()
-    n = order.size
-    if n == 0:
+
+def _bytes_used_paged(stream: DenseStream, hits: np.ndarray, row_bytes: int, warmup: int) -> int:
+    """Bytes of distinct rows looked up during each residency of a page that a miss brought in."""
+    if stream.num_lookups == 0:
         return 0
-    miss = ~hits[order]
-    start = np.ones(n, dtype=bool)
-    start[1:] = pages[1:] != pages[:-1]
-    pos = np.arange(n, dtype=np.int64)
-    residency = np.maximum.accumulate(np.where(miss | start, pos, -1))
-    demand = miss[residency] & (order[residency] >= warmup)
-    rows = stream.rows[order][demand]
-    pairs = residency[demand] * (int(stream.rows.max()) + 1) + rows
-    return int(np.unique(pairs).size) * row_bytes
+    num_rows = int(stream.rows.max()) + 1
+    return int(_rows_used_per_residency(stream.ids, stream.rows, hits, stream.num_ids, num_rows, warmup)) * row_bytes
 
 
 def _result(policy: Policy, stream: DenseStream, geo: Geometry, capacity_rows: int, units: int,

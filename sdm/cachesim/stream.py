@@ -110,7 +110,8 @@ class DenseStream:
 
     def next_use(self) -> np.ndarray:
         if "next_use" not in self._cache:
-            self._cache["next_use"] = next_use(self.ids, self.grouped())
+            # the sort order behind it (16 B per lookup) is dropped once next use is known
+            self._cache["next_use"] = next_use(self.ids, group_order(self.ids, self.num_ids))
         return self._cache["next_use"]
 
     def counts(self) -> np.ndarray:
@@ -126,12 +127,6 @@ class DenseStream:
 
             self._cache["stack"] = stack_distances(self.ids, self.num_ids)
         return self._cache["stack"]
-
-    def grouped(self) -> tuple[np.ndarray, np.ndarray]:
-        """(order, sorted ids): each unit's accesses together, in time order (see group_order)."""
-        if "grouped" not in self._cache:
-            self._cache["grouped"] = group_order(self.ids, self.num_ids)
-        return self._cache["grouped"]
 
 
 def prepare(ids, *, page_of=None) -> DenseStream:
@@ -154,11 +149,13 @@ def prepare(ids, *, page_of=None) -> DenseStream:
     return DenseStream(ids=dense_pages, keys=page_keys, unit="page", rows=dense_rows, page_of=page_of)
 
 
-def id_order_page(rows, num_rows, rows_per_page: int) -> np.ndarray:
-    """Page of each global row id when every table is laid out in id order, `rows_per_page` rows a
-    page, and no page is shared between tables (table t's rows start at sum(num_rows[:t]))."""
+def layout_page(rows, num_rows, rows_per_page: int, row_orders=None) -> np.ndarray:
+    """Page of each global row id (table t's rows start at sum(num_rows[:t])), `rows_per_page` rows
+    a page, no page shared between tables. `row_orders[t]` (row_order[slot] = row stored in that
+    slot, as a plan's page layout) places table t's rows; None, or a None entry, is id order."""
     if int(rows_per_page) < 1:
         raise InvalidInputError(f"rows_per_page must be >= 1, got {rows_per_page}")
+    rpp = int(rows_per_page)
     rows = as_id_array(rows, "rows")
     num_rows = np.asarray(num_rows, dtype=np.int64)
     total = int(num_rows.sum())
@@ -166,14 +163,24 @@ def id_order_page(rows, num_rows, rows_per_page: int) -> np.ndarray:
         bad = int(np.argmax(rows >= total))
         raise InvalidInputError(f"rows: id {rows[bad]} at position {bad} is beyond the {total} rows of the tables")
     base = np.concatenate([[0], np.cumsum(num_rows)[:-1]])
-    page_base = np.concatenate([[0], np.cumsum(-(-num_rows // int(rows_per_page)))[:-1]])
+    page_base = np.concatenate([[0], np.cumsum(-(-num_rows // rpp))[:-1]])
     t = np.searchsorted(base, rows, side="right") - 1
-    return page_base[t] + (rows - base[t]) // int(rows_per_page)
+    slot = rows - base[t]
+    for k, order in enumerate(row_orders or []):
+        if order is None:
+            continue
+        order = as_id_array(order, f"row order of table {k}")
+        if order.size != num_rows[k] or not np.array_equal(np.sort(order), np.arange(num_rows[k])):
+            raise InvalidInputError(f"row order of table {k}: not a permutation of its {num_rows[k]} rows")
+        slot_of = np.empty(order.size, dtype=np.int64)
+        slot_of[order] = np.arange(order.size, dtype=np.int64)
+        mine = t == k
+        slot[mine] = slot_of[slot[mine]]
+    return page_base[t] + slot // rpp
 
 
-def id_order_pages(ids, num_rows, rows_per_page: int) -> tuple[np.ndarray, np.ndarray]:
-    """(dense row ids, page of each dense row) for the id-order layout of `id_order_page`. Only
-    touched rows get an entry, so huge tables cost nothing; pass the result as
-    `prepare(dense, page_of=pages)`."""
+def layout_pages(ids, num_rows, rows_per_page: int, row_orders=None) -> tuple[np.ndarray, np.ndarray]:
+    """(dense row ids, page of each dense row) for the layout of `layout_page`. Only touched rows
+    get an entry, so huge tables cost nothing; pass the result as `prepare(dense, page_of=pages)`."""
     dense, keys = dense_remap(as_id_array(ids, "ids"))
-    return dense, id_order_page(keys, num_rows, rows_per_page)
+    return dense, layout_page(keys, num_rows, rows_per_page, row_orders)

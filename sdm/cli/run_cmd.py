@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-MAX_WEIGHT_BYTES = 4 << 30  # real inference keeps every table in memory once (the model's emb_l)
+MAX_WEIGHT_BYTES = 2 << 30  # real inference keeps every table in memory: the model's emb_l, plus the
+                            # executor's fused per-card copy of card tables (so up to twice this)
 
 
 def register(subparsers) -> None:

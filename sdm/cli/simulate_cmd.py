@@ -3,7 +3,8 @@
 All tables share one cache by default (global row ids, in the order a batched server reads them);
 `--table` restricts the replay to some tables. With `--page-bytes` the backing tier reads pages:
 `--fill page` (default) caches whole pages of rows laid out in id order, `--fill row` caches only
-the missed row. OPT is always run so every line shows its gap to the optimum.
+the missed row. Rows sit on pages in id order, or in a plan's page layout (`--plan`). OPT is
+always run so every line shows its gap to the optimum.
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def register(subparsers) -> None:
     p.add_argument("--profile", default=None,
                    help="profile file (sdm-plan profile) whose hottest rows the static policy pins; "
                    "default: the trace's own top rows (best static set in hindsight)")
+    p.add_argument("--plan", default=None,
+                   help="plan file whose page layout (row order per table) places rows on pages; default id order")
     p.add_argument("--batch-size", type=int, default=None, help="batch size for formats that do not store it")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,10 +92,10 @@ def _policies(text: str) -> list:
     return out
 
 
-def _static_from_profile(path: str, trace, max_rows: int, rows_per_page: int | None):
+def _static_from_profile(path: str, trace, max_rows: int, rows_per_page: int | None, row_orders):
     """A Static policy pinning the hottest rows over all replayed tables, by the profile's counts."""
     from ..cachesim import Static
-    from ..cachesim.stream import id_order_page
+    from ..cachesim.stream import layout_page
     from ..placement.profile import Profile
 
     profile = Profile.load(path)
@@ -108,15 +111,29 @@ def _static_from_profile(path: str, trace, max_rows: int, rows_per_page: int | N
     rows, counts = np.concatenate(rows), np.concatenate(counts)
     hot = rows[np.lexsort((rows, -counts))[:max_rows]]
     # page mode replays remapped rows: pin the pages of the hot rows in the same id-order layout
-    pages = None if rows_per_page is None else id_order_page(hot, trace.num_rows, rows_per_page)
+    pages = None if rows_per_page is None else layout_page(hot, trace.num_rows, rows_per_page, row_orders)
     static = Static(hot_ids=hot, hot_pages=pages)
     static.name = "static-profile"
     return static
 
 
+def _row_orders(path: str, trace) -> list:
+    """Each trace table's SCM row order from a plan file (None where the plan keeps id order)."""
+    from ..placement.plan import Plan
+
+    plan = Plan.load(path)
+    orders = []
+    for name, rows in zip(trace.table_names, trace.num_rows):
+        tp = plan.table(name)
+        if tp.num_rows != rows:
+            raise InvalidInputError(f"plan {path!r}: table {name!r} has {tp.num_rows} rows, the trace {rows}")
+        orders.append(tp.row_order)
+    return orders
+
+
 def run(args: argparse.Namespace) -> int:
     from ..cachesim import miss_ratio_curve, prepare
-    from ..cachesim.stream import id_order_pages
+    from ..cachesim.stream import layout_pages
     from ..spec import row_bytes as spec_row_bytes
     from ..traces.loaders import load_trace
 
@@ -146,21 +163,27 @@ def run(args: argparse.Namespace) -> int:
     warmup = trace.subset(num_batches=args.warmup_batches).num_lookups if args.warmup_batches else 0
 
     paged = args.page_bytes is not None and args.fill == "page"
+    if args.plan and not paged:
+        raise InvalidInputError("--plan gives a page layout: use it with --page-bytes (and --fill page)")
+    row_orders = _row_orders(args.plan, trace) if args.plan else None
     max_rows = max(caps_rows) if caps_rows else max(caps_bytes) // row_bytes
     if args.profile:
         rpp = args.page_bytes // row_bytes if paged and row_bytes <= args.page_bytes else None
-        policies = [_static_from_profile(args.profile, trace, max_rows, rpp) if p.name == "static" else p
-                    for p in policies]
+        policies = [_static_from_profile(args.profile, trace, max_rows, rpp, row_orders) if p.name == "static"
+                    else p for p in policies]
 
     if paged:
         if row_bytes > args.page_bytes:
             raise InvalidInputError(f"--fill page needs rows no larger than a page (row {row_bytes} B > "
                                     f"page {args.page_bytes} B); use --fill row")
-        dense, page_of = id_order_pages(ids, trace.num_rows, args.page_bytes // row_bytes)
+        dense, page_of = layout_pages(ids, trace.num_rows, args.page_bytes // row_bytes, row_orders)
         stream = prepare(dense, page_of=page_of)
     else:
         stream = prepare(ids)
-    mode = "page" if paged else ("row, page reads" if args.page_bytes else "row")
+    if paged:
+        mode = "page cache, plan layout" if args.plan else "page cache, id-order layout"
+    else:
+        mode = "row cache, page reads" if args.page_bytes else "row cache"
 
     show = not args.no_progress and sys.stderr.isatty()
     steps = len(policies) * len(caps_rows or caps_bytes)
@@ -194,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         }, indent=1))
         return 0
     print(f"trace {path}: {trace.num_tables} tables, {stream.num_lookups} lookups, {stream.num_ids} unique "
-          f"{'pages' if paged else 'rows'}; {mode} mode, row {row_bytes} B"
+          f"{'pages' if paged else 'rows'}; {mode}, row {row_bytes} B"
           + (f", page {args.page_bytes} B" if args.page_bytes else ""))
     print(format_table(rows))
     if warmup:

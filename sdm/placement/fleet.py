@@ -39,7 +39,7 @@ class ServerProfile:
         shards = int(cand.knobs.get("shards", 1))
         backing = cand.tiers[-1]
         if backing.name == "scm":
-            capacity = backing.capacity_bytes
+            capacity = backing.capacity_bytes / shards
         else:
             capacity = sum(t.capacity_bytes for t in cand.tiers) / shards
         limits = est.detail["qps_limits"]
@@ -131,23 +131,50 @@ def scenario_rows(model_tb: float, qps_target: float, alpha: float = 1.05, compu
 
 
 SCENARIOS = {
-    # name: (kwargs, what it shows)
-    "A capacity-bound, light load": (dict(model_tb=2.0, qps_target=2000), "model far bigger than a DRAM server"),
-    "B balanced": (dict(model_tb=1.0, qps_target=8000), "capacity and load both matter"),
-    "C load-bound": (dict(model_tb=0.5, qps_target=20000), "fleet sized by compute: only DIMM watts differ"),
-    "D flatter hotness": (dict(model_tb=1.0, qps_target=8000, alpha=0.8), "more SCM reads: NAND IOPS bind"),
-    "E heavier requests": (dict(model_tb=1.0, qps_target=8000, lookups_per_item=400), "4x lookups per item"),
+    # name: (kwargs, what it shows). Defaults: 20 tables of 64-dim fp32 rows, Zipf(1.05) hotness,
+    # 165 items per request, 100 lookups per item, 1000 requests/s of dense compute per host.
+    "A capacity-bound, light load": (dict(model_tb=2.0, qps_target=1000), "DRAM-only needs 4 servers for memory"),
+    "B capacity and load balanced": (dict(model_tb=2.0, qps_target=3000), "SCM servers need more for QPS"),
+    "C load-bound": (dict(model_tb=0.5, qps_target=20000), "fleet sized by compute: only per-server watts differ"),
+    "D flatter hotness": (dict(model_tb=2.0, qps_target=3000, alpha=0.8), "more SCM reads: NAND IOPS bind"),
+    "E 5 W DIMMs": (dict(model_tb=2.0, qps_target=3000, overrides={"host-dram": {"host.dimm_watts": 5.0},
+                                                                   "host-nand": {"host.dimm_watts": 5.0},
+                                                                   "host-3dxp": {"host.dimm_watts": 5.0}}),
+                    "DIMM power is the weakest-sourced figure"),
+    "F four NAND drives": (dict(model_tb=2.0, qps_target=3000, overrides={"host-nand": {"scm_count": 4}}),
+                           "NAND IOPS scale with drives; the preset has one"),
 }
+
+
+def _md(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(
+            (f"{100 * v:+.0f}%" if k.endswith("saving") else f"{v:.3g}") if isinstance(v, float) else str(v)
+            for k, v in r.items()) + " |")
+    return "\n".join(out)
+
+
+def qps_sweep(model_tb: float = 2.0, qps=(500, 1000, 2000, 3000, 4000, 6000, 8000), **kw) -> list[dict]:
+    """Power saving of NAND and 3DXP vs DRAM-only as the load grows (capacity-bound -> load-bound)."""
+    out = []
+    for q in qps:
+        rows = {r["hardware"]: r for r in scenario_rows(model_tb, q, **kw)}
+        out.append({"qps": q, "dram_servers": rows["host-dram"]["servers"],
+                    "nand_servers": rows["host-nand"]["servers"], "3dxp_servers": rows["host-3dxp"]["servers"],
+                    "nand_power_saving": rows["host-nand"]["power_saving"],
+                    "3dxp_power_saving": rows["host-3dxp"]["power_saving"],
+                    "3dxp_tco_saving": rows["host-3dxp"]["tco_saving"]})
+    return out
 
 
 def main() -> None:
     for name, (kw, why) in SCENARIOS.items():
-        print(f"\n## {name}: {why}  {kw}")
-        rows = scenario_rows(**kw)
-        cols = list(rows[0])
-        print(" | ".join(cols))
-        for r in rows:
-            print(" | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()))
+        print(f"\n**{name}**: {why} (`{kw}`)\n")
+        print(_md(scenario_rows(**kw)))
+    print("\n**QPS sweep, 2 TB model**\n")
+    print(_md(qps_sweep()))
 
 
 if __name__ == "__main__":

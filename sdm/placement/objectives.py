@@ -37,6 +37,8 @@ class Workload:
     qps_target: float | None = None        # requests/s the fleet must serve (fleet sizing)
     compute_qps_per_server: float = 1000.0  # *unconfirmed* assumption: dense compute limit per host
     budget_on: str = "p99"                 # "p99" or "mean" latency is held to the budget
+    cache_steps: str = "batch"             # DRAM-cache model: "batch" (the runtime looks up a request
+                                           # at once) or "lookup" (each lookup a step, as sdm.cachesim)
     sources: dict = field(default_factory=lambda: {
         "items_per_request": "REFERENCE Workload (seed 004 Table I): 100 ms per 150-180 items",
         "latency_budget_s": "REFERENCE Workload (seed 004 Table I)",
@@ -45,19 +47,31 @@ class Workload:
 
 
 # ---- DRAM cache hit rate ------------------------------------------------------------------------
-def che_lru_hits(k: np.ndarray, m: np.ndarray, b: np.ndarray, cache_bytes: float) -> tuple[np.ndarray, np.ndarray]:
+def che_lru_hits(k: np.ndarray, m: np.ndarray, b: np.ndarray, cache_bytes: float,
+                 batches: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Expected LRU hits and expected bytes resident, per group (k reads per row, m rows, b bytes).
 
-    Vectorized over groups; bisection on the characteristic time T (in lookups).
+    Vectorized over groups; bisection on the characteristic time T. With `batches` (the profiled
+    trace cut into that many batches), time runs in batches, as in the runtime: a batch reads each
+    missing row once and fills the cache after, so a row's reads within one batch all hit or all
+    miss. A row with k reads falls in d = B (1 - exp(-k / B)) distinct batches (k placed at random
+    among B); its reads in all but the first such batch hit if it was read within T batches.
+    Without `batches` every lookup is its own step (what sdm.cachesim replays).
     """
     k, m, b = (np.asarray(x, dtype=np.float64) for x in (k, m, b))
     n = float((k * m).sum())
-    repeat_hits = m * np.maximum(k - 1.0, 0.0)
+    if batches:
+        d = batches * -np.expm1(-k / batches)            # distinct batches the row appears in
+        repeat = m * (k - k / np.maximum(d, 1e-300))     # reads outside each row's first batch
+        rate = d / batches                               # appearances per batch
+    else:
+        repeat = m * np.maximum(k - 1.0, 0.0)
+        rate = k / n if n > 0 else k
+    repeat_hits = np.maximum(repeat, 0.0)
     if n <= 0 or cache_bytes <= 0:
         return np.zeros_like(k), np.zeros_like(k)
     if (m * b * (k > 0)).sum() <= cache_bytes:
         return repeat_hits, m * b * (k > 0)             # everything read fits: only first reads miss
-    rate = k / n
 
     def occupancy(t: float) -> float:
         return float((m * b * -np.expm1(-rate * t)).sum())
@@ -129,8 +143,12 @@ class DefaultEstimator:
         cache_hits, cache_occ = np.zeros(nt), np.zeros(nt)
         if cache_bytes > 0 and placement.backing_tier == "scm":
             tix, k, m, b = residual_groups(tables, hotness, placement)
-            fn = static_cache_hits if candidate.dram_cache_policy == "static" else che_lru_hits
-            hits, occ = fn(k, m, b, cache_bytes)
+            if candidate.dram_cache_policy == "static":
+                hits, occ = static_cache_hits(k, m, b, cache_bytes)
+            else:
+                samples = max((h.num_samples for h in hotness), default=0)
+                batches = samples / self.workload.items_per_request if self.workload.cache_steps == "batch" else None
+                hits, occ = che_lru_hits(k, m, b, cache_bytes, batches or None)
             cache_hits = np.bincount(tix, weights=hits, minlength=nt)
             cache_occ = np.bincount(tix, weights=occ, minlength=nt)
         scm_reads = np.maximum(share["scm"] - cache_hits, 0.0)

@@ -96,7 +96,7 @@ class DramCache:
         if self.direct:
             self.ways, self.num_sets = 1, self.num_rows
         else:
-            rows = min(rows, self.num_rows)
+            # (layout="hashed" may be given more room than the table: sets fill unevenly)
             self.ways = max(1, min(ways, rows))
             self.num_sets = rows // self.ways
         self.capacity_rows = self.num_sets * self.ways

@@ -274,10 +274,13 @@ class PageStore:
         data, nbytes = self._read_pages(t, pages)
         rows = page_rows(data, rpp, t.row_bytes)[inv.reshape(-1), slots % rpp]
         out = rows.view(t.dtype).reshape(len(ids), t.rec.dim)
-        measured = time.perf_counter() - t0
-        modelled = float(self.device.read_time_s(len(pages), max(1, nbytes // len(pages)), self.queue_depth))
-        self.clock.charge(TIER, len(pages), nbytes, measured, modelled)
+        self._charge(len(pages), nbytes, t0)
         return out
+
+    def _charge(self, n_pages: int, nbytes: int, t0: float) -> None:
+        """Clock tier "scm": wall time since t0, and the device model's time for these reads."""
+        modelled = float(self.device.read_time_s(n_pages, max(1, nbytes // max(n_pages, 1)), self.queue_depth))
+        self.clock.charge(TIER, n_pages, nbytes, time.perf_counter() - t0, modelled)
 
     def _buffer(self, nbytes: int) -> np.ndarray:
         """A per-thread aligned read buffer, grown as needed (reads copy rows out before returning)."""
@@ -370,7 +373,7 @@ class PageStore:
                      show: bool) -> tuple[np.ndarray, int, int]:
         """Stream rows into pages appended to `fd`; returns (page table, file length, rows written)."""
         step = max(1, INGEST_CHUNK_BYTES // page_bytes) * rpp
-        tail, n_rows, parts = 0, 0, []
+        tail, n_rows, parts, prev = 0, 0, [], 0
         with tqdm(total=source.num_rows, unit="row", unit_scale=True, desc=f"ingest {name}",
                   disable=not show) as bar:
             for block in source.blocks(step, order):
@@ -378,6 +381,10 @@ class PageStore:
                 blob, ent = encode_pages(pages, compression=self.compression, align=self.io_align_bytes)
                 ent["offset"] += np.uint64(tail)
                 _pwrite_all(fd, blob, tail)
+                # DONTNEED starts writeback of this block and drops what is already clean (the
+                # previous block, asked last time), so ingest never fills the page cache.
+                drop_cached(fd, prev, tail + len(blob) - prev)
+                prev = tail
                 tail += len(blob)
                 n_rows += len(block)
                 parts.append(ent)
@@ -403,7 +410,10 @@ class PageStore:
             rpp = t.rec.rows_per_page
             slots = ids if t.slot_of is None else t.slot_of[ids]
             pages, inv = np.unique(slots // rpp, return_inverse=True)
-            data = self._read_pages(t, pages)[0].copy()  # verifies the pages being rewritten
+            t0 = time.perf_counter()
+            data, nbytes = self._read_pages(t, pages)  # verifies the pages being rewritten
+            data = data.copy()
+            self._charge(len(pages), nbytes, t0)  # the read half of a read-modify-write is an SCM read
             vbytes = np.ascontiguousarray(values).view(np.uint8).reshape(len(ids), t.row_bytes)
             page_rows(data, rpp, t.row_bytes)[inv.reshape(-1), slots % rpp] = vbytes
             blob, ent = encode_pages(data, compression=t.rec.compression, align=self.io_align_bytes)

@@ -80,6 +80,7 @@ class StoreMeta:
                 raise InvalidInputError(f"{self.store_dir}: store is already open in this process; "
                                         "share that PageStore (it is thread-safe)") from exc
             raise StoreFormatError(f"{self.store_dir}: cannot open store metadata: {exc}") from exc
+        self.env.reader_check()  # free reader slots of processes that died (kill -9) holding them
         if not create:
             with self.env.begin() as txn:
                 raw = txn.get(b"format_version")
