@@ -182,3 +182,14 @@ def test_layout_page():
         layout_page(np.arange(8), num_rows, 2, [np.array([0, 0, 1, 2, 3]), None])
     with pytest.raises(InvalidInputError, match="position 1"):
         layout_page(np.array([1, 8]), num_rows, 2)
+
+
+def test_static_from_table_profile():
+    from sdm.placement.profile import Profile
+    from sdm.traces import zipf_trace
+
+    trace = zipf_trace([2000], 3000, batch_size=100, pooling=2, alpha=1.1, seed=5)
+    table = Profile.from_trace(trace)[trace.table_names[0]]
+    ids = trace.table_stream(0)
+    pinned = simulate(ids, 50, Static.from_profile(table, 50))
+    assert pinned.hits == simulate(ids, 50, "static").hits  # exact profile = hindsight counts

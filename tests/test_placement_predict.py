@@ -78,3 +78,26 @@ def test_prediction_holds_on_held_out_samples(seed, dram_frac, cache_frac):
     pinned, cache = _replay(res.plan, tr, tables, res.estimate.detail["dram_cache_bytes"], half, None)
     assert abs(res.estimate.hit_rate["dram"] - pinned) < 0.02
     assert abs((1 - res.estimate.hit_rate["scm"]) - (pinned + cache)) < 0.02
+
+
+def test_prediction_matches_embedding_store_replay(tmp_path):
+    """The runtime, built from the plan, serves from DRAM what the plan predicts (batch steps)."""
+    import torch
+
+    from sdm.embedding_store import EmbeddingStore
+
+    tr, tables = _setup(num_samples=8192, seed=7)
+    half_b = tr.num_batches // 2
+    half = half_b * tr.batch_size
+    hot = [h.good_turing() for h in _hot(tr, tables, 0, half)]
+    hw = hardware("host-nand")
+    model = sum(t.size_bytes for t in tables)
+    opts = PlanOptions(dram_cache_fraction=0.5, dram_usable_fraction=0.03 * model / hw.dram_capacity_bytes,
+                       workload=Workload(items_per_request=tr.batch_size, cache_steps="batch"))
+    res = plan_model(tables, hot, hw, opts)
+    with EmbeddingStore.create(tmp_path / "s", tables, hardware="host-nand", plan=res.plan) as st:
+        for b in range(half_b, tr.num_batches):
+            for t, (ix, of) in zip(tables, tr.batch(b)):
+                st.lookup(t.name, torch.from_numpy(np.asarray(ix)), torch.from_numpy(np.asarray(of)))
+        hr = st.stats()["total"]["hit_rate"]
+    assert abs((1 - res.estimate.hit_rate["scm"]) - (hr["accel"] + hr["dram"])) < 0.02

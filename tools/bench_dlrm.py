@@ -35,7 +35,7 @@ def make_trace(kind: str, rows: list[int], samples: int, batch: int, pooling: in
 
     if kind == "zipf":
         return g.zipf_trace(rows, samples, batch_size=batch, pooling=pooling, alpha=alpha, seed=seed)
-    return g.production_trace(rows, samples, batch_size=batch, pooling=pooling, seed=seed)
+    return g.production_trace(rows, samples // batch, batch_size=batch, pooling=pooling, seed=seed)
 
 
 def inputs(trace, b: int, num_dense: int):

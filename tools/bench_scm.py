@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark the SCM page store against the raw device, measured in the same run on the same file.
 
-  python tools/bench_scm.py                       # 1 GiB table, QD32, 3 rounds of 5 s phases
+  python tools/bench_scm.py                       # 1 GiB table, QD32, 8 rounds of 2.5 s phases
   python tools/bench_scm.py --size-gib 2 --engine all --seconds 10
 
 Steps: ingest a table of random rows (streamed; ingest MB/s), then for --rounds rounds alternate
@@ -134,8 +134,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-rows", type=int, default=4096, help="distinct rows per read_rows call")
     ap.add_argument("--readers", type=int, default=1,
                     help="threads calling read_rows at once (queue depth stays the store's total)")
-    ap.add_argument("--seconds", type=float, default=5.0, help="duration of each phase")
-    ap.add_argument("--rounds", type=int, default=3, help="raw/store rounds; figures are medians")
+    ap.add_argument("--seconds", type=float, default=2.5, help="duration of each phase")
+    ap.add_argument("--rounds", type=int, default=8,
+                    help="raw/store rounds; short alternating phases pair up well on a shared machine")
     ap.add_argument("--raw-loop", action="store_true", help="also run the bare AIO loop when fio exists")
     ap.add_argument("--engine", choices=["auto", "aio", "threads", "all"], default="auto")
     ap.add_argument("--device", default="nand", help="device model charged by the store (nand, 3dxp, ...)")

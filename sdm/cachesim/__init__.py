@@ -14,10 +14,11 @@ from .s3fifo import S3FIFO
 from .setassoc import SetAssociativeLRU
 from .simulate import POLICIES, MissRatioCurve, get_policy, miss_ratio_curve, simulate
 from .static import Static
-from .stream import DenseStream, prepare
+from .stream import DenseStream, layout_page, layout_pages, prepare
 from .types import HookCache, Policy, SimResult
 
 __all__ = [
     "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "SetAssociativeLRU", "Static", "POLICIES", "MissRatioCurve",
-    "get_policy", "miss_ratio_curve", "simulate", "DenseStream", "prepare", "HookCache", "Policy", "SimResult",
+    "get_policy", "miss_ratio_curve", "simulate", "DenseStream", "layout_page", "layout_pages", "prepare",
+    "HookCache", "Policy", "SimResult",
 ]

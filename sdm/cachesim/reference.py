@@ -117,7 +117,7 @@ class RefS3FIFO(HookCache):
 
     name = "s3fifo"
 
-    def __init__(self, capacity, small_cap, ghost_cap, move_threshold=1):
+    def __init__(self, capacity, small_cap, ghost_cap, move_threshold=2):
         self.small_cap, self.ghost_cap, self.move_threshold = small_cap, ghost_cap, move_threshold
         super().__init__(capacity)
 
@@ -248,7 +248,7 @@ def reference_hits(ids, capacity, name, **kw):
         cache = RefOPT(capacity, ids, bypass=name == "opt")
     elif name == "s3fifo":
         small = max(1, int(capacity * kw.get("small_ratio", 0.1))) if capacity > 0 else 0
-        cache = RefS3FIFO(capacity, small, max(capacity - small, 0), kw.get("move_threshold", 1))
+        cache = RefS3FIFO(capacity, small, max(capacity - small, 0), kw.get("move_threshold", 2))
     elif name.startswith("setassoc"):
         cache = RefSetAssoc(capacity, kw.get("ways", 32))
     else:

@@ -7,9 +7,10 @@ As in the paper's Algorithm 1:
 - evict S: pop the oldest; if freq >= move_threshold move it to M (then if M is over its share,
   evict M) and continue; else put it in G and stop.
 - evict M: pop the oldest; if freq > 0, freq -= 1 and reinsert it at the head; else drop it.
-`move_threshold=1` follows the paper's text ("accessed at least once"); its pseudo-code says
-freq > 1, i.e. 2. G remembers the last `ghost share` ids sent to it (by count, ids found there
-on a miss leave it); its size equals M's share, as in the paper.
+`move_threshold=2` (freq > 1 in the paper's pseudo-code) is also the default of the authors'
+libCacheSim (`move_to_main_threshold`, promotion test freq >= threshold); 1 promotes any id read
+again while in S. G remembers the last `ghost share` ids sent to it (by count; ids found there on
+a miss leave it); its size is M's share (libCacheSim: ghost 0.9 of the cache beside a 0.1 small queue).
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ class S3FIFO:
 
     name = "s3fifo"
 
-    def __init__(self, small_ratio: float = 0.1, move_threshold: int = 1) -> None:
+    def __init__(self, small_ratio: float = 0.1, move_threshold: int = 2) -> None:
         if not 0.0 < small_ratio < 1.0:
             raise InvalidInputError(f"S3-FIFO small_ratio must be in (0, 1), got {small_ratio}")
         if not 1 <= move_threshold <= 3:

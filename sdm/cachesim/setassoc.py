@@ -1,7 +1,8 @@
 """Set-associative LRU, as FBGEMM's embedding cache: `ways`-way sets, LRU within each set.
 
-The set of an id is murmur3's 64-bit finalizer of the id modulo the number of sets (FBGEMM hashes
-with the same mixer), so sets do not depend on the dense remap. The kernel compares the ways of one
+The set of an id is murmur3's 64-bit finalizer of the id modulo the number of sets, as
+`cache_slot(h_in, C)` in fbgemm_gpu's split-embeddings cache kernels (pytorch/FBGEMM), applied to
+the original (global) id, so sets do not depend on the dense remap. The kernel compares the ways of one
 set in a short loop, like the warp-wide compare on a GPU. Capacity rounds down to whole sets; a
 cache smaller than one set is a single fully associative set.
 """

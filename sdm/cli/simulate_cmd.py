@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"first {args.warmup_batches} batches ({warmup} lookups) warmed the caches and are not counted")
     if any(d["preloaded_units"] for d in rows):
         print("static pins its set before the replay (one read each, not counted above) and chose it with "
-              "hindsight or a profile, so it can beat OPT, which starts cold")
+              "hindsight or a profile, so it can beat OPT, which pays for every fill it makes")
     return 0
 
 

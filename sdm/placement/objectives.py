@@ -48,30 +48,33 @@ class Workload:
 
 # ---- DRAM cache hit rate ------------------------------------------------------------------------
 def che_lru_hits(k: np.ndarray, m: np.ndarray, b: np.ndarray, cache_bytes: float,
-                 batches: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 batches: float | None = None, expected: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Expected LRU hits and expected bytes resident, per group (k reads per row, m rows, b bytes).
 
     Vectorized over groups; bisection on the characteristic time T. With `batches` (the profiled
     trace cut into that many batches), time runs in batches, as in the runtime: a batch reads each
     missing row once and fills the cache after, so a row's reads within one batch all hit or all
     miss. A row with k reads falls in d = B (1 - exp(-k / B)) distinct batches (k placed at random
-    among B); its reads in all but the first such batch hit if it was read within T batches.
+    among B); its reads outside the first such batch hit if it was read within T batches.
     Without `batches` every lookup is its own step (what sdm.cachesim replays).
+    Groups marked `expected` hold expected counts (Good-Turing, sketch tails): their reads are
+    taken as Poisson, so a row expected 0.6 times still sometimes repeats (E[(X - 1)+] > 0).
     """
     k, m, b = (np.asarray(x, dtype=np.float64) for x in (k, m, b))
+    expected = np.zeros(k.shape, bool) if expected is None else np.asarray(expected, bool)
     n = float((k * m).sum())
-    if batches:
-        d = batches * -np.expm1(-k / batches)            # distinct batches the row appears in
-        repeat = m * (k - k / np.maximum(d, 1e-300))     # reads outside each row's first batch
-        rate = d / batches                               # appearances per batch
-    else:
-        repeat = m * np.maximum(k - 1.0, 0.0)
-        rate = k / n if n > 0 else k
-    repeat_hits = np.maximum(repeat, 0.0)
     if n <= 0 or cache_bytes <= 0:
         return np.zeros_like(k), np.zeros_like(k)
-    if (m * b * (k > 0)).sum() <= cache_bytes:
-        return repeat_hits, m * b * (k > 0)             # everything read fits: only first reads miss
+    kb = k / batches if batches else np.zeros_like(k)
+    # reads in a row's first batch (or its first read): exact k -> k/d; Poisson(k) -> E over draws
+    first = np.where(kb > 0, kb / -np.expm1(-np.where(kb > 0, kb, 1.0)), 1.0)    # reads per occupied batch
+    exact_repeat = k - np.where(kb > 0, k / np.maximum(-np.expm1(-kb) * (batches or 1), 1e-300), 1.0)
+    poisson_repeat = k + np.expm1(-k) * first                                     # k - P(X > 0) * first
+    repeat_hits = m * np.maximum(np.where(expected, poisson_repeat, exact_repeat), 0.0)
+    rate = -np.expm1(-kb) if batches else k / n          # appearances per step (batch or lookup)
+    occupying = m * b * np.where(expected, -np.expm1(-k), k > 0)
+    if occupying.sum() <= cache_bytes:
+        return repeat_hits, occupying                    # everything read fits: only first reads miss
 
     def occupancy(t: float) -> float:
         return float((m * b * -np.expm1(-rate * t)).sum())
@@ -102,8 +105,8 @@ def static_cache_hits(k, m, b, cache_bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def residual_groups(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], placement: Placement):
-    """(table index, reads per row, rows, bytes per row) of rows left to SCM, grouped by count."""
-    tix, ks, ms, bs = [], [], [], []
+    """(table index, reads per row, rows, bytes per row, expected?) of rows left to SCM, by count."""
+    tix, ks, ms, bs, ex = [], [], [], [], []
     for i, (spec, hot) in enumerate(zip(tables, hotness)):
         tp = placement.tables[spec.name]
         if tp.tracked_pinned is not None:                      # computed once by the policy
@@ -115,13 +118,23 @@ def residual_groups(tables: Sequence[TableSpec], hotness: Sequence[TableHotness]
                 m, per_band = rows_by_band(rows, hot)
                 pinned |= m
                 band_left -= per_band
-        vals, mult = np.unique(hot.counts[~pinned], return_counts=True)
-        vals, mult = np.r_[vals, hot.band_count_per_row], np.r_[mult, np.maximum(band_left, 0)]
+        if hot.raw_counts is not None:
+            # A dynamic cache's hits depend on how reads spread over the rows it sees, not on
+            # which rows they are: the sample's raw counts carry that spread (a future sample has
+            # about the same spread); Good-Turing counts, one mean per count class, flatten it and
+            # underestimate reuse (convexity). Good-Turing still decides what is pinned above.
+            vals, mult = np.unique(hot.raw_counts[~pinned], return_counts=True)
+            is_exp = np.r_[np.zeros(vals.size, bool), np.ones(hot.bands.shape[0], bool)]
+            vals, mult = np.r_[vals, hot.band_count_per_row], np.r_[mult, np.zeros(hot.bands.shape[0], np.int64)]
+        else:
+            vals, mult = np.unique(hot.counts[~pinned], return_counts=True)
+            is_exp = np.r_[np.full(vals.size, hot.expected), np.ones(hot.bands.shape[0], bool)]
+            vals, mult = np.r_[vals, hot.band_count_per_row], np.r_[mult, np.maximum(band_left, 0)]
         keep = (vals > 0) & (mult > 0)
         tix.append(np.full(int(keep.sum()), i)); ks.append(vals[keep]); ms.append(mult[keep])
-        bs.append(np.full(int(keep.sum()), spec.row_bytes))
+        bs.append(np.full(int(keep.sum()), spec.row_bytes)); ex.append(is_exp[keep])
     cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
-    return cat(tix).astype(np.int64), cat(ks), cat(ms), cat(bs)
+    return cat(tix).astype(np.int64), cat(ks), cat(ms), cat(bs), cat(ex).astype(bool)
 
 
 # ---- estimator ------------------------------------------------------------------------------------
@@ -142,13 +155,13 @@ class DefaultEstimator:
         cache_bytes = int(candidate.knobs.get("dram_cache_bytes", 0))
         cache_hits, cache_occ = np.zeros(nt), np.zeros(nt)
         if cache_bytes > 0 and placement.backing_tier == "scm":
-            tix, k, m, b = residual_groups(tables, hotness, placement)
+            tix, k, m, b, ex = residual_groups(tables, hotness, placement)
             if candidate.dram_cache_policy == "static":
                 hits, occ = static_cache_hits(k, m, b, cache_bytes)
             else:
                 samples = max((h.num_samples for h in hotness), default=0)
                 batches = samples / self.workload.items_per_request if self.workload.cache_steps == "batch" else None
-                hits, occ = che_lru_hits(k, m, b, cache_bytes, batches or None)
+                hits, occ = che_lru_hits(k, m, b, cache_bytes, batches or None, ex)
             cache_hits = np.bincount(tix, weights=hits, minlength=nt)
             cache_occ = np.bincount(tix, weights=occ, minlength=nt)
         scm_reads = np.maximum(share["scm"] - cache_hits, 0.0)

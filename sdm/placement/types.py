@@ -70,6 +70,9 @@ class TableHotness:
     tail_lookups: float = 0.0
     num_samples: int = 0               # samples (bags) in the profiled trace, for pooling factor
     bands: np.ndarray | None = None    # [n_bands, 2]: (rows, lookups), decreasing density
+    expected: bool = False             # counts are expected reads (Good-Turing, sketch, model),
+                                       # not the exact reads of one trace; tail bands always are
+    raw_counts: np.ndarray | None = None   # the sample's own counts when `counts` were adjusted
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids, dtype=np.int64)
@@ -131,7 +134,7 @@ class TableHotness:
         band_sum = integral(edges[:-1], edges[1:]) if edges.size > 1 else np.zeros(0)
         norm = head.sum() + band_sum.sum()
         bands = np.stack([np.diff(edges), band_sum / norm * lookups], axis=1) if edges.size > 1 else None
-        return cls(name, int(num_rows), np.arange(k), head / norm * lookups, 0.0, num_samples, bands)
+        return cls(name, int(num_rows), np.arange(k), head / norm * lookups, 0.0, num_samples, bands, True)
 
     def good_turing(self, max_count: int = 8) -> "TableHotness":
         """Counts adjusted for predicting *future* reads from a finite sample (Good-Turing).
@@ -156,7 +159,8 @@ class TableHotness:
         # keep the total: scale adjusted counts so that adjusted + unseen mass = observed lookups
         total = float(self.counts.sum())
         adj *= (total - unseen) / max(float(adj.sum()), 1e-300)
-        return TableHotness(self.name, self.num_rows, self.ids, adj, unseen, self.num_samples)
+        return TableHotness(self.name, self.num_rows, self.ids, adj, unseen, self.num_samples, expected=True,
+                            raw_counts=self.counts)
 
     @property
     def total_lookups(self) -> float:

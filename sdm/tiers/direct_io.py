@@ -295,7 +295,7 @@ class AioReader:
         events = np.zeros(n, dtype=IO_EVENT_DTYPE)
         ctx = self._acquire()
         syscall, submit, getevents = self._libc.syscall, self._submit, self._getevents
-        c_ctx, c_one, c_qd = ctypes.c_ulong(ctx), ctypes.c_long(1), ctypes.c_long(qd)
+        c_ctx, c_one = ctypes.c_ulong(ctx), ctypes.c_long(1)
         pbase, ebase, esize = ptrs.ctypes.data, events.ctypes.data, IO_EVENT_DTYPE.itemsize
         submitted = done = checked = 0
         step = max(2 * qd, 64)  # completions per on_complete call: few calls, still overlapped
@@ -319,6 +319,8 @@ class AioReader:
                             raise OSError(err, f"io_submit failed: {os.strerror(err)}")
                     else:
                         submitted += r
+                # min_nr=1: refill the queue as soon as any read is back (waking on a quarter of the
+                # queue instead measured no better: 0.96x paired, 16 rounds)
                 r = syscall(getevents, c_ctx, c_one, ctypes.c_long(min(qd, n - done)),
                             ctypes.c_void_p(ebase + esize * done), None)
                 if r < 0:
