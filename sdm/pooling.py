@@ -22,11 +22,13 @@ MODES = ("sum", "mean", "max")
 
 # One pass each over ids and offsets (compiled): validation must cost little next to the lookup.
 @numba.njit(cache=True, nogil=True)
-def _first_out_of_range(ids, num_rows):
+def _any_out_of_range(ids, num_rows):
+    # branch-free (vectorizes); as unsigned, negative ids compare above any row count
+    bad = False
+    limit = np.uint64(num_rows)
     for i in range(ids.shape[0]):
-        if ids[i] < 0 or ids[i] >= num_rows:
-            return i
-    return -1
+        bad |= np.uint64(ids[i]) >= limit
+    return bad
 
 
 @numba.njit(cache=True, nogil=True)
@@ -127,8 +129,9 @@ def validate(
                 f"table {table!r}: offsets[{off.numel() - 1}]={int(off[-1])} is past the end of indices (length {n})"
             )
     if n:
-        pos = int(_first_out_of_range(idx.numpy(), num_rows))
-        if pos >= 0:
+        if _any_out_of_range(idx.numpy(), num_rows):
+            ids_np = idx.numpy()
+            pos = int(np.flatnonzero((ids_np < 0) | (ids_np >= num_rows))[0])
             raise InvalidInputError(
                 f"table {table!r}: index {int(idx[pos])} at position {pos} is out of range [0, {num_rows})"
             )

@@ -31,7 +31,7 @@ class TablePlacement:
     dram_pinned_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     dram_cache_bytes: int = 0
     policy: str = "lru"
-    static_hot_ids: np.ndarray | None = None   # for policy "static": rows the cache holds
+    static_hot_ids: np.ndarray | None = None   # for policy "static": rows the cache holds, hottest first
     row_order: np.ndarray | None = None
 
 
@@ -45,9 +45,10 @@ def _heat(profile, name: str, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
     elif getattr(tp, "counts", None) is not None:
         counts = np.asarray(tp.counts, dtype=np.float64)
     elif hasattr(tp, "hot_rows"):
-        got = tp.hot_rows(num_rows)
-        ids, cnt = got if isinstance(got, tuple) else (got, np.arange(len(got), 0, -1))
-        return np.asarray(ids, np.int64), np.asarray(cnt, np.float64)
+        # sketch-mode profile (sdm.placement.profile): its heavy hitters, with estimated counts
+        ids = np.asarray(tp.hot_rows(num_rows), np.int64)
+        cnt = tp.count(ids) if hasattr(tp, "count") else np.arange(len(ids), 0, -1)
+        return ids, np.asarray(cnt, np.float64)
     else:
         raise InvalidInputError(f"profile entry for table {name!r} has neither counts nor hot_rows()")
     if counts.shape != (num_rows,):
@@ -82,7 +83,7 @@ def default_placement(
         for i, s in enumerate(specs):
             p = out[s.name]
             p.accel_ids = np.sort(ids[acc][tab[acc] == i])
-            p.static_hot_ids = np.sort(ids[dr][tab[dr] == i])
+            p.static_hot_ids = ids[dr][tab[dr] == i]  # hottest first: a smaller cache keeps the head
             # rows the profile never saw still need room: spread the rest by table size
             p.dram_cache_bytes = int(dram_share[i] + leftover * sizes[i] / sizes.sum())
         return out

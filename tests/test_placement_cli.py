@@ -78,3 +78,20 @@ def test_plan_errors_are_clear(tmp_path, trace_path, capsys, argv, msg):
     assert main(args) == 1
     assert msg in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_plan_from_sketched_profile(tmp_path, trace_path, capsys):
+    from sdm.placement.profile import Profile
+    from sdm.traces.loaders import load_trace
+
+    prof = tmp_path / "p.npz"
+    Profile.from_trace(load_trace(trace_path), memory_budget_bytes=40_000).save(prof)   # big tables sketched
+    out = tmp_path / "plan.json"
+    args = ["plan", "--model", MODEL, "--hardware", "host-3dxp", "--set", "plan.dram_usable_fraction=0.00003",
+            "--out", str(out), "--no-progress", "--json"]
+    assert main(args + ["--profile", str(prof)]) == 0
+    sk = json.loads(capsys.readouterr().out)["summary"]["hit_rate"]
+    assert main(args + ["--trace", trace_path]) == 0
+    ex = json.loads(capsys.readouterr().out)["summary"]["hit_rate"]
+    assert 0.0 < sk["scm"] < 1.0
+    assert abs(sk["dram"] - ex["dram"]) < 0.1          # sketch and exact counts plan alike

@@ -181,14 +181,14 @@ def test_threads_get_the_same_results(small):
     assert torch.equal(c.data[torch.from_numpy(slots)], w["a"][torch.from_numpy(ids)])
 
 
-@pytest.mark.parametrize("fmt", ["fp16", "int8"])
-def test_reduced_precision_within_stated_bound(tmp_path, fmt):
+@pytest.mark.parametrize("fmt, dim", [("fp16", 8), ("int8", 8), ("int8", 16), ("fp16", 24)])
+def test_reduced_precision_within_stated_bound(tmp_path, fmt, dim):
     from sdm.row_formats import error_bound
 
     gen = torch.Generator().manual_seed(2)
-    dim = 8  # 16-byte rows in both formats: 600 rows span several 4 KiB pages
+    # 16-, 24- and 48-byte rows: 600 rows span several 4 KiB pages, some with a ragged tail
     w = torch.randn(600, dim, generator=gen) * 3
-    store = EmbeddingStore.create(tmp_path / fmt, [TableSpec("t", 600, dim, row_format=fmt)], weights={"t": w},
+    store = EmbeddingStore.create(tmp_path / f"{fmt}{dim}", [TableSpec("t", 600, dim, row_format=fmt)], weights={"t": w},
                                   hardware="host-nand", dram_cache_bytes=2000)
     idx = torch.arange(600)
     got = store.lookup("t", idx, torch.arange(600))           # bags of one row: the decoded rows
@@ -247,3 +247,18 @@ def test_without_profile_small_tables_go_to_the_cards(tmp_path):
     with EmbeddingStore.create(tmp_path / "y", specs, hardware="yosemite-v2-nand") as store:
         cache = store.stats()["tables"]
         assert cache["small"]["cache"]["accel_rows"] == 50
+
+
+def test_profile_object_from_a_trace(tmp_path):
+    from sdm.placement.profile import Profile
+    from sdm.traces.generators import zipf_trace
+
+    trace = zipf_trace([2000], 400, batch_size=100, pooling=4, alpha=1.2, seed=3, table_names=["a"])
+    prof = Profile.from_trace(trace)
+    hottest = prof["a"].hot_rows(20)
+    with EmbeddingStore.create(tmp_path / "p", [TableSpec("a", 2000, 4)], profile=prof, policy="static",
+                               dram_cache_bytes=20 * (16 + 13)) as store:
+        cache = store.cache("a")
+        # 20 rows' budget = one 16-way set: it holds the 16 hottest
+        assert cache.capacity_rows == 16
+        assert set(cache.contents().tolist()) == set(hottest[:16].tolist())

@@ -50,7 +50,7 @@ def fio_randread(path: str, block_bytes: int, queue_depth: int, seconds: float) 
         return None
     cmd = ["fio", "--name=raw", f"--filename={path}", "--readonly", "--rw=randread", f"--bs={block_bytes}",
            f"--iodepth={queue_depth}", "--ioengine=io_uring", "--direct=1", f"--runtime={seconds}",
-           "--time_based", "--norandommap", "--output-format=json"]
+           "--time_based", "--norandommap", "--randrepeat=0", "--output-format=json"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         print(f"fio failed ({out.stderr.strip()[:200]}); using the raw AIO loop only", file=sys.stderr)
@@ -58,12 +58,12 @@ def fio_randread(path: str, block_bytes: int, queue_depth: int, seconds: float) 
     return float(json.loads(out.stdout)["jobs"][0]["read"]["iops"])
 
 
-def raw_loop(path: str, block_bytes: int, queue_depth: int, seconds: float, batch: int) -> float:
+def raw_loop(path: str, block_bytes: int, queue_depth: int, seconds: float, batch: int, seed: int = 2) -> float:
     """Bare O_DIRECT random reads (AIO engine, no checksum, no gather): the engine's ceiling."""
     fd, _ = open_direct(path)
     reader = make_reader("auto", queue_depth)
     nblocks = os.fstat(fd).st_size // block_bytes
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(seed)
     buf = aligned_empty(batch * block_bytes)
     lengths = np.full(batch, block_bytes, dtype=np.int64)
     done, t0 = 0, time.perf_counter()
@@ -79,7 +79,7 @@ def raw_loop(path: str, block_bytes: int, queue_depth: int, seconds: float, batc
 
 
 def store_reads(path: str, name: str, engine: str, queue_depth: int, seconds: float, batch: int,
-                readers: int = 1) -> dict:
+                readers: int = 1, seed: int = 3) -> dict:
     """read_rows on batches of distinct random rows (a random permutation walked in slices).
 
     With `readers` > 1, that many threads call read_rows on one store at once (a pipelined caller);
@@ -87,7 +87,7 @@ def store_reads(path: str, name: str, engine: str, queue_depth: int, seconds: fl
     """
     with PageStore.open(path, queue_depth=queue_depth, engine=engine) as store:
         info = store.table_info(name)
-        perm = np.random.default_rng(3).permutation(info.num_rows)
+        perm = np.random.default_rng(seed).permutation(info.num_rows)  # fresh rows each round
         share = len(perm) // readers
         counts = [0] * readers
         t0 = time.perf_counter()
@@ -181,14 +181,15 @@ def main(argv=None) -> int:
         use_loop = args.raw_loop or shutil.which("fio") is None
         for rnd in range(args.rounds):  # alternate raw and store: drift on a shared machine hits both
             fio = fio_randread(data_file, read_bytes, args.queue_depth, args.seconds)
-            loop = (raw_loop(data_file, read_bytes, args.queue_depth, args.seconds, args.batch_rows)
+            loop = (raw_loop(data_file, read_bytes, args.queue_depth, args.seconds, args.batch_rows, 100 + rnd)
                     if use_loop or fio is None else None)
             raw.append({"fio_iops": fio, "raw_loop_iops": loop})
             fmt = lambda x: "n/a" if x is None else f"{x:,.0f}"  # noqa: E731
             print(f"[round {rnd}] raw: fio io_uring {read_bytes} B QD{args.queue_depth} {fmt(fio)} IOPS; "
                   f"bare O_DIRECT AIO loop {fmt(loop)} IOPS")
             for eng in engines:
-                r = store_reads(path, "t", eng, args.queue_depth, args.seconds, args.batch_rows, args.readers)
+                r = store_reads(path, "t", eng, args.queue_depth, args.seconds, args.batch_rows, args.readers,
+                                seed=200 + rnd)
                 r["round"] = rnd
                 r["ratio"] = r["pages_per_s"] / (fio if fio is not None else loop)
                 runs.append(r)

@@ -97,11 +97,12 @@ def load_hotness(model: ModelSpec, args) -> list[TableHotness]:
     if args.profile:
         from ..placement.profile import Profile
 
-        return hotness_from_profile(model, Profile.load(args.profile))
-    from ..traces.loaders import load_trace
+        hot = hotness_from_profile(model, Profile.load(args.profile))
+    else:
+        from ..traces.loaders import load_trace
 
-    trace = load_trace(args.trace)
-    hot = hotness_from_trace(model, trace, progress=not args.no_progress)
+        hot = hotness_from_trace(model, load_trace(args.trace), progress=not args.no_progress)
+    # good_turing() leaves sketch-style profiles (heavy hitters + tail) as they are
     return [h.good_turing() for h in hot] if args.counts == "good-turing" else hot
 
 
@@ -138,11 +139,17 @@ def hotness_from_profile(model: ModelSpec, profile) -> list[TableHotness]:
         if tp.exact:
             h = TableHotness.from_counts(t.name, np.asarray(tp.counts), tp.num_samples)
         else:
-            # heavy hitters exactly (count-min upper estimates); the rest as one uniform band
+            # Heavy hitters (count-min upper estimates) + the rest as one uniform band over all
+            # untracked rows (which of them were read is unknown, so pinning any is worth the
+            # average). Rows beyond the heavy hitters were each read at least once, so the tail
+            # has at least unique - k lookups; heavy-hitter counts are scaled down to leave it.
             order = np.argsort(tp.hh_rows)
             ids, counts = tp.hh_rows[order], tp.hh_counts[order].astype(np.float64)
-            tail = max(float(tp.num_lookups) - float(counts.sum()), 0.0)
-            h = TableHotness(t.name, t.num_rows, ids, counts, tail, tp.num_samples)
+            lookups = float(tp.num_lookups)
+            tail = min(max(lookups - counts.sum(), float(tp.unique_rows - ids.size), 0.0), lookups)
+            if counts.sum() > lookups - tail > 0:
+                counts *= (lookups - tail) / counts.sum()
+            h = TableHotness(t.name, t.num_rows, ids, counts, tail, tp.num_samples, expected=True)
         out.append(h)
     return out
 
@@ -161,7 +168,9 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
         except ValueError:
             raise InvalidInputError(f"--dram-ladder {args.dram_ladder!r}: expected numbers like 1,0.5,0.25") from None
     plan_sets = dict(plan_sets or {})
-    known = set(PlanOptions.__dataclass_fields__) - {"workload", "power", "cost", "pages_per_scm_read", "progress"}
+    known = set(PlanOptions.__dataclass_fields__) - {"workload", "power", "cost", "pages_per_scm_read", "progress",
+                                                     "whole_dimms", "policy", "objective", "dram_ladder",
+                                                     "dram_cache_policy", "shard"}
     bad = set(plan_sets) - known
     if bad:
         raise InvalidInputError(f"unknown plan.* field(s) {sorted(bad)}; known: {sorted(known)}")
@@ -182,7 +191,7 @@ def dram_curve(model: ModelSpec, hot, hw, opts: PlanOptions) -> list[tuple[float
     if hw.scm is None:
         return []
     o = dataclasses.replace(opts, objective="min-latency", dram_ladder=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0),
-                            progress=False)
+                            whole_dimms=False, progress=False)
     res = plan_model(model.tables, hot, hw, o, model.name)
     return [(c.knobs["dram_bytes"] / 1e9, 1.0 - e.hit_rate["scm"]) for c, _p, e in res.scored]
 

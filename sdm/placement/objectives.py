@@ -27,7 +27,7 @@ from ..spec import TableSpec
 from .cost import CostDefaults, energy_usd_per_year, server_capex
 from .policies import Placement, rows_by_band
 from .power import PowerDefaults, ServerParts, server_power
-from .types import Candidate, Estimate, TableHotness, TierSpec
+from .types import Candidate, Estimate, TableHotness
 
 
 @dataclass(frozen=True)

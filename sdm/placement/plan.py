@@ -199,6 +199,9 @@ class Plan:
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         side = path.with_suffix(".rows")
+        if side.is_dir():                  # a plan saved here before: drop its row files
+            for f in side.glob("*.npy"):
+                f.unlink()
         tables = {}
         for i, (name, tp) in enumerate(self.tables.items()):
             stem = f"{i:05d}"

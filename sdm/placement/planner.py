@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from ..errors import InfeasibleError, InvalidInputError
 from ..spec import TableSpec
@@ -46,6 +44,7 @@ class PlanOptions:
     dram_queue_depth: int = 8            # *assumption*: memory-level parallelism of a gather loop
     card_queue_depth: int = 8
     dram_ladder: Sequence[float] | None = None   # fractions of the preset's DRAM to try
+    whole_dimms: bool = True             # ladder steps are whole DIMMs (False: any size, for curves)
     shard: bool = False                  # spread a model too big for one server over several (a replica)
     pages_per_scm_read: dict[str, float] = field(default_factory=dict)   # from page layouts
     progress: bool = False
@@ -104,7 +103,10 @@ class HardwareEnumerator:
         for f in ladder:
             if not 0 < f <= 1:
                 raise InvalidInputError(f"DRAM ladder fractions must be in (0, 1], got {f}")
-            dram = max(dimm, int(round(hw.dram_capacity_bytes * f / dimm)) * dimm)   # whole DIMMs
+            # the preset's DRAM as given; smaller fits in whole DIMMs (unless only sweeping a curve)
+            dram = int(hw.dram_capacity_bytes * f)
+            if f != 1.0 and self.opts.whole_dimms:
+                dram = max(dimm, int(round(hw.dram_capacity_bytes * f / dimm)) * dimm)
             if dram in seen:
                 continue
             seen.add(dram)
