@@ -15,11 +15,13 @@ def _rows(ids, dim=4):
     return torch.from_numpy(np.repeat(np.asarray(ids, np.float32)[:, None], dim, axis=1))
 
 
-@pytest.mark.parametrize("cap_rows, num_rows", [(1000, 100_000), (64, 50), (5000, 10**9)])
+@pytest.mark.parametrize("cap_rows, num_rows", [(1000, 100_000), (64, 50), (5000, 10**9), (300, 2**40)])
 def test_index_overhead_at_most_16_bytes_per_row(cap_rows, num_rows):
     c = DramCache(num_rows, 16, torch.float32, cap_rows * (64 + INDEX_BYTES_PER_ROW))
     assert INDEX_BYTES_PER_ROW <= 16
     assert c.index_bytes <= 16 * c.capacity_rows
+    assert c.index_bytes == c.index_bytes_per_row * c.capacity_rows
+    assert c.index_bytes_per_row == (9 if num_rows < 2**31 else 13)
     assert c.index_bytes == c.tags.nbytes + c.score.nbytes + c._mark.nbytes
     # data + index fit the budget
     assert c.data.numel() * 4 + c.index_bytes <= cap_rows * (64 + INDEX_BYTES_PER_ROW)
@@ -35,7 +37,7 @@ def test_whole_table_budget_holds_every_row():
     assert c.complete and c.resident_rows == 1000
     assert torch.equal(c.data, _rows(np.arange(1000)))
     hashed = DramCache(1000, 4, torch.float32, 1000 * (16 + 13), layout="hashed")
-    assert not hashed.direct and hashed.capacity_rows == 1000 // 16 * 16
+    assert not hashed.direct and hashed.capacity_rows == 1000 * 29 // (16 + 9) // 16 * 16
 
 
 def test_lru_evicts_least_recent_in_set():

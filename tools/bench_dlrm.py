@@ -97,6 +97,9 @@ def main(argv=None) -> int:
     ap.add_argument("--queue-depth", type=int, default=32)
     ap.add_argument("--policy", default="lru", choices=["lru", "lfu"])
     ap.add_argument("--hardware", default="host-nand")
+    ap.add_argument("--hot-layout", action="store_true",
+                    help="lay rows out on SCM pages hottest first, from a profile of a separate history "
+                         "trace (same distribution, another seed): misses then share pages more often")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads for every run (default 1: on a shared machine, OpenMP "
                          "teams of several threads stall badly when cores are oversubscribed)")
@@ -114,14 +117,22 @@ def main(argv=None) -> int:
           f"{f' (alpha {a.alpha})' if a.trace == 'zipf' else ''}; batch {a.batch} x pooling {a.pooling}; "
           f"{a.batches} timed batches after {a.warm} warm-up; DRAM cache {a.cache_share:.0%} = "
           f"{a.cache_share * emb_bytes / 2**20:.1f} MiB, policy {a.policy}, hardware {a.hardware}, QD {a.queue_depth}, "
+          f"page layout {'hottest first (history profile)' if a.hot_layout else 'id order'}, "
           f"torch threads {torch.get_num_threads()}")
     lat, wall = run(model, batches, a.warm)
     base = report("baseline", lat, wall, timed_samples, "(all tables in memory)")
     with tempfile.TemporaryDirectory(dir=a.dir) as d:
         sdm_model = copy.deepcopy(model)
         t0 = time.perf_counter()
+        plan = None
+        if a.hot_layout:
+            history = make_trace(a.trace, rows, total * a.batch, a.batch, a.pooling, a.alpha, seed=2)
+            plan = {"dram_cache_bytes": int(a.cache_share * emb_bytes), "policy": a.policy, "tables": {}}
+            for t in range(a.tables):
+                counts = np.bincount(history.table_stream(t), minlength=rows[t])
+                plan["tables"][f"emb_l.{t}"] = {"row_order": np.argsort(-counts, kind="stable")}
         store = wrap(sdm_model, Path(d) / "s", hardware=a.hardware, dram_cache_bytes=int(a.cache_share * emb_bytes),
-                     policy=a.policy, queue_depth=a.queue_depth)
+                     policy=a.policy, queue_depth=a.queue_depth, plan=plan)
         print(f"store written in {time.perf_counter() - t0:.1f} s")
         results, modelled_io = {}, {}
         for name, use_pf in (("sdm", False), ("sdm+pf", True)):

@@ -46,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"sdm-plan {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Output piped into e.g. `head`, which closed early: not an error. Point stdout at devnull so
+        # the interpreter's final flush does not raise again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

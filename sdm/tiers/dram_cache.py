@@ -8,8 +8,9 @@ then lowest policy key); protected slots (rows the current or coming batches sti
 chosen, and misses that find no victim bypass the cache.
 
 Memory: the data tensor holds `capacity_rows` rows in the table's stored format; the index costs
-INDEX_BYTES_PER_ROW = 13 bytes per cached row (int64 tag + int32 policy score + 1-byte scratch
-mark used by inserts), within the 16-byte budget. `capacity_bytes` covers data + index.
+9 bytes per cached row (int32 tag + int32 policy score + 1-byte scratch mark used by inserts), or
+13 with int64 tags for tables of 2**31 rows or more: within the 16-byte budget. `capacity_bytes`
+covers data + index.
 
 Thread safety: callers hold `cache.lock` around probe/insert and while reading `data` at slots
 they probed (an insert may overwrite any unprotected slot).
@@ -29,19 +30,29 @@ import torch
 from ..errors import InvalidInputError
 from .cache_policies import CachePolicy, make_policy
 
+# Index bytes per cached row: tag (int32 when row ids fit, else int64) + int32 policy score +
+# 1-byte scratch mark used by inserts. INDEX_BYTES_PER_ROW is the larger case.
 INDEX_BYTES_PER_ROW = 8 + 4 + 1
+_INT32_TAG_LIMIT = 2**31 - 1
 
 
-# Fibonacci hashing (x * 2**64/phi): spreads strided or clustered ids evenly over the sets.
+def index_bytes_per_row(num_rows: int) -> int:
+    return (4 if num_rows <= _INT32_TAG_LIMIT else 8) + 4 + 1
+
+
+# Fibonacci hashing (top 32 bits of x * 2**64/phi) spreads strided or clustered ids; the set is
+# then picked by a multiply-shift (Lemire's fastrange) instead of a division.
+@numba.njit(cache=True, nogil=True, inline="always")
+def _hash_set(x, num_sets):
+    h = (np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+    return np.int64((h * np.uint64(num_sets)) >> np.uint64(32))
+
+
 @numba.njit(cache=True, nogil=True)
 def _set_of(ids, num_sets, direct):
     out = np.empty(ids.shape[0], np.int64)
     for i in range(ids.shape[0]):
-        if direct:
-            out[i] = ids[i]
-        else:
-            h = np.uint64(ids[i]) * np.uint64(0x9E3779B97F4A7C15)
-            out[i] = np.int64((h >> np.uint64(32)) % np.uint64(num_sets))
+        out[i] = ids[i] if direct else _hash_set(ids[i], num_sets)
     return out
 
 
@@ -51,16 +62,12 @@ def _probe(tags, ids, num_sets, direct):
     out = np.empty(ids.shape[0], np.int64)
     for i in range(ids.shape[0]):
         x = ids[i]
-        if direct:
-            s = x
-        else:
-            h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
-            s = np.int64((h >> np.uint64(32)) % np.uint64(num_sets))
-        out[i] = -1
-        for w in range(ways):
+        s = x if direct else _hash_set(x, num_sets)
+        found = -1
+        for w in range(ways):  # no early exit: a fixed-length loop the compiler can unroll
             if tags[s, w] == x:
-                out[i] = s * ways + w
-                break
+                found = w
+        out[i] = s * ways + found if found >= 0 else -1
     return out
 
 
@@ -87,7 +94,8 @@ class DramCache:
         self.table = table
         self.num_rows = int(num_rows)
         self.row_bytes = row_width * torch.empty(0, dtype=dtype).element_size()
-        rows = int(capacity_bytes) // (self.row_bytes + INDEX_BYTES_PER_ROW)
+        self.index_bytes_per_row = index_bytes_per_row(self.num_rows)
+        rows = int(capacity_bytes) // (self.row_bytes + self.index_bytes_per_row)
         if layout not in ("auto", "hashed"):
             raise InvalidInputError(f"table {table!r}: layout must be 'auto' or 'hashed', got {layout!r}")
         # A budget that covers the whole table needs no associativity: row r lives in slot r
@@ -103,7 +111,8 @@ class DramCache:
         self.capacity_bytes = int(capacity_bytes)
         self.policy = make_policy(policy, hot_ids, table=table)
         shape = (max(self.num_sets, 1), self.ways)
-        self.tags = np.full(shape if self.capacity_rows else (0, self.ways), -1, dtype=np.int64)
+        tag_dtype = np.int32 if self.num_rows <= _INT32_TAG_LIMIT else np.int64
+        self.tags = np.full(shape if self.capacity_rows else (0, self.ways), -1, dtype=tag_dtype)
         self.score = np.zeros(self.tags.shape, dtype=np.int32)
         self._mark = np.zeros(self.tags.size, dtype=np.bool_)
         self.data = torch.zeros((self.capacity_rows, row_width), dtype=dtype)
@@ -132,7 +141,7 @@ class DramCache:
 
     def contents(self) -> np.ndarray:
         """Sorted ids of the cached rows (a copy; for tests and reports)."""
-        return np.sort(self.tags[self.tags >= 0])
+        return np.sort(self.tags[self.tags >= 0]).astype(np.int64)
 
     def probe(self, ids: np.ndarray) -> np.ndarray:
         """Slot of each id, -1 where absent. Changes nothing."""
