@@ -9,8 +9,8 @@ Steps: ingest a table of random rows (streamed; ingest MB/s), then for --rounds 
          (without fio: a bare O_DIRECT AIO loop at the same depth, no checksums, no gather);
   store: PageStore.read_rows on batches of distinct random rows (one 4 KiB page each, checksummed,
          gathered into a [batch, dim] array) with the chosen engine(s);
-and print pages/s and rows/s of the store, the raw IOPS, their ratio per round and its median (target >= 0.8 at 4 KiB QD32),
-the device model's figure for the configured medium, and page-cache residency of the data file
+and print pages/s and rows/s of the store, the raw IOPS, their ratio per round and its median
+(target >= 0.8 at 4 KiB QD32), the device model's figure for the configured medium, and page-cache residency of the data file
 (fincore and mincore) after the reads, which shows O_DIRECT kept the data out of the page cache.
 """
 from __future__ import annotations
