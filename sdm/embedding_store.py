@@ -110,6 +110,27 @@ def _encoded_chunks(weights, spec: TableSpec, i: int):
         yield row_formats.encode(chunk, spec.row_format, table=spec.name)
 
 
+ADMISSION_MODES = ("auto", "all", "warm")
+PAGE_ADMIT_MODES = ("auto", "off", "warm", "all")
+LAYOUTS = ("auto", "id", "hot")
+# Rows counted "predicted warm" = this x the table's DRAM cache rows (+ its card and pinned rows),
+# hottest first by the profile. 1.0: exactly what a static placement of that size would hold.
+WARM_ROWS_FACTOR = 1.0
+
+
+def _resolve_mode(what: str, mode: str, warm, table: str) -> str:
+    """admission: "auto" -> "warm" with a profile, else "all". page_admit: "auto" -> "warm" with a
+    profile, else "off". "warm" needs a profile (hotness) for the table."""
+    allowed = ADMISSION_MODES if what == "admission" else PAGE_ADMIT_MODES
+    if mode not in allowed:
+        raise InvalidInputError(f"{what} must be one of {allowed}, got {mode!r}")
+    if mode == "auto":
+        return "warm" if warm is not None else ("all" if what == "admission" else "off")
+    if mode == "warm" and warm is None:
+        raise InvalidInputError(f"table {table!r}: {what}='warm' needs a profile (create(..., profile=...))")
+    return mode
+
+
 class _Table:
     """Run-time state of one table: its tiers and how to look up through them."""
 
@@ -145,6 +166,22 @@ class _Table:
             hot = hot[: self.cache.capacity_rows]
             self.cache.insert(hot, torch.from_numpy(self._read_scm_bulk(hot)))
         self.fast_ok = spec.row_format == "fp32" and self.accel is None and self.pinned is None
+        # SCM page layout (row_order[slot] = row id; None: id order), to find a fetched page's rows
+        self.row_order = place.row_order
+        self.rows_per_page = int(store.scm.table_info(spec.name).rows_per_page)
+        self.hot_order = place.hot_order
+        # "Predicted warm": the rows a static placement of this size would keep in fast tiers
+        # (card + pinned + cache capacity), by the profile's hotness.
+        self.warm = None
+        if place.hot_order is not None:
+            n_warm = int(WARM_ROWS_FACTOR * self.cache.capacity_rows) + (len(self.accel) if self.accel else 0) \
+                + (len(self.pinned) if self.pinned else 0)
+            self.warm = np.zeros(spec.num_rows, np.bool_)
+            self.warm[place.hot_order[:n_warm]] = True
+        self.admission = _resolve_mode("admission", store.admission, self.warm, spec.name)
+        self.page_admit = _resolve_mode("page_admit", store.page_admit, self.warm, spec.name)
+        if self.admission == "warm" and not self.cache.direct:
+            self.cache.admit_mask = self.warm
 
     # ---- SCM -----------------------------------------------------------------------------------
     def _read_scm_bulk(self, ids: np.ndarray) -> np.ndarray:
@@ -152,12 +189,34 @@ class _Table:
                  for a in range(0, len(ids), _WRITE_CHUNK_ROWS)]
         return np.concatenate(parts) if parts else np.zeros((0, self.width), row_formats.storage_dtype(self.spec.row_format))
 
-    def read_scm(self, ids: np.ndarray, c: TierCounters) -> torch.Tensor:
-        """Stored rows of `ids` from SCM, charging `c` with measured and modelled time."""
+    def page_mates(self, ids: np.ndarray) -> np.ndarray:
+        """Other rows on the SCM pages holding `ids` that page-granular admission would cache:
+        reading them costs no extra page read. "warm": only rows predicted warm; "all": every one.
+        Rows in `ids` or in a static tier are left out; the cache probe happens under its lock."""
+        if self.page_admit == "off" or not len(ids) or not self.cache.capacity_rows or self.cache.direct:
+            return np.zeros(0, np.int64)
+        rpp = self.rows_per_page
+        pages = np.unique(self.store.scm.page_of(self.spec.name, ids))
+        slots = (pages[:, None] * rpp + np.arange(rpp)).reshape(-1)
+        slots = slots[slots < self.spec.num_rows]
+        mates = self.row_order[slots] if self.row_order is not None else slots
+        if self.page_admit == "warm":
+            mates = mates[self.warm[mates]]
+        mates = mates[~np.isin(mates, ids)]
+        for static in (self.accel, self.pinned):
+            if static is not None and len(mates):
+                mates = mates[static.locate(mates) < 0]
+        return mates.astype(np.int64, copy=False)
+
+    def read_scm(self, ids: np.ndarray, c: TierCounters, mates: np.ndarray | None = None):
+        """Stored rows of `ids` from SCM, charging `c` with measured and modelled time. With
+        `mates` (rows on the same pages), returns (rows of ids, rows of mates): same page reads."""
         if not len(ids):
-            return torch.empty((0, self.width), dtype=self.dtype)
+            empty = torch.empty((0, self.width), dtype=self.dtype)
+            return empty if mates is None else (empty, empty)
         t0 = time.perf_counter()
-        rows = self.store.scm.read_rows(self.spec.name, ids)
+        both = ids if mates is None or not len(mates) else np.concatenate([ids, mates])
+        rows = self.store.scm.read_rows(self.spec.name, both)
         c.measured_s += time.perf_counter() - t0
         pages = int(len(np.unique(self.store.scm.page_of(self.spec.name, ids))))
         c.rows += len(ids)
@@ -165,7 +224,21 @@ class _Table:
         c.bytes += pages * self.store.page_bytes
         dev = self.store.scm.device
         c.modelled_s += float(dev.read_time_s(pages, self.store.page_bytes, self.store.queue_depth)) if dev is not None else 0.0
-        return torch.from_numpy(np.ascontiguousarray(rows))
+        out = torch.from_numpy(np.ascontiguousarray(rows))
+        if mates is None:
+            return out
+        return out[: len(ids)], out[len(ids):]
+
+    def admit_mates(self, mates: np.ndarray, rows: torch.Tensor, protect: np.ndarray, c: TierCounters) -> None:
+        """Insert page mates still absent (caller holds the cache lock), never evicting `protect`."""
+        if not len(mates):
+            return
+        absent = np.flatnonzero(self.cache.probe(mates) < 0)
+        if not len(absent):
+            return
+        placed = self.cache.insert(mates[absent], rows[torch.from_numpy(absent)], protect_slots=protect,
+                                   low_priority=self.page_admit == "all")
+        c.admitted += int((placed >= 0).sum())
 
     def _dram_model_s(self, n_rows: int) -> float:
         if self.dram_dev is None or not n_rows:
@@ -247,7 +320,8 @@ class _Table:
         with cache.lock:
             first = cache.probe(rest_ids)
         missed = first < 0
-        fetched = self.read_scm(rest_ids[missed], cs)          # outside the lock: others keep going
+        mates = self.page_mates(rest_ids[missed])
+        fetched, mate_rows = self.read_scm(rest_ids[missed], cs, mates)   # outside the lock
         t0 = time.perf_counter()
         with cache.lock:
             slots = cache.probe(rest_ids)                       # others may have moved rows meanwhile
@@ -265,7 +339,9 @@ class _Table:
                 hs = slots[hit]
                 cache.touch(hs)
                 weight[torch.from_numpy(rest[hit])] = row_formats.decode(cache.data[torch.from_numpy(hs)], fmt)
-            cache.insert(rest_ids[need], rows_need, protect_slots=slots[hit])
+            placed = cache.insert(rest_ids[need], rows_need, protect_slots=slots[hit])
+            if len(mates):  # rows of the fetched pages: cached without evicting this batch's rows
+                self.admit_mates(mates, mate_rows, np.concatenate([slots[hit], placed[placed >= 0]]), cs)
         if need.any():
             weight[torch.from_numpy(rest[need])] = row_formats.decode(rows_need, fmt)
         tier[rest[need]] = 2
@@ -297,13 +373,25 @@ class _Table:
             u = u[self.cache.probe(u) < 0]
         if self.cache.policy.admit(u) is not None:
             u = u[self.cache.policy.admit(u)]
-        rows = self.read_scm(u, c)
+        mates = self.page_mates(u)
+        rows, mate_rows = self.read_scm(u, c, mates)
         with self.cache.lock:
             still = self.cache.probe(u) < 0
             keep = np.unique(np.concatenate([np.asarray(protect, np.int64), u])) if protect is not None else u
             pslots = self.cache.probe(keep)
-            self.cache.insert(u[still], rows[torch.from_numpy(np.flatnonzero(still))], protect_slots=pslots[pslots >= 0])
+            placed = self.cache.insert(u[still], rows[torch.from_numpy(np.flatnonzero(still))], protect_slots=pslots[pslots >= 0])
+            self.admit_mates(mates, mate_rows, np.concatenate([pslots[pslots >= 0], placed[placed >= 0]]), c)
         return c
+
+    def warm_ids(self) -> np.ndarray:
+        """The rows the profile ranks hottest that fit the DRAM cache, outside the static tiers."""
+        if self.hot_order is None or not self.cache.capacity_rows:
+            return np.zeros(0, np.int64)
+        h = self.hot_order
+        for static in (self.accel, self.pinned):
+            if static is not None:
+                h = h[static.locate(h) < 0]
+        return h[: self.cache.capacity_rows]
 
 
 # ------------------------------------------------------------------------------------------------

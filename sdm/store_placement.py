@@ -33,6 +33,26 @@ class TablePlacement:
     policy: str = "lru"
     static_hot_ids: np.ndarray | None = None   # for policy "static": rows the cache holds, hottest first
     row_order: np.ndarray | None = None
+    hot_order: np.ndarray | None = None        # rows a profile saw, hottest first (None: no profile)
+
+
+def hotness_row_order(hot_order: np.ndarray, num_rows: int) -> np.ndarray:
+    """SCM layout packing rows hottest first (row_order[slot] = row id): the pages of the head hold
+    only warm rows, so a page read for one of them brings rows worth caching; unseen rows follow in
+    id order."""
+    hot = np.asarray(hot_order, np.int64)
+    seen = np.zeros(num_rows, np.bool_)
+    seen[hot] = True
+    return np.concatenate([hot, np.flatnonzero(~seen)])
+
+
+def hot_orders(profile, specs: list[TableSpec]) -> dict[str, np.ndarray]:
+    """Per table: the ids a profile saw, hottest first (ties by id)."""
+    out = {}
+    for s in specs:
+        ids, cnt = _heat(profile, s.name, s.num_rows)
+        out[s.name] = ids[np.lexsort((ids, -cnt))]
+    return out
 
 
 def _heat(profile, name: str, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,13 +99,18 @@ def default_placement(
         acc, dr = order[:n_accel], order[n_accel : n_accel + n_dram]
         dram_share = np.bincount(tab[dr], weights=rb[tab[dr]], minlength=len(specs))
         leftover = dram_cache_bytes - int(dram_share.sum())
+        # the rest of the budget follows the lookups that reach past the card rows: a table whose
+        # traffic is mostly served by its accelerator rows needs little cache, one with a long
+        # tail more (one budget shared by hotness, not one fraction per table)
+        lookups = np.array([p[1].sum() for p in parts], np.float64)
+        beyond = lookups - np.bincount(tab[acc], weights=density[acc] * rb[tab[acc]], minlength=len(specs))
         sizes = np.array([s.size_bytes for s in specs], np.float64)
+        weight = beyond if beyond.sum() > 0 else sizes
         for i, s in enumerate(specs):
             p = out[s.name]
             p.accel_ids = np.sort(ids[acc][tab[acc] == i])
             p.static_hot_ids = ids[dr][tab[dr] == i]  # hottest first: a smaller cache keeps the head
-            # rows the profile never saw still need room: spread the rest by table size
-            p.dram_cache_bytes = int(dram_share[i] + leftover * sizes[i] / sizes.sum())
+            p.dram_cache_bytes = int(dram_share[i] + leftover * weight[i] / weight.sum())
         return out
     left = accel_bytes
     for s in sorted(specs, key=lambda s: s.size_bytes):

@@ -9,7 +9,8 @@ Steps: ingest a table of random rows (streamed; ingest MB/s), then for --rounds 
          (without fio: a bare O_DIRECT AIO loop at the same depth, no checksums, no gather);
   store: PageStore.read_rows on batches of distinct random rows (one 4 KiB page each, checksummed,
          gathered into a [batch, dim] array) with the chosen engine(s);
-and print pages/s and rows/s of the store, the raw IOPS, their ratio per round and its median
+and print pages/s and rows/s of the store, the raw IOPS, their ratio per round, its median and the
+ratio of the medians
 (target >= 0.8 at 4 KiB QD32), the device model's figure for the configured medium, and page-cache residency of the data file
 (fincore and mincore) after the reads, which shows O_DIRECT kept the data out of the page cache.
 """
@@ -203,10 +204,16 @@ def main(argv=None) -> int:
             mine = [r for r in runs if r["engine"] == eng]
             pages = float(np.median([r["pages_per_s"] for r in mine]))
             rows = float(np.median([r["rows_per_s"] for r in mine]))
-            ratio = float(np.median([r["ratio"] for r in mine]))
+            paired = float(np.median([r["ratio"] for r in mine]))
+            of_medians = pages / base
+            # Two honest summaries of noisy paired rounds; the target is judged on the lower one.
+            ratio = min(paired, of_medians)
             res[f"ratio_{eng}"] = ratio
-            print(f"store {eng:7s}: {pages:,.0f} pages/s ({rows:,.0f} rows/s), median per-round ratio "
-                  f"{ratio:.2f}x raw [target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'}]")
+            res[f"ratio_{eng}_paired_median"] = paired
+            res[f"ratio_{eng}_of_medians"] = of_medians
+            print(f"store {eng:7s}: {pages:,.0f} pages/s ({rows:,.0f} rows/s); ratio of medians "
+                  f"{of_medians:.2f}x, median per-round ratio {paired:.2f}x "
+                  f"[target >= 0.80 on the lower: {'met' if ratio >= 0.8 else 'NOT met'}]")
         m = runs[-1]
         print(f"device model {m['device']}: {m['pages'] / m['modelled_s']:,.0f} reads/s at QD{args.queue_depth} "
               f"(modelled {m['modelled_s']:.2f} s vs measured {m['measured_s']:.2f} s for the last run)")

@@ -1,0 +1,47 @@
+"""The six-card accelerator path: card and platform specs, partitioner, executor, PCIe and timeline
+models, and the report. Names are imported lazily: the executor pulls in torch, the rest is numpy.
+
+    from sdm.accel import Platform, partition, AccelExecutor, model_timeline, plan_summary
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> module that defines it (docs/accel.md "Modules")
+_EXPORTS = {
+    "CardSpec": "sdm.accel.card",
+    "PcieLink": "sdm.accel.pcie",
+    "Platform": "sdm.accel.platform",
+    "HOST": "sdm.accel.partitioner",
+    "Shard": "sdm.accel.partitioner",
+    "Partition": "sdm.accel.partitioner",
+    "partition": "sdm.accel.partitioner",
+    "partition_from_plan": "sdm.accel.partitioner",
+    "Router": "sdm.accel.routing",
+    "trace_shard_counts": "sdm.accel.routing",
+    "AccelExecutor": "sdm.accel.executor",
+    "replay": "sdm.accel.executor",
+    "build_host_store": "sdm.accel.executor",
+    "Timeline": "sdm.accel.timeline",
+    "model_timeline": "sdm.accel.timeline",
+    "build_report": "sdm.accel.report",
+    "format_report": "sdm.accel.report",
+    "what_if_moves": "sdm.accel.report",
+    "partition_summary": "sdm.accel.report",
+    "plan_summary": "sdm.accel.report",
+    "format_plan_summary": "sdm.accel.report",
+    "plot_utilisation": "sdm.accel.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sdm.accel' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -355,33 +355,89 @@ def _host_hit_from_plan(plan, partition: Partition) -> np.ndarray:
 
 def plan_summary(plan, hardware, trace=None, *, reserve_bytes: int = 1 << 30, dense_on: int = 0,
                  dense_flops_per_sample: float | None = None, batching: bool = True,
-                 budget_s: float = BUDGET_S) -> dict:
+                 budget_s: float = BUDGET_S, loads=None) -> dict:
     """Per-card placement of a planner's `Plan` on a card platform, and (given a trace) the modelled
-    six-card timeline of its requests: what `sdm-plan plan/compare` can show for a Yosemite V2 preset.
+    six-card timeline of its requests: what `sdm-plan plan/compare` show for a Yosemite V2 preset.
 
-    Returns {"cards": partition_summary rows, "timeline": {...} or None}. Host-side DRAM hit rates come
-    from the plan's predictions. Raises InvalidInputError for hardware without cards.
+    `trace` must hold the plan's tables in the plan's order; one request = one batch of it. `loads`
+    (lookups per sample per table) sets the expected load column when there is no trace; with a
+    trace, that column is the trace's own lookups per sample. Host-side DRAM hit rates come from the
+    plan's predictions. Returns {"cards": partition_summary rows, "timeline": {...} or None}.
+    Raises InvalidInputError for hardware without cards or a plan that does not fit its cards.
     """
     from ..spec import TableSpec
     from .partitioner import partition_from_plan
     from .platform import Platform
     from .routing import trace_shard_counts
 
+    if plan.summary.get("shards", 1) > 1:
+        raise InvalidInputError(f"plan spans {plan.summary['shards']} servers per replica; the per-card view "
+                                "covers a plan for one server")
     pf = Platform.from_hardware(hardware, dense_on=dense_on)
     tables = [TableSpec(n, int(tp.num_rows), int(tp.dim), tp.row_format) for n, tp in plan.tables.items()]
-    part = partition_from_plan(plan, tables, pf.card_usable_bytes(reserve_bytes), pf.card_sram_bytes())
+    part = partition_from_plan(plan, tables, pf.card_usable_bytes(reserve_bytes), pf.card_sram_bytes(),
+                               loads=loads)
     out = {"cards": partition_summary(part, pf), "timeline": None}
     if trace is None:
         return out
     counts, sizes = trace_shard_counts(part, trace)
+    # The partition's load shares assume rows of a shard are read evenly (no per-row counts, which
+    # would cost 8 B per row of every table); the trace says what each shard really served.
+    samples = max(float(sizes.sum()), 1.0)
+    row_bytes = np.array([part.tables[s.table_index].row_bytes for s in part.shards], dtype=np.float64)
+    shard_load = counts.sum(axis=0) * row_bytes / samples
+    loc = np.array([s.location for s in part.shards])
+    for row, k in zip(out["cards"], [*range(part.num_cards), HOST]):
+        row["load_bytes_per_sample"] = float(shard_load[loc == k].sum())
     dims = {t.dim for t in tables}
     flops = dense_flops_per_sample if dense_flops_per_sample is not None else dlrm_dense_flops(len(tables), max(dims))
     tl = model_timeline(pf, part, counts, sizes, host_hit_rate=_host_hit_from_plan(plan, part),
                         dense_flops_per_sample=flops, dense_in_bytes_per_sample=4.0 * 13, batching=batching)
     rep = build_report(tl, pf, part, budget_s=budget_s)
-    out["timeline"] = {k: rep[k] for k in ("latency", "throughput", "load_imbalance", "breakdown_s",
-                                           "critical_path_share", "power")}
+    out["timeline"] = {k: rep[k] for k in ("requests", "items_per_request", "latency", "throughput",
+                                           "load_imbalance", "breakdown_s", "critical_path_share", "power")}
+    out["timeline"]["host"] = {k: rep["host"][k] for k in ("lookups_per_request", "modelled_s", "dram_s", "scm_s",
+                                                           "share_of_requests_reading_scm")}
     for row, c in zip(out["cards"], rep["cards"]):
-        row.update({"busy_s_per_request": c["busy_s_per_request"], "utilisation": c["utilisation"],
-                    "watts": c["watts"]})
+        row.update({"lookups_per_request": c["lookups_per_request"], "busy_s_per_request": c["busy_s_per_request"],
+                    "utilisation": c["utilisation"], "watts": c["watts"]})
     return out
+
+
+def format_plan_summary(summary: dict) -> str:
+    """Text for `plan_summary`: the per-card table, then the modelled timeline (when there is one)."""
+    from ..placement.report import table
+
+    cols = {"where": "where", "tables": "tables", "shards": "shards", "sram_bytes": "SRAM_MB",
+            "lpddr_bytes": "LPDDR_MB", "host_bytes": "host_MB", "capacity_bytes": "usable_MB",
+            "load_bytes_per_sample": "B_read/sample", "lookups_per_request": "lookups/req",
+            "utilisation": "util_%", "watts": "watts"}
+    rows = []
+    for r in summary["cards"]:
+        row = {}
+        for k, label in cols.items():
+            v = r.get(k)
+            if k.endswith("_bytes") and k != "load_bytes_per_sample":
+                v = "-" if v is None else v / 1e6
+            elif k == "utilisation" and v is not None:
+                v = 100.0 * v
+            row[label] = "-" if v is None else v
+        rows.append(row)
+    lines = [table(rows)]
+    t = summary.get("timeline")
+    if t is None:
+        lines.append("(no timeline: it needs a trace (--trace) to route requests to cards)")
+        return "\n".join(lines)
+    L, T, P, H = t["latency"], t["throughput"], t["power"], t["host"]
+    lines += [
+        f"timeline (modelled, {t['requests']} requests of {t['items_per_request']:.0f} items): p50 {_ms(L['p50_s'])}, "
+        f"p99 {_ms(L['p99_s'])} (budget {_ms(L['budget_s'])}: "
+        f"{'met' if L['meets_budget'] else 'MISSED by ' + _ms(L['p99_over_budget_s'])}); max {T['max_qps']:,.0f} "
+        f"requests/s, bottleneck {T['bottleneck']}; load imbalance (max/mean card busy) {t['load_imbalance']:.2f}",
+        f"  host: {H['lookups_per_request']:.0f} lookups/request, modelled {_ms(H['modelled_s'])} (DRAM {_ms(H['dram_s'])}, "
+        f"SCM {_ms(H['scm_s'])}); critical path through "
+        + ", ".join(f"{k} {v:.0%}" for k, v in sorted(t["critical_path_share"].items())),
+        f"  power at {P['at_qps']:,.0f} requests/s: cards {P['cards_watts']:.1f} W, server at the wall "
+        f"{P['server_watts']:.1f} W",
+    ]
+    return "\n".join(lines)

@@ -4,19 +4,30 @@
 
 Each configuration is planned (DRAM-only ones are sharded over as many servers as the model needs),
 then a fleet is sized for the model and the QPS target; savings are against the first configuration
-(or the one named by --baseline).
+(or the one named by --baseline). Configurations with accelerator cards (yosemite-v2-*) also show
+their plan per card and, given a trace, the modelled six-card timeline (sdm.accel.report.plan_summary).
 """
 from __future__ import annotations
 
+import argparse
 import json
 
 from ..errors import InfeasibleError, InvalidInputError
-from .plan_cmd import add_common, dram_curve, load_hardware, load_hotness, options_from_args, split_sets
+from .plan_cmd import (add_common, card_view, dram_curve, format_card_view, load_hardware, load_inputs,
+                       options_from_args, split_sets)
+
+
+COMPARE_EXAMPLES = """examples:
+  sdm-plan compare --model 200000-50000-8000:32 --trace t.npz --qps 3000
+  sdm-plan compare --model 200000-50000-8000:32 --trace t.npz --hardware host-dram,host-3dxp,yosemite-v2-3dxp \\
+      --baseline host-dram --json"""
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("compare", help="latency, QPS, watts, $ and savings of several hardware configs",
-                              description="Plan one model on several hardware configurations and compare fleets.")
+                              description="Plan one model on several hardware configurations and compare fleets "
+                                          "(servers, power, capex, TCO) and their savings against a baseline.",
+                              epilog=COMPARE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common(p)
     p.add_argument("--hardware", default="host-dram,host-nand,host-3dxp",
                    help="comma list of presets or TOML files (default host-dram,host-nand,host-3dxp)")
@@ -36,8 +47,8 @@ def run(args) -> int:
     if not names:
         raise InvalidInputError("--hardware: give at least one configuration")
     hws = [load_hardware(n, hw_sets) for n in names]
-    hot = load_hotness(model, args)
     opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
+    hot, trace = load_inputs(model, args)
     opts.shard = True
     results, curves, failed = [], {}, []
     for hw in hws:
@@ -56,6 +67,9 @@ def run(args) -> int:
                         "meets_budget": (res.estimate.p99_latency_s if opts.workload.budget_on == "p99"
                                          else res.estimate.latency_s) <= opts.workload.latency_budget_s,
                         "fleet": fleet.as_dict(), "_fleet": fleet})
+        cards = card_view(res.plan, hw, trace, hot, args.items_per_request)
+        if cards is not None:
+            results[-1]["cards"] = cards
         if args.plot:
             curves[hw.name] = dram_curve(model, hot, hw, opts)
     if not results:
@@ -84,6 +98,9 @@ def run(args) -> int:
         if not r["meets_budget"]:
             print(f"note: {r['name']} misses the {opts.workload.latency_budget_s * 1e3:.0f} ms "
                   f"{opts.workload.budget_on} budget (p99 {r['p99_latency_s'] * 1e3:.1f} ms)")
+    for r in results:
+        if "cards" in r:
+            print("\n" + format_card_view(r["cards"], r["name"]))
     for f in failed:
         print(f"not planned: {f}")
     if args.plot:

@@ -2,6 +2,9 @@
 
     sdm-plan plan --model 1460-583-10131227:64 --trace trace.npz --hardware host-nand --out plan.json
     sdm-plan plan --model model.toml --profile p.npz --hardware yosemite-v2-3dxp --objective min-power --json
+
+On a preset with accelerator cards (yosemite-v2-*) it also shows the plan per card and, given a
+trace, the modelled six-card timeline of its requests (sdm.accel.report.plan_summary).
 """
 from __future__ import annotations
 
@@ -27,16 +30,20 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--counts", default="good-turing", choices=["good-turing", "raw"],
                    help="trace counts as given (predicts a replay of the same trace exactly) or Good-Turing "
                         "adjusted (predicts future traffic without overfitting; default)")
-    p.add_argument("--objective", default="min-latency", choices=["min-latency", "min-power", "min-cost"])
+    p.add_argument("--objective", default="min-latency", choices=["min-latency", "min-power", "min-cost"],
+                   help="min-latency (default): fastest placement in the given hardware; min-power / min-cost: "
+                        "the least power / capex that meets --latency-budget-ms, trying smaller DRAM")
     p.add_argument("--policy", default="row", choices=["row", "table", "baseline"],
                    help="row: hot rows up across tables; table: whole tables by density; baseline: tables in "
                         "order until memory is full")
     p.add_argument("--dram-cache-fraction", type=float, default=0.0,
                    help="share of usable host DRAM run as an LRU/static cache in front of SCM (default 0)")
-    p.add_argument("--dram-cache-policy", default="lru", choices=["lru", "static"])
+    p.add_argument("--dram-cache-policy", default="lru", choices=["lru", "static"],
+                   help="policy of that cache: lru (default) or static (the hottest remaining rows)")
     p.add_argument("--items-per-request", type=int, default=165, help="items (samples) per request (default 165)")
     p.add_argument("--latency-budget-ms", type=float, default=100.0, help="per request (default 100)")
-    p.add_argument("--budget-on", default="p99", choices=["p99", "mean"])
+    p.add_argument("--budget-on", default="p99", choices=["p99", "mean"],
+                   help="latency the budget applies to (default p99)")
     p.add_argument("--qps", type=float, default=None, help="fleet QPS target (requests/s) for sizing and min-power")
     p.add_argument("--compute-qps", type=float, default=1000.0,
                    help="requests/s one host's dense compute sustains (*assumed* 1000; measure yours)")
@@ -47,12 +54,14 @@ def add_common(p: argparse.ArgumentParser) -> None:
                         "or power.NAME / cost.NAME / plan.NAME (e.g. plan.dram_usable_fraction=0.8)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--plot", metavar="FILE.png", help="plot power vs p99 latency and hit rate vs DRAM size")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="place rows on tiers and cards; write plan.json",
-                              description="Plan which rows of which table live in which tier and card.")
+                              description="Plan which rows of which table live in which tier and card; print "
+                                          "predicted hit rates, latency, QPS, power and cost; write plan.json.",
+                              epilog=PLAN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common(p)
     p.add_argument("--hardware", default="host-nand", help="preset name or TOML file (default host-nand)")
     p.add_argument("--page-layout", default="id-order", choices=["id-order", "co-access"],
@@ -60,6 +69,16 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="plan.json", help="plan file to write (default plan.json)")
     p.add_argument("--top", type=int, default=20, help="tables shown in the per-table stats (default 20)")
     p.set_defaults(func=run)
+
+
+PLAN_EXAMPLES = """examples:
+  python tools/gen_trace.py zipf --tables 200000,50000,8000 --samples 20000 --pooling 4 --out t.npz
+  sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --hardware host-nand --dram-cache-fraction 0.2
+  sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --hardware yosemite-v2-nand --out plan.json
+  sdm-plan explain plan.json t0            # why rows of t0 went where
+  sdm-plan run --model 200000-50000-8000:32 --trace t.npz --plan plan.json   # execute it on the card path
+MODEL: TOML/JSON file or a DLRM-style list ROWS-ROWS-...:DIM[:FORMAT[:POOLING]]; hardware presets:
+`sdm-plan hardware`."""
 
 
 # ---- shared helpers (compare_cmd uses them) ---------------------------------------------------------
@@ -92,8 +111,9 @@ def load_hardware(name: str, overrides: dict):
     return hardware(name, **overrides)
 
 
-def load_hotness(model: ModelSpec, args) -> list[TableHotness]:
-    """Per model table: exact counts from a trace, or heavy hitters + tail bands from a profile."""
+def load_inputs(model: ModelSpec, args):
+    """(hotness per model table, the trace in the model's table order or None for --profile)."""
+    trace = None
     if args.profile:
         from ..placement.profile import Profile
 
@@ -101,9 +121,30 @@ def load_hotness(model: ModelSpec, args) -> list[TableHotness]:
     else:
         from ..traces.loaders import load_trace
 
-        hot = hotness_from_trace(model, load_trace(args.trace), progress=not args.no_progress)
+        trace = model_trace(model, load_trace(args.trace))
+        hot = hotness_from_trace(model, trace, progress=not args.no_progress)
     # good_turing() leaves sketch-style profiles (heavy hitters + tail) as they are
-    return [h.good_turing() for h in hot] if args.counts == "good-turing" else hot
+    return ([h.good_turing() for h in hot] if args.counts == "good-turing" else hot), trace
+
+
+def load_hotness(model: ModelSpec, args) -> list[TableHotness]:
+    """Per model table: exact counts from a trace, or heavy hitters + tail bands from a profile."""
+    return load_inputs(model, args)[0]
+
+
+def model_trace(model: ModelSpec, trace, batch_size: int | None = None):
+    """The trace with the model's tables, names and row counts, in the model's order (tables matched
+    by name, else by position), re-batched to `batch_size` samples if given. Ids are checked against
+    the model's rows (InvalidInputError naming table and position)."""
+    from ..traces.trace import Trace
+
+    names = [t.name for t in model.tables]
+    rows = [t.num_rows for t in model.tables]
+    B = int(batch_size or trace.batch_size)
+    if list(trace.table_names) == names and list(trace.num_rows) == rows and B == trace.batch_size:
+        return trace
+    idx = _match(model, list(trace.table_names), "trace")
+    return Trace(names, rows, [trace.indices[i] for i in idx], [trace.offsets[i] for i in idx], B)
 
 
 def _match(model: ModelSpec, names: list[str], what: str) -> list[int | None]:
@@ -117,6 +158,39 @@ def _match(model: ModelSpec, names: list[str], what: str) -> list[int | None]:
     raise InvalidInputError(f"{what} has tables {names[:5]}{'...' if len(names) > 5 else ''}; model tables "
                             f"{missing} are not among them and the table counts differ "
                             f"({len(names)} vs {len(model.tables)})")
+
+
+def card_view(plan, hw, trace=None, hot=None, items_per_request: int | None = None) -> dict | None:
+    """Per-card placement and (with a trace) the modelled six-card timeline of `plan` on `hw`, or None
+    when `hw` has no cards. A request is `items_per_request` samples of the trace, as the plan assumes.
+    A plan that cannot be shown per card (one spanning several servers) gives {"note": why}."""
+    from ..accel.report import plan_summary
+
+    if not hw.cards:
+        return None
+    loads = None
+    if hot and all(h.num_samples > 0 for h in hot):
+        loads = [h.total_lookups / h.num_samples for h in hot]
+    if trace is not None and items_per_request:
+        from ..traces.trace import Trace
+
+        if trace.batch_size != items_per_request:
+            trace = Trace(trace.table_names, trace.num_rows, trace.indices, trace.offsets, items_per_request)
+    try:
+        # reserve 0: the plan's own usable fractions (plan.sram/lpddr_usable_fraction) already keep
+        # card memory for dense weights and activations
+        return plan_summary(plan, hw, trace, reserve_bytes=0, loads=loads)
+    except InvalidInputError as exc:
+        return {"cards": [], "timeline": None, "note": str(exc)}
+
+
+def format_card_view(view: dict, hw_name: str) -> str:
+    from ..accel.report import format_plan_summary
+
+    head = f"per card on {hw_name} (six-card platform):"
+    if view.get("note"):
+        return f"{head} not shown: {view['note']}"
+    return head + "\n" + format_plan_summary(view)
 
 
 def hotness_from_trace(model: ModelSpec, trace, progress: bool = False) -> list[TableHotness]:
@@ -203,13 +277,13 @@ def run(args) -> int:
     model = load_model(args.model)
     hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)
     hw = load_hardware(args.hardware, hw_sets)
-    hot = load_hotness(model, args)
     opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
+    if args.page_layout == "co-access" and not args.trace:
+        raise InvalidInputError("--page-layout co-access needs --trace (co-access is read from the samples)")
+    hot, trace = load_inputs(model, args)
     layouts = {}
     if args.page_layout == "co-access":
-        if not args.trace:
-            raise InvalidInputError("--page-layout co-access needs --trace (co-access is read from the samples)")
-        layouts = compute_layouts(model, args.trace, hw, not args.no_progress)
+        layouts = compute_layouts(model, trace, hw, not args.no_progress)
         opts.pages_per_scm_read = {n: lay["pages_per_read"] for n, lay in layouts.items()}
     result: PlanResult = plan_model(model.tables, hot, hw, opts, model.name)
     plan = result.plan
@@ -218,6 +292,7 @@ def run(args) -> int:
         tp.page_layout = lay["method"]
         tp.row_order = lay["row_order"]
         tp.explain["read_amplification"] = {"layout": lay["read_amplification"], "id_order": lay["id_order"]}
+    cards = card_view(plan, hw, trace, hot, args.items_per_request)
     out = plan.save(args.out)
     if args.plot:
         from ..placement.fleet import ServerProfile, size_fleet
@@ -229,19 +304,26 @@ def run(args) -> int:
         doc = json.loads(Path(out).read_text())
         doc.pop("tables")
         doc["plan_file"] = str(out)
+        if cards is not None:
+            doc["cards"] = cards
         print(json.dumps(doc, indent=1, default=float))
     else:
         print(report.format_plan(plan, args.top))
+        if cards is not None:
+            print("\n" + format_card_view(cards, hw.name))
         print(f"\nwrote {out}" + (f" and {args.plot}" if args.plot else ""))
     return 0
 
 
-def compute_layouts(model: ModelSpec, trace_path: str, hw, progress: bool) -> dict[str, dict]:
-    """Co-access page layout per table from the trace (page = the SCM device's read unit, >= 4 KiB)."""
+def compute_layouts(model: ModelSpec, trace, hw, progress: bool) -> dict[str, dict]:
+    """Co-access page layout per table from the trace (a path or a `Trace`; page = the SCM device's
+    read unit, >= 4 KiB)."""
     from ..placement.page_layout import _order_to_slots, co_access_layout, pages_per_read
-    from ..traces.loaders import load_trace
 
-    trace = load_trace(trace_path)
+    if not hasattr(trace, "indices"):
+        from ..traces.loaders import load_trace
+
+        trace = load_trace(trace)
     idx = _match(model, list(trace.table_names), "trace")
     page_bytes = max(4096, int(hw.scm.access_bytes)) if hw.scm is not None else 4096
     it = list(zip(model.tables, idx))

@@ -1,0 +1,71 @@
+"""Placement: hotness profiles, placement policies, page layout, the plan file, power, cost and fleets.
+
+The planner is a pipeline of small stages (enumerate -> partition -> estimate -> propose -> report),
+each an interface in `sdm.placement.types`; `plan_model` runs it. Names are imported lazily so that
+`import sdm.placement` stays cheap (numba kernels and matplotlib load only when used).
+
+    from sdm.placement import Profile, plan_model, PlanOptions, Plan
+    plan = plan_model(tables, [h.good_turing() for h in hotness], sdm.hardware("host-nand")).plan
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> module that defines it (docs/interfaces.md "Profiles" and "Placement")
+_EXPORTS = {
+    # profiles
+    "Profile": "sdm.placement.profile",
+    "TableProfile": "sdm.placement.profile",
+    # the plan file
+    "Plan": "sdm.placement.plan",
+    "TablePlan": "sdm.placement.plan",
+    "TierPlacement": "sdm.placement.plan",
+    "RowSet": "sdm.placement.plan",
+    "PLAN_VERSION": "sdm.placement.plan",
+    # pipeline stages and their types
+    "plan_model": "sdm.placement.planner",
+    "PlanOptions": "sdm.placement.planner",
+    "PlanResult": "sdm.placement.planner",
+    "HardwareEnumerator": "sdm.placement.planner",
+    "TableHotness": "sdm.placement.types",
+    "TierSpec": "sdm.placement.types",
+    "Candidate": "sdm.placement.types",
+    "Estimate": "sdm.placement.types",
+    "TIER_ORDER": "sdm.placement.types",
+    "RowLevel": "sdm.placement.policies",
+    "TableLevel": "sdm.placement.policies",
+    "WholeTablesBaseline": "sdm.placement.policies",
+    "policy": "sdm.placement.policies",
+    "Workload": "sdm.placement.objectives",
+    "DefaultEstimator": "sdm.placement.objectives",
+    "MinLatency": "sdm.placement.objectives",
+    "MinWithinBudget": "sdm.placement.objectives",
+    # models, page layout, power, cost, fleet
+    "ModelSpec": "sdm.placement.model_spec",
+    "load_model": "sdm.placement.model_spec",
+    "co_access_layout": "sdm.placement.page_layout",
+    "LayoutResult": "sdm.placement.page_layout",
+    "PowerDefaults": "sdm.placement.power",
+    "server_power": "sdm.placement.power",
+    "CostDefaults": "sdm.placement.cost",
+    "server_capex": "sdm.placement.cost",
+    "ServerProfile": "sdm.placement.fleet",
+    "size_fleet": "sdm.placement.fleet",
+    "savings": "sdm.placement.fleet",
+    # what `sdm-plan plan/compare/explain` print
+    "explain": "sdm.placement.report",
+    "format_plan": "sdm.placement.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sdm.placement' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -28,6 +28,11 @@ class CachePolicy(Protocol):
     def on_insert(self, score: np.ndarray, slots: np.ndarray, stamp: int) -> None:
         """Set flat `score` for slots just filled (distinct)."""
 
+    # Optional hook (not part of the protocol, so older policy objects still qualify):
+    # on_insert_low(score, slots, stamp): set `score` for slots filled at low priority (rows that
+    # came along on a fetched page, not asked for) so they go before any row a lookup has read.
+    # Without it, the cache uses on_insert.
+
     def victim_key(self, score_rows: np.ndarray) -> np.ndarray:
         """Eviction key for each slot of some sets [k, ways]; lowest goes first."""
 
@@ -45,6 +50,10 @@ class LRU:
 
     def on_insert(self, score, slots, stamp):
         score[slots] = stamp
+
+    def on_insert_low(self, score, slots, stamp):
+        # older than anything read: evicted first unless read before the set fills
+        score[slots] = 0
 
     def victim_key(self, score_rows):
         return score_rows
@@ -64,6 +73,9 @@ class LFU:
 
     def on_insert(self, score, slots, stamp):
         score[slots] = 1
+
+    def on_insert_low(self, score, slots, stamp):
+        score[slots] = 0  # never read yet: below every row that was
 
     def victim_key(self, score_rows):
         return score_rows
@@ -88,6 +100,9 @@ class StaticHotSet:
         pass
 
     def on_insert(self, score, slots, stamp):
+        score[slots] = 0
+
+    def on_insert_low(self, score, slots, stamp):
         score[slots] = 0
 
     def victim_key(self, score_rows):

@@ -117,6 +117,9 @@ class DramCache:
         self._mark = np.zeros(self.tags.size, dtype=np.bool_)
         self.data = torch.zeros((self.capacity_rows, row_width), dtype=dtype)
         self.lock = threading.RLock()
+        # Optional admission filter (bool per row id, e.g. "predicted warm" from a profile): rows
+        # outside it bypass the cache, so a stream of one-off cold misses cannot flush warm rows.
+        self.admit_mask: np.ndarray | None = None
         self._resident = 0
         self.stamp = 0  # batch counter for recency
         if self.policy.name == "static" and hot_ids is not None and self.capacity_rows:
@@ -161,17 +164,24 @@ class DramCache:
         return ids
 
     # ---- insert --------------------------------------------------------------------------------
-    def insert(self, ids: np.ndarray, rows: torch.Tensor, protect_slots: np.ndarray | None = None) -> np.ndarray:
+    def insert(self, ids: np.ndarray, rows: torch.Tensor, protect_slots: np.ndarray | None = None,
+               *, low_priority: bool = False) -> np.ndarray:
         """Place rows (stored format, [n, width]) of distinct absent ids; return each one's slot or -1.
 
         Slots in `protect_slots` are not evicted. Misses that find no evictable slot in their set,
-        or that the policy does not admit, get -1 (bypass).
+        or that the policy (or `admit_mask`) does not admit, get -1 (bypass).
+        `low_priority` (rows that came along on a fetched page, unasked): they take empty slots or
+        replace other low-priority rows only, never a row some lookup has read, and are scored by
+        the policy's `on_insert_low` (first to go).
         """
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         out = np.full(len(ids), -1, dtype=np.int64)
         if not self.capacity_rows or not len(ids):
             return out
         admit = self.policy.admit(ids)
+        if self.admit_mask is not None:
+            warm = self.admit_mask[ids]
+            admit = warm if admit is None else (admit & warm)
         cand = np.arange(len(ids)) if admit is None else np.flatnonzero(admit)
         if not len(cand):
             return out
@@ -181,6 +191,8 @@ class DramCache:
         rank = np.arange(len(sets)) - np.searchsorted(sets, sets, side="left")
         usets, set_row = np.unique(sets, return_inverse=True)
         key = self.policy.victim_key(self.score[usets]).astype(np.float64)
+        if low_priority:  # only empty or other low-priority (never read, score 0) slots
+            key[self.score[usets] != 0] = np.inf
         key[self.tags[usets] < 0] = -np.inf  # empty slots first
         if protect_slots is not None and len(protect_slots):
             self._mark[protect_slots] = True
@@ -195,7 +207,8 @@ class DramCache:
         self._resident += int((self.tags.reshape(-1)[slots] < 0).sum())
         self.tags.reshape(-1)[slots] = ids[placed]
         self.stamp += 1
-        self.policy.on_insert(self.score.reshape(-1), slots, self.stamp)
+        hook = getattr(self.policy, "on_insert_low", None) if low_priority else None
+        (hook or self.policy.on_insert)(self.score.reshape(-1), slots, self.stamp)
         t_slots = torch.from_numpy(slots)
         self.data.index_copy_(0, t_slots, rows[torch.from_numpy(placed)])
         out[placed] = slots
