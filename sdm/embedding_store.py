@@ -33,13 +33,23 @@ from . import row_formats
 from .errors import InvalidInputError, StoreFormatError
 from .pooling import BagBatch, compact, pool, validate
 from .spec import TableSpec
-from .store_placement import TablePlacement, check_placement, default_placement, placement_from_plan
+from .store_placement import (
+    TablePlacement,
+    check_placement,
+    default_placement,
+    hot_orders,
+    hotness_row_order,
+    placement_from_plan,
+)
 from .store_stats import LookupRecord, StoreStats, TierCounters
 from .tiers.clock import Clock
 from .tiers.device_memory import DeviceMemoryTier
 from .tiers.dram_cache import DramCache
 
 STORE_VERSION = 1
+# per-table id arrays kept under placement/ (row_order: the SCM page layout, to find a page's rows;
+# hot_order: the profile's rows hottest first, for warm admission and warm-up)
+_PLACEMENT_ARRAYS = ("accel_ids", "dram_pinned_ids", "static_hot_ids", "row_order", "hot_order")
 META_FILE = "store.json"
 # Outstanding DRAM misses a host core keeps in flight (line-fill buffers: 10-12 on recent Intel
 # cores per Intel's optimization manual; *unconfirmed* for the modelled host). Used only to turn
@@ -174,8 +184,8 @@ class _Table:
         # (card + pinned + cache capacity), by the profile's hotness.
         self.warm = None
         if place.hot_order is not None:
-            n_warm = int(WARM_ROWS_FACTOR * self.cache.capacity_rows) + (len(self.accel) if self.accel else 0) \
-                + (len(self.pinned) if self.pinned else 0)
+            n_warm = int(WARM_ROWS_FACTOR * self.cache.capacity_rows) + (len(self.accel) if self.accel is not None else 0) \
+                + (len(self.pinned) if self.pinned is not None else 0)
             self.warm = np.zeros(spec.num_rows, np.bool_)
             self.warm[place.hot_order[:n_warm]] = True
         self.admission = _resolve_mode("admission", store.admission, self.warm, spec.name)
@@ -379,7 +389,8 @@ class _Table:
             still = self.cache.probe(u) < 0
             keep = np.unique(np.concatenate([np.asarray(protect, np.int64), u])) if protect is not None else u
             pslots = self.cache.probe(keep)
-            placed = self.cache.insert(u[still], rows[torch.from_numpy(np.flatnonzero(still))], protect_slots=pslots[pslots >= 0])
+            placed = self.cache.insert(u[still], rows[torch.from_numpy(np.flatnonzero(still))],
+                                       protect_slots=pslots[pslots >= 0], ignore_mask=True)
             self.admit_mates(mates, mate_rows, np.concatenate([pslots[pslots >= 0], placed[placed >= 0]]), c)
         return c
 
@@ -422,9 +433,19 @@ class EmbeddingStore:
         accel_device: str | None = None,
         cache_layout: str = "auto",
         overwrite: bool = False,
+        layout: str = "auto",
+        admission: str = "auto",
+        page_admit: str = "auto",
     ) -> "EmbeddingStore":
         """Write `tables` (weights: mapping name -> [rows, dim], list, callable(name, start, stop),
-        or None for seeded random rows) to SCM under `path` and open the store."""
+        or None for seeded random rows) to SCM under `path` and open the store.
+
+        layout (SCM page order): "auto" = the plan's row_order if it has one, else hottest first
+        when a profile is given, else id order; "hot" (needs a profile); "id".
+        admission (DRAM cache, demand misses): "auto" = "warm" with a profile (only rows the profile
+        predicts warm enter; one-off cold rows bypass), else "all".
+        page_admit (rows sharing a fetched SCM page): "auto" = "warm" with a profile, else "off";
+        "all" = every row of the page at low priority (fills empty / low-priority slots only)."""
         specs = list(tables)
         if not specs:
             raise InvalidInputError("create needs at least one table")
@@ -437,6 +458,13 @@ class EmbeddingStore:
             if not overwrite:
                 raise InvalidInputError(f"{path} is not empty; pass overwrite=True to replace it")
             shutil.rmtree(path)
+        if layout not in LAYOUTS:
+            raise InvalidInputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        for what, mode, allowed in (("admission", admission, ADMISSION_MODES), ("page_admit", page_admit, PAGE_ADMIT_MODES)):
+            if mode not in allowed:
+                raise InvalidInputError(f"{what} must be one of {allowed}, got {mode!r}")
+        if layout == "hot" and profile is None:
+            raise InvalidInputError("layout='hot' needs a profile (create(..., profile=...))")
         hw, hw_name = _resolve_hardware(hardware)
         options = dict(options or {})
         for n in options:
@@ -458,8 +486,16 @@ class EmbeddingStore:
             place = default_placement(
                 specs, accel_bytes=accel_bytes, dram_cache_bytes=int(dram_cache_bytes), policy=policy, profile=profile
             )
+        if profile is not None:
+            for name, order in hot_orders(profile, specs).items():
+                place[name].hot_order = order
         for s in specs:
-            check_placement(place[s.name], s)
+            p = place[s.name]
+            if layout == "id":
+                p.row_order = None
+            elif p.hot_order is not None and (layout == "hot" or p.row_order is None):
+                p.row_order = hotness_row_order(p.hot_order, s.num_rows)
+            check_placement(p, s)
         path.mkdir(parents=True, exist_ok=True)
         from .tiers.pagestore import PageStore
 
@@ -479,7 +515,7 @@ class EmbeddingStore:
             p = place[s.name]
             entry = {"spec": asdict(s), "options": asdict(options.get(s.name, BagOptions())),
                      "dram_cache_bytes": p.dram_cache_bytes, "policy": p.policy}
-            for key in ("accel_ids", "dram_pinned_ids", "static_hot_ids"):
+            for key in _PLACEMENT_ARRAYS:
                 arr = getattr(p, key)
                 if arr is not None and len(arr):
                     fname = f"{len(meta_tables)}.{key}.npy"
@@ -487,7 +523,8 @@ class EmbeddingStore:
                     entry[key] = f"placement/{fname}"
             meta_tables.append(entry)
         meta = {"format": "sdm-embedding-store", "version": STORE_VERSION, "hardware": hw_name,
-                "queue_depth": queue_depth, "page_bytes": page_bytes, "ways": ways, "tables": meta_tables}
+                "queue_depth": queue_depth, "page_bytes": page_bytes, "ways": ways,
+                "admission": admission, "page_admit": page_admit, "tables": meta_tables}
         tmp = path / (META_FILE + ".tmp")
         tmp.write_text(json.dumps(meta, indent=1))
         tmp.replace(path / META_FILE)  # the store exists only once its metadata is complete
@@ -506,11 +543,13 @@ class EmbeddingStore:
         inject: bool = False,
         accel_device: str | None = None,
         cache_layout: str = "auto",
+        admission: str | None = None,
+        page_admit: str | None = None,
     ) -> "EmbeddingStore":
         """Reopen a store written by `create`. Overrides: a different hardware model, DRAM cache
         budget (split as stored), policy, queue depth, modelled-latency injection, cache layout
         ("auto": direct when a table's budget covers it, else set-associative; "hashed": always
-        set-associative)."""
+        set-associative), admission and page_admit (see `create`)."""
         path = Path(path)
         try:
             meta = json.loads((path / META_FILE).read_text())
@@ -535,6 +574,8 @@ class EmbeddingStore:
         self.ways = int(meta["ways"])
         self.accel_device = accel_device
         self.cache_layout = cache_layout
+        self.admission = admission or meta.get("admission", "auto")
+        self.page_admit = page_admit or meta.get("page_admit", "auto")
         self.clock = Clock(inject=inject)
         from .tiers.pagestore import PageStore
 
@@ -545,12 +586,13 @@ class EmbeddingStore:
             s = TableSpec(**e["spec"])
             specs.append(s)
             opts[s.name] = BagOptions(**e["options"])
-            arrays = {k: np.load(path / e[k]) if k in e else None for k in ("accel_ids", "dram_pinned_ids", "static_hot_ids")}
+            arrays = {k: np.load(path / e[k]) if k in e else None for k in _PLACEMENT_ARRAYS}
             places[s.name] = TablePlacement(
                 accel_ids=arrays["accel_ids"] if arrays["accel_ids"] is not None else np.zeros(0, np.int64),
                 dram_pinned_ids=arrays["dram_pinned_ids"] if arrays["dram_pinned_ids"] is not None else np.zeros(0, np.int64),
                 dram_cache_bytes=int(e["dram_cache_bytes"]), policy=policy or e["policy"],
                 static_hot_ids=arrays["static_hot_ids"],
+                row_order=arrays["row_order"], hot_order=arrays["hot_order"],
             )
         if dram_cache_bytes is not None:
             tot = sum(p.dram_cache_bytes for p in places.values())
@@ -624,6 +666,20 @@ class EmbeddingStore:
             arr = ids.numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
             c = t.prefetch(arr.reshape(-1), None if protect is None else protect.get(name))
             self._stats.record_prefetch(name, c)
+
+    def warm(self, tables: Iterable[str] | None = None) -> int:
+        """Fill the DRAM caches with the rows the profile ranks hottest (as many as fit), the way a
+        server loads its hot set before taking traffic; with the hot-first SCM layout these are
+        contiguous pages. Returns the rows loaded. A store without a profile loads nothing."""
+        loaded = 0
+        for name in (self.tables if tables is None else tables):
+            t = self._table(name)
+            ids = t.warm_ids()
+            if len(ids):
+                before = t.cache.resident_rows
+                self._stats.record_prefetch(name, t.prefetch(ids, None))
+                loaded += t.cache.resident_rows - before
+        return loaded
 
     def as_embedding_bags(self) -> nn.ModuleList:
         """A drop-in for a DLRM's `emb_l`: one module per table, called m(indices, offsets, per_sample_weights)."""

@@ -22,6 +22,7 @@ class TierCounters:
     bytes: int = 0
     measured_s: float = 0.0
     modelled_s: float = 0.0
+    admitted: int = 0      # SCM: rows cached because they shared a fetched page (not asked for)
 
     def add(self, other: "TierCounters") -> None:
         # field by field: dataclasses.asdict deep-copies and costs more than a cached lookup
@@ -31,6 +32,7 @@ class TierCounters:
         self.bytes += other.bytes
         self.measured_s += other.measured_s
         self.modelled_s += other.modelled_s
+        self.admitted += other.admitted
 
 
 @dataclass

@@ -406,25 +406,32 @@ def plan_summary(plan, hardware, trace=None, *, reserve_bytes: int = 1 << 30, de
 
 def format_plan_summary(summary: dict) -> str:
     """Text for `plan_summary`: the per-card table, then the modelled timeline (when there is one)."""
-    from ..placement.report import table
+    from ..placement.report import _fmt
 
     cols = {"where": "where", "tables": "tables", "shards": "shards", "sram_bytes": "SRAM_MB",
-            "lpddr_bytes": "LPDDR_MB", "host_bytes": "host_MB", "capacity_bytes": "usable_MB",
+            "lpddr_bytes": "LPDDR_MB", "host_bytes": "host_MB", "capacity_bytes": "card_MB",
             "load_bytes_per_sample": "B_read/sample", "lookups_per_request": "lookups/req",
             "utilisation": "util_%", "watts": "watts"}
-    rows = []
-    for r in summary["cards"]:
-        row = {}
-        for k, label in cols.items():
-            v = r.get(k)
-            if k.endswith("_bytes") and k != "load_bytes_per_sample":
-                v = "-" if v is None else v / 1e6
-            elif k == "utilisation" and v is not None:
-                v = 100.0 * v
-            row[label] = "-" if v is None else v
-        rows.append(row)
-    lines = [table(rows)]
     t = summary.get("timeline")
+    cells = []
+    for r in summary["cards"]:
+        r = dict(r)
+        if r["where"] == "host" and t is not None:
+            r["lookups_per_request"] = t["host"]["lookups_per_request"]
+        row = []
+        for k in cols:
+            v = r.get(k)
+            if v is not None and k.endswith("_bytes") and k != "load_bytes_per_sample":
+                v = v / 1e6
+            elif v is not None and k == "utilisation":
+                v = 100.0 * v
+            row.append("-" if v is None else _fmt(v))
+        cells.append(row)
+    head = list(cols.values())
+    width = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    just = lambda i, v: v.ljust(width[i]) if i == 0 else v.rjust(width[i])  # noqa: E731
+    lines = ["  ".join(just(i, h) for i, h in enumerate(head)), "  ".join("-" * w for w in width)]
+    lines += ["  ".join(just(i, v) for i, v in enumerate(c)) for c in cells]
     if t is None:
         lines.append("(no timeline: it needs a trace (--trace) to route requests to cards)")
         return "\n".join(lines)

@@ -143,6 +143,8 @@ SCENARIOS = {
                     "DIMM power is the weakest-sourced figure"),
     "F four NAND drives": (dict(model_tb=2.0, qps_target=3000, overrides={"host-nand": {"scm_count": 4}}),
                            "NAND IOPS scale with drives; the preset has one"),
+    "G large model, light load": (dict(model_tb=8.0, qps_target=500),
+                                  "memory sizes every fleet: NAND's cheap capacity wins"),
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -60,6 +61,12 @@ class Prefetcher:
         self._window: deque[tuple[int, Mapping]] = deque()  # (batch index, ids) not yet finished
         self._q: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        # Overlap check: `wait_s` is the time the consumer (the lookup thread) sat blocked waiting
+        # for a batch whose prefetch had not finished, `prefetch_s` the time the background thread
+        # spent in store.prefetch (SCM reads + inserts). Fully overlapped: wait_s ~ 0.
+        self.wait_s = 0.0
+        self.prefetch_s = 0.0
+        self.batches_done = 0
 
     def _protect(self) -> dict[str, np.ndarray]:
         per: dict[str, list] = {}
@@ -79,7 +86,9 @@ class Prefetcher:
                     while self._window and self._window[0][0] < self._current:
                         self._window.popleft()
                     protect = self._protect()
+                t0 = time.perf_counter()
                 self.store.prefetch(ids, protect)
+                self.prefetch_s += time.perf_counter() - t0
                 with self._cond:
                     self._window.append((j, ids))
                 self._q.put(batch)
@@ -94,7 +103,10 @@ class Prefetcher:
         i = 0
         try:
             while True:
+                t0 = time.perf_counter()
                 item = self._q.get()
+                if i > 0:  # the first batch has nothing to overlap with
+                    self.wait_s += time.perf_counter() - t0
                 if item is _END:
                     return
                 if isinstance(item, BaseException):
@@ -104,8 +116,15 @@ class Prefetcher:
                     self._cond.notify_all()
                 yield item
                 i += 1
+                self.batches_done = i
         finally:
             self.close()
+
+    def overlap(self) -> dict:
+        """{"wait_s", "prefetch_s", "hidden": share of prefetch time not waited for (1 = fully
+        overlapped)}, over the batches consumed so far (the first batch excluded from wait_s)."""
+        hidden = 1.0 - self.wait_s / self.prefetch_s if self.prefetch_s > 0 else 1.0
+        return {"wait_s": self.wait_s, "prefetch_s": self.prefetch_s, "hidden": max(0.0, hidden)}
 
     def close(self) -> None:
         with self._cond:

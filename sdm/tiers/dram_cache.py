@@ -165,21 +165,22 @@ class DramCache:
 
     # ---- insert --------------------------------------------------------------------------------
     def insert(self, ids: np.ndarray, rows: torch.Tensor, protect_slots: np.ndarray | None = None,
-               *, low_priority: bool = False) -> np.ndarray:
+               *, low_priority: bool = False, ignore_mask: bool = False) -> np.ndarray:
         """Place rows (stored format, [n, width]) of distinct absent ids; return each one's slot or -1.
 
         Slots in `protect_slots` are not evicted. Misses that find no evictable slot in their set,
         or that the policy (or `admit_mask`) does not admit, get -1 (bypass).
         `low_priority` (rows that came along on a fetched page, unasked): they take empty slots or
         replace other low-priority rows only, never a row some lookup has read, and are scored by
-        the policy's `on_insert_low` (first to go).
+        the policy's `on_insert_low` (first to go). `ignore_mask`: skip `admit_mask` (prefetched
+        rows, which a coming batch is known to need).
         """
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         out = np.full(len(ids), -1, dtype=np.int64)
         if not self.capacity_rows or not len(ids):
             return out
         admit = self.policy.admit(ids)
-        if self.admit_mask is not None:
+        if self.admit_mask is not None and not ignore_mask:
             warm = self.admit_mask[ids]
             admit = warm if admit is None else (admit & warm)
         cand = np.arange(len(ids)) if admit is None else np.flatnonzero(admit)
