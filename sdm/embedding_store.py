@@ -128,14 +128,17 @@ LAYOUTS = ("auto", "id", "hot")
 WARM_ROWS_FACTOR = 1.0
 
 
-def _resolve_mode(what: str, mode: str, warm, table: str) -> str:
+def _resolve_mode(what: str, mode: str, warm, table: str, admission: str = "all") -> str:
     """admission: "auto" -> "warm" with a profile, else "all". page_admit: "auto" -> "warm" with a
-    profile, else "off". "warm" needs a profile (hotness) for the table."""
+    profile when admission is "all", else "off" (measured: with warm admission the warm rows are
+    already cached and page mates bring nothing; tools/bench_dlrm.py). "warm" needs a profile."""
     allowed = ADMISSION_MODES if what == "admission" else PAGE_ADMIT_MODES
     if mode not in allowed:
         raise InvalidInputError(f"{what} must be one of {allowed}, got {mode!r}")
     if mode == "auto":
-        return "warm" if warm is not None else ("all" if what == "admission" else "off")
+        if what == "admission":
+            return "warm" if warm is not None else "all"
+        return "warm" if warm is not None and admission == "all" else "off"
     if mode == "warm" and warm is None:
         raise InvalidInputError(f"table {table!r}: {what}='warm' needs a profile (create(..., profile=...))")
     return mode
@@ -188,8 +191,10 @@ class _Table:
                 + (len(self.pinned) if self.pinned is not None else 0)
             self.warm = np.zeros(spec.num_rows, np.bool_)
             self.warm[place.hot_order[:n_warm]] = True
+        # prefetched rows the cache did not take (sorted ids, stored rows); see prefetch
+        self._staged = (np.zeros(0, np.int64), torch.empty((0, self.width), dtype=self.dtype))
         self.admission = _resolve_mode("admission", store.admission, self.warm, spec.name)
-        self.page_admit = _resolve_mode("page_admit", store.page_admit, self.warm, spec.name)
+        self.page_admit = _resolve_mode("page_admit", store.page_admit, self.warm, spec.name, self.admission)
         if self.admission == "warm" and not self.cache.direct:
             self.cache.admit_mask = self.warm
 
@@ -200,9 +205,9 @@ class _Table:
         return np.concatenate(parts) if parts else np.zeros((0, self.width), row_formats.storage_dtype(self.spec.row_format))
 
     def page_mates(self, ids: np.ndarray) -> np.ndarray:
-        """Other rows on the SCM pages holding `ids` that page-granular admission would cache:
-        reading them costs no extra page read. "warm": only rows predicted warm; "all": every one.
-        Rows in `ids` or in a static tier are left out; the cache probe happens under its lock."""
+        """Rows on the SCM pages holding `ids` that page-granular admission would cache: reading
+        them costs no extra page read. "warm": only rows predicted warm; "all": every one. Rows in
+        a static tier are left out; cached ones (`ids` too, once inserted) by the probe in admit_mates."""
         if self.page_admit == "off" or not len(ids) or not self.cache.capacity_rows or self.cache.direct:
             return np.zeros(0, np.int64)
         rpp = self.rows_per_page
@@ -212,7 +217,7 @@ class _Table:
         mates = self.row_order[slots] if self.row_order is not None else slots
         if self.page_admit == "warm":
             mates = mates[self.warm[mates]]
-        mates = mates[~np.isin(mates, ids)]
+        # (rows of `ids` among them are found by the cache probe in admit_mates once inserted)
         for static in (self.accel, self.pinned):
             if static is not None and len(mates):
                 mates = mates[static.locate(mates) < 0]
@@ -330,8 +335,19 @@ class _Table:
         with cache.lock:
             first = cache.probe(rest_ids)
         missed = first < 0
-        mates = self.page_mates(rest_ids[missed])
-        fetched, mate_rows = self.read_scm(rest_ids[missed], cs, mates)   # outside the lock
+        miss_ids = rest_ids[missed]
+        staged, staged_rows = self._staged_rows(miss_ids)      # prefetched rows the cache did not take
+        read_ids = miss_ids[~staged]
+        mates = self.page_mates(read_ids)
+        got, mate_rows = self.read_scm(read_ids, cs, mates)    # outside the lock: others keep going
+        if staged.any():
+            fetched = torch.empty((len(miss_ids), self.width), dtype=self.dtype)
+            fetched[torch.from_numpy(np.flatnonzero(staged))] = staged_rows
+            fetched[torch.from_numpy(np.flatnonzero(~staged))] = got
+        else:
+            fetched = got
+        from_stage = np.zeros(len(rest), np.bool_)
+        from_stage[np.flatnonzero(missed)[staged]] = True
         t0 = time.perf_counter()
         with cache.lock:
             slots = cache.probe(rest_ids)                       # others may have moved rows meanwhile
@@ -355,21 +371,25 @@ class _Table:
         if need.any():
             weight[torch.from_numpy(rest[need])] = row_formats.decode(rows_need, fmt)
         tier[rest[need]] = 2
-        tier[rest[hit]] = 1
-        cd.rows += int(hit.sum())
-        cd.reads += int(hit.sum())
-        cd.bytes += int(hit.sum()) * self.spec.row_bytes
+        dram = hit | (need & ~lost & from_stage)               # staged rows were in host DRAM too
+        tier[rest[dram]] = 1
+        n_dram = int(dram.sum())
+        cd.rows += n_dram
+        cd.reads += n_dram
+        cd.bytes += n_dram * self.spec.row_bytes
         cd.measured_s += time.perf_counter() - t0
-        cd.modelled_s += self._dram_model_s(int(hit.sum()))
+        cd.modelled_s += self._dram_model_s(n_dram)
         occ = np.bincount(tier[inverse.numpy()], minlength=3)
         ca.hits, cd.hits, cs.hits = int(occ[0]), int(occ[1]), int(occ[2])
         # tiers are read one after another on this path (accel, DRAM, then SCM)
         rec.modelled_s = ca.modelled_s + cd.modelled_s + cs.modelled_s
         return pool(weight, inverse, batch, pad)
 
-    def prefetch(self, ids: np.ndarray, protect: np.ndarray | None) -> TierCounters:
-        """Read the rows of `ids` missing from every tier into the DRAM cache, never evicting
-        rows of `protect` (rows a batch in flight still needs)."""
+    def prefetch(self, ids: np.ndarray, protect: np.ndarray | None, stage: bool = True) -> TierCounters:
+        """Read the rows of `ids` missing from every tier into host DRAM, never evicting rows of
+        `protect` (rows a batch in flight still needs). Rows the cache admits go into it; with
+        `stage`, the others (predicted cold under warm admission, or finding no slot) wait in a
+        staging buffer that the lookup path reads, kept while they are in `protect` or new."""
         c = TierCounters()
         u = np.unique(np.asarray(ids, dtype=np.int64))
         if not len(u) or not self.cache.capacity_rows:
@@ -383,16 +403,35 @@ class _Table:
             u = u[self.cache.probe(u) < 0]
         if self.cache.policy.admit(u) is not None:
             u = u[self.cache.policy.admit(u)]
+        if stage:
+            u = u[~self._staged_rows(u)[0]]
         mates = self.page_mates(u)
         rows, mate_rows = self.read_scm(u, c, mates)
         with self.cache.lock:
             still = self.cache.probe(u) < 0
             keep = np.unique(np.concatenate([np.asarray(protect, np.int64), u])) if protect is not None else u
             pslots = self.cache.probe(keep)
-            placed = self.cache.insert(u[still], rows[torch.from_numpy(np.flatnonzero(still))],
-                                       protect_slots=pslots[pslots >= 0], ignore_mask=True)
+            ui, ri = u[still], rows[torch.from_numpy(np.flatnonzero(still))]
+            placed = self.cache.insert(ui, ri, protect_slots=pslots[pslots >= 0])
             self.admit_mates(mates, mate_rows, np.concatenate([pslots[pslots >= 0], placed[placed >= 0]]), c)
+            if stage:
+                out = np.flatnonzero(placed < 0)
+                sid, srows = self._staged
+                held = np.isin(sid, protect) if protect is not None and len(sid) else np.zeros(len(sid), np.bool_)
+                nid = np.concatenate([sid[held], ui[out]])
+                order = np.argsort(nid, kind="stable")
+                nrows = torch.cat([srows[torch.from_numpy(np.flatnonzero(held))], ri[torch.from_numpy(out)]])
+                self._staged = (nid[order], nrows[torch.from_numpy(order)])
         return c
+
+    def _staged_rows(self, ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """(mask of `ids` held in the prefetch staging buffer, their stored rows)."""
+        sid, srows = self._staged  # replaced whole, never mutated: a consistent pair
+        if not len(sid) or not len(ids):
+            return np.zeros(len(ids), np.bool_), srows[:0]
+        pos = np.minimum(np.searchsorted(sid, ids), len(sid) - 1)
+        found = sid[pos] == ids
+        return found, srows[torch.from_numpy(pos[found])]
 
     def warm_ids(self) -> np.ndarray:
         """The rows the profile ranks hottest that fit the DRAM cache, outside the static tiers."""
@@ -444,7 +483,8 @@ class EmbeddingStore:
         when a profile is given, else id order; "hot" (needs a profile); "id".
         admission (DRAM cache, demand misses): "auto" = "warm" with a profile (only rows the profile
         predicts warm enter; one-off cold rows bypass), else "all".
-        page_admit (rows sharing a fetched SCM page): "auto" = "warm" with a profile, else "off";
+        page_admit (rows sharing a fetched SCM page): "auto" = "warm" with a profile and admission
+        "all", else "off"; "warm" = the page's rows predicted warm;
         "all" = every row of the page at low priority (fills empty / low-priority slots only)."""
         specs = list(tables)
         if not specs:
@@ -677,7 +717,7 @@ class EmbeddingStore:
             ids = t.warm_ids()
             if len(ids):
                 before = t.cache.resident_rows
-                self._stats.record_prefetch(name, t.prefetch(ids, None))
+                self._stats.record_prefetch(name, t.prefetch(ids, None, stage=False))
                 loaded += t.cache.resident_rows - before
         return loaded
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, real_number, whole_number
 
 # Row formats and the bytes one row of `dim` values takes in each. int8 row-wise keeps a float32
 # scale and a float32 bias per row (the seeds' per-layer EmbeddingBag quantization, as in fbgemm).
@@ -12,6 +12,7 @@ ROW_FORMATS = ("fp32", "fp16", "int8")
 
 def row_bytes(dim: int, row_format: str = "fp32") -> int:
     """Bytes one stored row takes in `row_format`."""
+    dim = whole_number(dim, "dim", minimum=1)
     if row_format == "fp32":
         return 4 * dim
     if row_format == "fp16":
@@ -37,16 +38,16 @@ class TableSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidInputError(f"table name must be a non-empty string, got {self.name!r}")
-        if int(self.num_rows) <= 0:
-            raise InvalidInputError(f"table {self.name!r}: num_rows must be > 0, got {self.num_rows}")
-        if int(self.dim) <= 0:
-            raise InvalidInputError(f"table {self.name!r}: dim must be > 0, got {self.dim}")
+        # Stored as plain ints / floats: a 2.5-row table or a NaN pooling factor is a caller's bug.
+        object.__setattr__(self, "num_rows", whole_number(self.num_rows, f"table {self.name!r}: num_rows", minimum=1))
+        object.__setattr__(self, "dim", whole_number(self.dim, f"table {self.name!r}: dim", minimum=1))
         if self.row_format not in ROW_FORMATS:
             raise InvalidInputError(
                 f"table {self.name!r}: unknown row format {self.row_format!r}; expected one of {ROW_FORMATS}"
             )
-        if self.pooling_factor <= 0:
-            raise InvalidInputError(f"table {self.name!r}: pooling_factor must be > 0, got {self.pooling_factor}")
+        object.__setattr__(
+            self, "pooling_factor", real_number(self.pooling_factor, f"table {self.name!r}: pooling_factor", above=0)
+        )
 
     @property
     def row_bytes(self) -> int:

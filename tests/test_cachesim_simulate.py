@@ -156,6 +156,13 @@ def test_remap_of_large_sparse_ids_gives_same_result():
         (dict(ids=np.array([1, 2]), capacity_rows=2, page_of=np.zeros(3, np.int64), row_bytes=2048), "page 0"),
         (dict(ids=np.array([1, 2]), capacity_rows=2, row_bytes=0), "row_bytes"),
         (dict(ids=np.array([1, 2]), capacity_rows=2, warmup=3), "warmup"),
+        # never silently truncated: 2.5 rows is not 2 rows
+        (dict(ids=np.array([1, 2]), capacity_rows=2.5), "capacity_rows must be a whole number"),
+        (dict(ids=np.array([1, 2]), capacity_rows=2, row_bytes=1.5), "row_bytes must be a whole number"),
+        (dict(ids=np.array([1, 2]), capacity_rows=2, page_bytes=0), "page_bytes must be a whole number >= 1"),
+        (dict(ids=np.array([1, 2]), capacity_rows=2, warmup=-1), "warmup must be a whole number"),
+        (dict(ids=np.array([1, 2]), capacity_rows=None, capacity_bytes=float("nan")), "capacity_bytes"),
+        (dict(ids=np.array([2**63 + 1, 1], dtype=np.uint64), capacity_rows=2), "position 0 is beyond int64"),
     ],
 )
 def test_bad_input_is_named(kwargs, words):

@@ -201,3 +201,19 @@ def test_fit_queue_model_rejects_nonsense():
     with pytest.raises(InvalidInputError):
         fit_queue_model(1e-5, 16, 5e-6)
     assert math.isfinite(device("p4500").latency_growth_per_qd)
+
+
+def test_device_memory_tier_prices_reads_at_the_models_queue_depth():
+    from sdm.accel.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH
+    from sdm.tiers.device_memory import DeviceMemoryTier
+
+    rows = np.zeros((10, 4), np.float32)
+    card = DeviceMemoryTier("a", 100, np.arange(10), rows, device="cpu", memory=device("lpddr4x"))
+    host = DeviceMemoryTier("a", 100, np.arange(10), rows, device="cpu", memory=device("ddr4"))
+    # the same depth the planner and the six-card timeline price card / host gathers at
+    assert card.modelled_read_s(1000) == pytest.approx(device("lpddr4x").read_time_s(1000, 16, CARD_QUEUE_DEPTH))
+    assert host.modelled_read_s(1000) == pytest.approx(device("ddr4").read_time_s(1000, 16, HOST_QUEUE_DEPTH))
+    assert card.modelled_read_s(1000) < device("lpddr4x").read_time_s(1000, 16, 1) / 10
+    assert card.modelled_read_s(0) == 0.0
+    with pytest.raises(InvalidInputError, match="queue_depth"):
+        DeviceMemoryTier("a", 100, np.arange(10), rows, device="cpu", memory=device("ddr4"), queue_depth=0)

@@ -7,7 +7,6 @@ import tempfile
 import threading
 import time
 import tracemalloc
-import warnings
 
 import numpy as np
 import pytest

@@ -52,7 +52,7 @@ def test_layout_never_worse_than_id_order_on_training_data():
 
 
 def test_layout_bad_input():
-    with pytest.raises(InvalidInputError, match="row id 9 at position 1"):
+    with pytest.raises(InvalidInputError, match="index 9 at position 1"):
         co_access_layout(np.array([1, 9]), np.array([0, 2]), 5, 64)
     with pytest.raises(InvalidInputError, match="offsets"):
         co_access_layout(np.array([1, 2]), np.array([0, 3]), 5, 64)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from sdm.errors import InvalidInputError, StoreFormatError
+from sdm.spec import TableSpec, row_bytes
 from sdm.placement.model_spec import load_model, parse_dlrm_list
 from sdm.placement.plan import INLINE_RANGES, Plan, RowSet, TablePlan, TierPlacement
 
@@ -92,7 +93,7 @@ def test_model_spec_forms(tmp_path):
     assert load_model(str(j)).tables == m3.tables
 
 
-@pytest.mark.parametrize("arg,msg", [("12-x-3:4", "bad row count"), ("10:0", "dim must be > 0"),
+@pytest.mark.parametrize("arg,msg", [("12-x-3:4", "bad row count"), ("10:0", "dim must be a whole number >= 1"),
                                      ("missing.toml", "does not exist"), ("10-20:8:fp8", "unknown row format")])
 def test_model_spec_errors(arg, msg):
     with pytest.raises(InvalidInputError, match=msg):
@@ -107,3 +108,26 @@ def test_model_spec_bad_file(tmp_path):
     f.write_text("[[table]\n")
     with pytest.raises(InvalidInputError, match="cannot parse"):
         load_model(str(f))
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(num_rows=2.5), "num_rows must be a whole number >= 1, got 2.5"),
+    (dict(num_rows="many"), "num_rows must be a whole number"),
+    (dict(num_rows=None), "num_rows must be a whole number"),
+    (dict(dim=True), "dim must be a whole number"),
+    (dict(pooling_factor=float("nan")), "pooling_factor must be a finite number"),
+    (dict(pooling_factor="x"), "pooling_factor must be a finite number"),
+    (dict(pooling_factor=0), "pooling_factor must be > 0"),
+])
+def test_table_spec_bad_fields_are_named(kwargs, needle):
+    args = dict(name="emb", num_rows=10, dim=4) | kwargs
+    with pytest.raises(InvalidInputError, match=f"table 'emb': {needle}"):
+        TableSpec(**args)
+
+
+def test_table_spec_normalises_numbers():
+    t = TableSpec("emb", np.int64(10), 4.0, pooling_factor=np.float32(2))
+    assert type(t.num_rows) is int and type(t.dim) is int and type(t.pooling_factor) is float
+    assert t.size_bytes == 160 and row_bytes(4, "int8") == 12
+    with pytest.raises(InvalidInputError, match="dim must be a whole number >= 1"):
+        row_bytes(-3)

@@ -139,6 +139,18 @@ def test_bad_inputs():
         RowLevel().place([TableSpec("a", 10, 4)], [TableHotness.from_counts("a", np.ones(11))], [_tier("scm", 999)])
     with pytest.raises(InvalidInputError, match="row id 12 at position 1"):
         TableHotness.from_ids("a", 10, np.array([1, 12]))
+    with pytest.raises(InvalidInputError, match="must be integers"):
+        TableHotness.from_ids("a", 10, np.array([1.5]))             # never counted as row 1
+    with pytest.raises(InvalidInputError, match="finite and >= 0"):
+        TableHotness.from_counts("a", np.array([1.0, np.nan]))
+    with pytest.raises(InvalidInputError, match="alpha"):
+        TableHotness.zipf("z", 100, 1e3, -1.0)
+    hw = hardware("host-nand")
+    with pytest.raises(InvalidInputError, match="no tables"):
+        plan_model([], [], hw)
+    t, h = TableSpec("a", 10, 4), TableHotness.from_counts("a", np.ones(10))
+    with pytest.raises(InvalidInputError, match="'a' appears more than once"):
+        plan_model([t, t], [h, h], hw)
 
 
 def test_min_power_picks_less_dram_and_reports_infeasible_budget():

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sdm.cachesim import simulate
 from sdm.placement.objectives import Workload
 from sdm.placement.planner import PlanOptions, plan_model
+from sdm.placement.replay import replay_plan
 from sdm.placement.types import TableHotness
 from sdm.spec import TableSpec
 from sdm.tiers.hardware import hardware
@@ -32,21 +32,11 @@ def _hot(tr, tables, lo=0, hi=None):
     return out
 
 
-def _replay(plan, tr, tables, cache_bytes, lo=0, hi=None):
-    """Replay samples [lo, hi) in time order: pinned rows hit; the rest go through an LRU cache."""
-    hi = tr.num_samples if hi is None else hi
-    b0, b1 = lo // tr.batch_size, -(-hi // tr.batch_size)
-    g = tr.global_stream(b0, b1)
-    base = np.asarray(tr.table_base)
-    t_of = np.searchsorted(base, g, side="right") - 1
-    pinned = np.zeros(g.size, bool)
-    for i, t in enumerate(tables):
-        m = t_of == i
-        tier, _card = plan.tables[t.name].tier_of(g[m] - base[i])
-        pinned[m] = tier < 3
-    rb = tables[0].row_bytes
-    sim = simulate(g[~pinned], int(cache_bytes // rb), "lru", row_bytes=rb)
-    return pinned.mean(), sim.hits / g.size
+def _replay(plan, tr, cache_bytes, lo=0):
+    """Replay samples [lo, end) in time order: pinned rows hit; the rest go through an LRU cache."""
+    assert lo % tr.batch_size == 0
+    shares = replay_plan(plan, tr, cache_bytes, lo // tr.batch_size)
+    return shares.pinned, shares.cache
 
 
 @pytest.mark.parametrize("dram_frac,cache_frac", [(0.02, 0.5), (0.05, 0.2), (0.01, 1.0), (0.1, 0.0)])
@@ -58,7 +48,7 @@ def test_predicted_hit_rates_match_replay(dram_frac, cache_frac):
     opts = PlanOptions(dram_cache_fraction=cache_frac, dram_usable_fraction=dram_frac * model / hw.dram_capacity_bytes,
                        workload=LOOKUP_STEPS)
     res = plan_model(tables, hot, hw, opts)
-    pinned, cache = _replay(res.plan, tr, tables, res.estimate.detail["dram_cache_bytes"])
+    pinned, cache = _replay(res.plan, tr, res.estimate.detail["dram_cache_bytes"])
     assert abs(res.estimate.hit_rate["dram"] - pinned) < 1e-9          # same trace: exact
     assert abs(res.estimate.hit_rate["dram_cache"] - cache) < 0.02
     assert abs((1 - res.estimate.hit_rate["scm"]) - (pinned + cache)) < 0.02
@@ -75,7 +65,7 @@ def test_prediction_holds_on_held_out_samples(seed, dram_frac, cache_frac):
     opts = PlanOptions(dram_cache_fraction=cache_frac,
                        dram_usable_fraction=dram_frac * model / hw.dram_capacity_bytes, workload=LOOKUP_STEPS)
     res = plan_model(tables, hot, hw, opts)
-    pinned, cache = _replay(res.plan, tr, tables, res.estimate.detail["dram_cache_bytes"], half, None)
+    pinned, cache = _replay(res.plan, tr, res.estimate.detail["dram_cache_bytes"], half)
     assert abs(res.estimate.hit_rate["dram"] - pinned) < 0.02
     assert abs((1 - res.estimate.hit_rate["scm"]) - (pinned + cache)) < 0.02
 
@@ -101,3 +91,24 @@ def test_prediction_matches_embedding_store_replay(tmp_path):
                 st.lookup(t.name, torch.from_numpy(np.asarray(ix)), torch.from_numpy(np.asarray(of)))
         hr = st.stats()["total"]["hit_rate"]
     assert abs((1 - res.estimate.hit_rate["scm"]) - (hr["accel"] + hr["dram"])) < 0.02
+
+
+def test_replay_plan_by_hand():
+    from sdm.errors import InvalidInputError
+    from sdm.placement.plan import Plan, RowSet, TablePlan, TierPlacement
+    from sdm.traces import from_bags
+
+    # table a: row 0 pinned in DRAM; the rest behind a 1-row LRU cache
+    tp = TablePlan("a", 10, 4, "fp32", 16, placements=[TierPlacement("dram", None, RowSet(ranges=[[0, 1]]))])
+    plan = Plan("m", "host-nand", "min-latency", "row", {"a": tp})
+    tr = from_bags(["a"], [10], [[[0, 5], [5, 0], [6], [5]]], batch_size=2)
+    # lookups 0 5 5 0 | 6 5: pinned 0 0 -> 2/6; cache (1 row) sees 5 5 6 5 -> one hit
+    r = replay_plan(plan, tr, cache_bytes=16)
+    assert (r.pinned, r.cache, r.lookups) == (pytest.approx(2 / 6), pytest.approx(1 / 6), 6)
+    assert r.host_memory == pytest.approx(0.5)
+    second = replay_plan(plan, tr, cache_bytes=16, start_batch=1)        # 6 5: no pinned row, no reuse
+    assert (second.pinned, second.cache, second.lookups) == (0.0, 0.0, 2)
+    with pytest.raises(InvalidInputError, match=r"\['b'\] are not in the plan"):
+        replay_plan(plan, from_bags(["b"], [10], [[[1]]], 1), 16)
+    with pytest.raises(InvalidInputError, match="cache_bytes"):
+        replay_plan(plan, tr, cache_bytes=-1)

@@ -43,10 +43,15 @@ def test_defaults_are_sourced_and_overridable():
     assert d2.sources["base_platform_watts"] == "override"
     bare = ServerParts("bare", dram_bytes=64 << 30)          # no preset figures: defaults apply
     assert server_power(bare, d2).load_watts - server_power(bare, d).load_watts == pytest.approx(50 / d.psu_efficiency)
-    with pytest.raises(InvalidInputError, match="unknown power field"):
+    with pytest.raises(InvalidInputError, match="unknown field 'flux_watts' of PowerDefaults"):
         d.replace(flux_watts=1.0)
-    with pytest.raises(InvalidInputError, match="unknown cost field"):
+    with pytest.raises(InvalidInputError, match="unknown field 'gold' of CostDefaults"):
         CostDefaults().replace(gold=1.0)
+    # the CLI's --set passes text: read as numbers, or refused by name (never kept as a string)
+    assert d.replace(psu_efficiency="0.9").psu_efficiency == 0.9
+    assert CostDefaults().replace(years="5").years == 5.0
+    with pytest.raises(InvalidInputError, match="pue"):
+        CostDefaults().replace(pue="lots")
 
 
 def test_energy_and_tco():
@@ -78,3 +83,15 @@ def test_scenarios_show_savings_where_capacity_binds_and_none_where_compute_bind
     assert load["host-dram"]["bound_by"].startswith("qps")
     assert load["host-3dxp"]["power_saving"] < rows["host-3dxp"]["power_saving"]
     assert math.isfinite(load["host-nand"]["power_saving"])
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda: PowerDefaults(psu_efficiency=0.0), "psu_efficiency"),
+    (lambda: PowerDefaults(dimm_load_watts=float("nan")), "dimm_load_watts"),
+    (lambda: PowerDefaults().replace(card_idle_watts=-1.0), "card_idle_watts"),
+    (lambda: CostDefaults(pue=0.5), "pue"),
+    (lambda: CostDefaults().replace(usd_per_kwh=-0.1), "usd_per_kwh"),
+])
+def test_bad_defaults_are_named(make, needle):
+    with pytest.raises(InvalidInputError, match=needle):
+        make()

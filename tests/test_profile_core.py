@@ -152,8 +152,25 @@ def test_bad_inputs(tmp_path, ztrace):
     bad.write_text("nope")
     with pytest.raises(StoreFormatError, match="not an sdm profile"):
         Profile.load(bad)
-    with pytest.raises(InvalidInputError, match="negative"):
-        profile_table("x", 10, np.array([1, -1]), np.array([0, 2]))
+    for budget in (32 << 20, 8):  # exact counts and the sketch both name the row and its position
+        with pytest.raises(InvalidInputError, match=r"row -1 at position 1 is out of range \[0, 10\)"):
+            profile_table("x", 10, np.array([1, -1]), np.array([0, 2]), memory_budget_bytes=budget)
+        with pytest.raises(InvalidInputError, match=r"row 10 at position 2 is out of range"):
+            profile_table("x", 10, np.array([1, 2, 10]), np.array([0, 3]), memory_budget_bytes=budget)
+    with pytest.raises(InvalidInputError, match="must be integers"):
+        profile_table("x", 10, np.array([1.5]), np.array([0, 1]))   # never truncated to row 1
+    with pytest.raises(InvalidInputError, match=r"offsets\[-1\] = 3 but there are 2 indices"):
+        profile_table("x", 10, np.array([1, 2]), np.array([0, 3]))
+    with pytest.raises(InvalidInputError, match="delta must be in"):
+        profile_table("x", 10, np.array([1, 2]), np.array([0, 2]), memory_budget_bytes=8, delta=2)
+    with pytest.raises(InvalidInputError, match="memory_budget_bytes"):
+        profile_table("x", 10, np.array([1, 2]), np.array([0, 2]), memory_budget_bytes=-1)
+    with pytest.raises(InvalidInputError, match="must be integers"):
+        tp.count(np.array([1.5]))
+    with pytest.raises(InvalidInputError, match="hot_rows"):
+        tp.hot_rows(2.5)
+    with pytest.raises(InvalidInputError, match="needs an sdm.traces.Trace"):
+        Profile.from_trace([[1, 2]])
 
 
 def test_cli_profile(tmp_path, capsys):

@@ -91,6 +91,12 @@ def test_validation_names_table_and_position():
         small_trace().batch(3)
     with pytest.raises(InvalidInputError, match="unknown table 'zz'"):
         small_trace().table_stream("zz")
+    with pytest.raises(InvalidInputError, match="batch_size must be a whole number >= 1, got 2.5"):
+        Trace(["a"], [5], [np.array([1])], [np.array([0, 1])], 2.5)
+    with pytest.raises(InvalidInputError, match=r"num_rows\[0\] of trace must be a whole number >= 1"):
+        Trace(["a"], [0], [np.array([], dtype=np.int64)], [np.array([0])], 1)
+    with pytest.raises(InvalidInputError, match="num_batches must be a whole number"):
+        small_trace().subset(num_batches=-1)
 
 
 def test_load_bad_files(tmp_path):

@@ -157,5 +157,9 @@ def test_production_errors():
         production_trace([100, 100], 1, batch_size=1000, pooling=4)
     with pytest.raises(InvalidInputError, match="pooling"):
         production_trace([1000, 1000], 1, pooling=[1, 2, 3])
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidInputError, match="num_samples"):
         zipf_trace([10], 0)
+    with pytest.raises(InvalidInputError, match="alpha must be a finite number"):
+        zipf_trace([10], 10, alpha=float("nan"))
+    with pytest.raises(InvalidInputError, match="batch_size must be a whole number"):
+        zipf_trace([10], 10, batch_size=0.5)

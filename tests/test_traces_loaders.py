@@ -86,6 +86,9 @@ def test_csv(tmp_path):
     bad.write_text("sample,table,row\n0,a,1\n1,a,-2\n")
     with pytest.raises(InvalidInputError, match="negative row id -2 on line 3"):
         load_csv(bad)
+    bad.write_text("sample,table,row\n0,a,1\n1,a,99999999999999999999999\n")
+    with pytest.raises(InvalidInputError, match="line 3 holds '99999999999999999999999', beyond 64-bit"):
+        load_csv(bad)
     bad.write_text("sample,table\n0,a\n")
     with pytest.raises(StoreFormatError, match="header"):
         load_csv(bad)

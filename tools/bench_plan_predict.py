@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdm.cachesim import simulate  # noqa: E402
 from sdm.embedding_store import EmbeddingStore  # noqa: E402
 from sdm.placement.objectives import Workload  # noqa: E402
 from sdm.placement.planner import PlanOptions, plan_model  # noqa: E402
+from sdm.placement.replay import replay_plan  # noqa: E402
 from sdm.placement.types import TableHotness  # noqa: E402
 from sdm.spec import TableSpec  # noqa: E402
 from sdm.tiers.hardware import hardware  # noqa: E402
@@ -46,17 +46,8 @@ def replay_store(plan, tr, tables, b0, b1, tmp):
     return hr["accel"] + hr["dram"]
 
 
-def replay_sim(plan, tr, tables, cache_bytes, b0, b1):
-    g = tr.global_stream(b0, b1)
-    base = np.asarray(tr.table_base)
-    t_of = np.searchsorted(base, g, side="right") - 1
-    pinned = np.zeros(g.size, bool)
-    for i, t in enumerate(tables):
-        m = t_of == i
-        pinned[m] = plan.tables[t.name].tier_of(g[m] - base[i])[0] < 3
-    rb = tables[0].row_bytes
-    sim = simulate(g[~pinned], int(cache_bytes // rb), "lru", row_bytes=rb)
-    return pinned.mean() + sim.hits / g.size
+def replay_sim(plan, tr, cache_bytes, b0, b1):
+    return replay_plan(plan, tr, cache_bytes, b0, b1).host_memory
 
 
 def main() -> int:
@@ -97,7 +88,7 @@ def main() -> int:
                 res_l = plan_model(tables, hot, hw, PlanOptions(**base, workload=Workload(cache_steps="lookup")))
                 pred, pred_l = 1.0 - res.estimate.hit_rate["scm"], 1.0 - res_l.estimate.hit_rate["scm"]
                 store = replay_store(res.plan, tr, tables, b0, tr.num_batches, tmp)
-                sim = replay_sim(res_l.plan, tr, tables, res_l.estimate.detail["dram_cache_bytes"], b0, tr.num_batches)
+                sim = replay_sim(res_l.plan, tr, res_l.estimate.detail["dram_cache_bytes"], b0, tr.num_batches)
                 es, em = abs(pred - store), abs(pred_l - sim)
                 cache_rows = res.estimate.detail["dram_cache_bytes"] / tables[0].row_bytes
                 if stress:

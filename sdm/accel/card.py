@@ -6,7 +6,6 @@ behind a PCIe switch (`sdm.tiers.hardware` builds the platform).
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any

@@ -169,6 +169,10 @@ def partition(tables: Sequence[TableSpec], card_capacity_bytes: Sequence[int], c
     `loads`: lookups per sample per table (default: pooling factors). `row_counts`: per-table access
     counts per row from a profile; used for equal-load shard boundaries and load shares.
     `host_tables`: names forced onto the host. No per-row Python: per-table loops and numpy only.
+    `imbalance_tol`: a table whose load exceeds a card's fair share by more than this is row-sharded
+    (0.10: model choice; sharding below ~10% buys little and costs a shard's PCIe command).
+    `fill`: share of the usable card memory the net-split may fill (0.95: model choice, headroom for
+    shards that bin-pack imperfectly onto whole cards).
     """
     tables = list(tables)
     _check_tables(tables)

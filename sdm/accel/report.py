@@ -246,7 +246,9 @@ def _ms(x: float | None) -> str:
 
 
 def _mb(x: int) -> str:
-    return f"{x / 1e6:.1f} MB"
+    """Bytes as B / KB / MB / GB (powers of 1000), so a few KB in SRAM do not print as 0.0 MB."""
+    from ..placement.report import nbytes
+    return nbytes(x)
 
 
 def format_report(rep: dict) -> str:

@@ -102,14 +102,6 @@ def stack_distances(ids: np.ndarray, num_ids: int) -> np.ndarray:
     return _stack_distances(np.ascontiguousarray(ids, dtype=np.int64), int(num_ids))
 
 
-def lru_misses_by_capacity(distances: np.ndarray, capacities: np.ndarray) -> np.ndarray:
-    """Misses of LRU at each capacity, from one array of stack distances (vectorized)."""
-    capacities = np.asarray(capacities, dtype=np.int64)
-    finite = np.sort(distances[distances != INFINITE_DISTANCE])
-    hits = np.searchsorted(finite, np.maximum(capacities, 0), side="right")
-    return distances.size - hits
-
-
 class LRU:
     """Least recently used."""
 

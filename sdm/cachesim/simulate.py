@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, whole_number
 from ..spec import row_bytes as spec_row_bytes
 from .fifo import FIFO
 from .lfu import LFU
@@ -84,10 +84,9 @@ class Geometry:
 
 
 def _geometry(stream: DenseStream, row_bytes: int, page_bytes: int | None) -> Geometry:
-    if int(row_bytes) <= 0:
-        raise InvalidInputError(f"row_bytes must be > 0, got {row_bytes}")
-    if page_bytes is not None and int(page_bytes) <= 0:
-        raise InvalidInputError(f"page_bytes must be > 0, got {page_bytes}")
+    row_bytes = whole_number(row_bytes, "row_bytes", minimum=1)
+    if page_bytes is not None:
+        page_bytes = whole_number(page_bytes, "page_bytes", minimum=1)
     paged = stream.unit == "page"
     if paged:
         page_bytes = NAND_PAGE_BYTES if page_bytes is None else int(page_bytes)
@@ -166,7 +165,7 @@ def _result(policy: Policy, stream: DenseStream, geo: Geometry, capacity_rows: i
 
 
 def _warmup(warmup: int, stream: DenseStream) -> int:
-    if not 0 <= int(warmup) <= stream.num_lookups:
+    if not 0 <= whole_number(warmup, "warmup") <= stream.num_lookups:
         raise InvalidInputError(f"warmup must be in [0, {stream.num_lookups}] lookups, got {warmup}")
     return int(warmup)
 
@@ -175,12 +174,8 @@ def _capacity_rows(capacity_rows, capacity_bytes, row_bytes: int) -> int:
     if (capacity_rows is None) == (capacity_bytes is None):
         raise InvalidInputError("give exactly one of capacity_rows and capacity_bytes")
     if capacity_bytes is not None:
-        if int(capacity_bytes) < 0:
-            raise InvalidInputError(f"capacity_bytes must be >= 0, got {capacity_bytes}")
-        return int(capacity_bytes) // int(row_bytes)
-    if int(capacity_rows) < 0:
-        raise InvalidInputError(f"capacity_rows must be >= 0, got {capacity_rows}")
-    return int(capacity_rows)
+        return whole_number(capacity_bytes, "capacity_bytes") // int(row_bytes)
+    return whole_number(capacity_rows, "capacity_rows")
 
 
 def _stream(ids, page_of) -> DenseStream:

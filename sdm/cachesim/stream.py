@@ -20,6 +20,9 @@ def as_id_array(ids, what: str = "ids") -> np.ndarray:
         raise InvalidInputError(f"{what}: expected a 1-D array of ids, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise InvalidInputError(f"{what}: expected integer ids, got dtype {arr.dtype}")
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        pos = int(np.argmax(arr > np.iinfo(np.int64).max))
+        raise InvalidInputError(f"{what}: id {arr[pos]} at position {pos} is beyond int64")
     arr = arr.astype(np.int64, copy=False)
     if arr.size:
         bad = np.flatnonzero(arr < 0)

@@ -37,9 +37,12 @@ def register(subparsers) -> None:
     p.add_argument("--batches", type=int, help="replay at most this many requests")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=1.05, help="Zipf exponent of a generated trace")
-    p.add_argument("--dram-cache-bytes", type=int, help="host DRAM cache in front of SCM (default: the store's)")
-    p.add_argument("--reserve-bytes", type=int, default=1 << 30,
-                   help="card memory kept for dense weights, activations and runtime (default 1 GiB, *assumption*)")
+    p.add_argument("--dram-cache-bytes", metavar="BYTES",
+                   help="host DRAM cache in front of SCM, e.g. 64MiB (default: the plan's with --plan, else the "
+                        "store's: half the host DRAM, at most the host tables' size)")
+    p.add_argument("--reserve-bytes", metavar="BYTES", default=str(1 << 30),
+                   help="card memory kept for dense weights, activations and runtime, e.g. 512MiB (default 1 GiB, "
+                        "*assumption*)")
     p.add_argument("--host-time", choices=("modelled", "measured"), default="modelled",
                    help="host lookup time on the critical path: the device model, or what this machine measured")
     p.add_argument("--no-batching", action="store_true", help="one PCIe command per tensor (no command batching)")
@@ -53,7 +56,7 @@ def register(subparsers) -> None:
                    help="torch CPU threads for the executed inference (default 1: the cards' work runs one "
                         "after another on this host, and extra OpenMP threads only spin on a busy machine)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--plot", help="write a per-card utilisation chart (PNG)")
+    p.add_argument("--plot", metavar="FILE.png", help="write a per-card utilisation chart (PNG)")
     p.set_defaults(func=handle)
 
 
@@ -97,7 +100,11 @@ def handle(args) -> int:
     from ..accel.timeline import model_timeline
     from ..dlrm import DLRM
     from ..placement.model_spec import load_model
+    from ..tiers.toml_overrides import parse_quantity
 
+    args.reserve_bytes = int(parse_quantity(str(args.reserve_bytes), "--reserve-bytes"))
+    if args.dram_cache_bytes is not None:
+        args.dram_cache_bytes = int(parse_quantity(str(args.dram_cache_bytes), "--dram-cache-bytes"))
     if args.threads < 1:
         raise InvalidInputError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -123,9 +130,11 @@ def handle(args) -> int:
     counts_per_row = {t.name: np.bincount(trace.indices[i], minlength=t.num_rows) for i, t in enumerate(tables)}
     loads = [trace.indices[i].size / max(trace.num_samples, 1) for i in range(len(tables))]
     cap = platform.card_usable_bytes(args.reserve_bytes)
+    plan = None
     if args.plan:
         from ..placement.plan import Plan
-        part = partition_from_plan(Plan.load(args.plan), tables, cap, platform.card_sram_bytes(), loads=loads,
+        plan = Plan.load(args.plan)
+        part = partition_from_plan(plan, tables, cap, platform.card_sram_bytes(), loads=loads,
                                    row_counts=counts_per_row)
     else:
         part = partition(tables, cap, platform.card_sram_bytes(), loads=loads, row_counts=counts_per_row)
@@ -138,7 +147,9 @@ def handle(args) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="sdm-run-")
         store_dir = tmp.name
     try:
-        store = build_host_store(model, part, Path(store_dir), hw, dram_cache_bytes=args.dram_cache_bytes)
+        # with a plan, the host store keeps the plan's DRAM pins, cache sizes and page layout
+        store = build_host_store(model, part, Path(store_dir), hw, dram_cache_bytes=args.dram_cache_bytes,
+                                 **({"plan": host_plan(plan, part)} if plan is not None else {}))
         ex = AccelExecutor(model, part, store=store, dense_on=args.dense_on)
         with torch.no_grad():
             res = replay(ex, trace, num_dense=model.num_dense, max_batches=args.batches, seed=args.seed,
@@ -176,6 +187,8 @@ def handle(args) -> int:
                        "dense_measured_s": float(res.dense_measured_s.mean()),
                        "device": str(ex.dense_device), "store": store_summary}
     rep["partition"] = part.describe()
+    if plan is not None:
+        rep["plan_check"] = plan_check(plan, part, res.counts, store_summary, args.plan)
     if args.plot:
         plot_utilisation(rep, args.plot)
     if args.json:
@@ -186,6 +199,39 @@ def handle(args) -> int:
         print(f"\nexecuted on this machine ({e['device']}): {e['samples_per_s']:.0f} samples/s; per request "
               f"card pooling {e['card_pooling_measured_s'] * 1e3:.2f} ms, host lookups "
               f"{e['host_lookup_measured_s'] * 1e3:.2f} ms, dense {e['dense_measured_s'] * 1e3:.2f} ms (measured)")
+        if "plan_check" in rep:
+            c = rep["plan_check"]
+            print(f"plan {c['plan_file']}: share of lookups predicted / measured (this replay): " + ", ".join(
+                f"{k} {100 * c['predicted'][k]:.1f}% / {100 * c['measured'][k]:.1f}%" for k in c["predicted"]))
         if args.plot:
             print(f"wrote {args.plot}")
     return 0
+
+
+def host_plan(plan, part):
+    """The plan restricted to what the host store serves: host-side tables, their DRAM pins, DRAM
+    cache share and page layout (card rows are the partition's; the store must not pin them again)."""
+    from dataclasses import replace
+
+    host = {s.table for s in part.shards if not s.on_card}
+    tables = {n: replace(tp, placements=[p for p in tp.placements if p.tier == "dram"])
+              for n, tp in plan.tables.items() if n in host}
+    return replace(plan, tables=tables)
+
+
+def plan_check(plan, part, counts: np.ndarray, store_summary: dict | None, plan_file: str) -> dict:
+    """The plan's predicted share of lookups per tier (accelerator cards, host DRAM pinned + cache,
+    SCM) beside what this replay measured: lookups routed to card shards, and the host store's hits."""
+    pred_t = plan.summary.get("hit_rate", {})
+    predicted = {"cards": float(pred_t.get("sram", 0.0) + pred_t.get("lpddr", 0.0)),
+                 "dram": float(pred_t.get("dram", 0.0) + pred_t.get("dram_cache", 0.0)),
+                 "scm": float(pred_t.get("scm", 0.0))}
+    on_card = np.array([s.on_card for s in part.shards])
+    total = max(float(counts.sum()), 1.0)
+    host = float(counts[:, ~on_card].sum()) / total
+    hr = (store_summary or {}).get("hit_rate", {})
+    measured = {"cards": float(counts[:, on_card].sum()) / total,
+                "dram": host * float(hr.get("dram", 0.0) + hr.get("accel", 0.0)), "scm": host * float(hr.get("scm", 0.0))}
+    return {"plan_file": str(plan_file), "predicted": predicted, "measured": measured,
+            "note": "predicted: the plan's summary.hit_rate (for the traffic it was planned for: with Good-Turing "
+                    "counts, new traffic; with --counts raw, a replay of its own trace); measured: this replay"}

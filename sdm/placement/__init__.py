@@ -52,6 +52,9 @@ _EXPORTS = {
     "ServerProfile": "sdm.placement.fleet",
     "size_fleet": "sdm.placement.fleet",
     "savings": "sdm.placement.fleet",
+    # a plan held against a replay of a trace (sdm.cachesim)
+    "replay_plan": "sdm.placement.replay",
+    "ReplayShares": "sdm.placement.replay",
     # what `sdm-plan plan/compare/explain` print
     "explain": "sdm.placement.report",
     "format_plan": "sdm.placement.report",

@@ -7,11 +7,12 @@ overridable (`CostDefaults(...).replace(...)`, `--set cost.NAME=VALUE`).
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..accel.card import NNPI_M2
+from ..errors import real_number
+from ..tiers.toml_overrides import apply_overrides
 from .power import ServerParts
 
 HOURS_PER_YEAR = 8766.0          # 365.25 days
@@ -22,7 +23,7 @@ class CostDefaults:
     platform_usd: float = 3000.0
     cpu_socket_usd: float = 2400.0
     dram_usd_per_gb: float = 200 / 32
-    card_usd: float = 500.0
+    card_usd: float = NNPI_M2.usd                   # one figure per fact: the card preset's
     usd_per_kwh: float = 0.07
     pue: float = 1.1
     years: float = 3.0
@@ -31,21 +32,22 @@ class CostDefaults:
         "cpu_socket_usd": "*unconfirmed*: Intel ARK list price of a Xeon D-2191 class part (~$2.4k)",
         "dram_usd_per_gb": "DRAMeXchange contract price via DigiTimes 2017-01-12: 32 GB DDR4 RDIMM > US$200 "
                            "(same figure as sdm.tiers.presets ddr4; used only if the preset lacks it)",
-        "card_usd": "*unconfirmed* assumption: M.2 inference accelerator module",
+        "card_usd": f"card preset nnpi-m2 (sdm.accel.card): {NNPI_M2.sources['usd']}",
         "usd_per_kwh": "*unconfirmed*: US EIA average industrial electricity price, 2020-2021 (~7 cents/kWh)",
         "pue": "*unconfirmed*: hyperscale data-centre PUE ~1.1 (operators' sustainability reports)",
         "years": "assumption: 3-year server amortisation",
     })
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name != "sources":
+                real_number(getattr(self, f.name), f"cost default {f.name}", minimum=0)
+        real_number(self.pue, "cost default pue", minimum=1)   # a data centre cannot use less than its IT load
+
     def replace(self, **overrides: Any) -> "CostDefaults":
-        names = {f.name for f in dataclasses.fields(self)} - {"sources"}
-        bad = set(overrides) - names
-        if bad:
-            raise InvalidInputError(f"unknown cost field(s) {sorted(bad)}; known: {sorted(names)}")
-        src = dict(self.sources)
-        for k in overrides:
-            src[k] = "override"
-        return dataclasses.replace(self, **overrides, sources=src)
+        """A copy with fields overridden; text values ("0.9", "64GiB") are read as numbers, unknown
+        names and unreadable values raise InvalidInputError, and each field's source says "override"."""
+        return apply_overrides(self, overrides, source="override")
 
 
 @dataclass(frozen=True)

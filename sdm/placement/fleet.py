@@ -93,28 +93,28 @@ def savings(baseline: FleetResult, other: FleetResult) -> dict[str, float]:
 
 
 # ---- documented scenarios --------------------------------------------------------------------------
-def scenario_rows(model_tb: float, qps_target: float, alpha: float = 1.05, compute_qps: float = 1000.0,
+def scenario_rows(model_tb: float, qps_target: float, alpha: float = 1.05, compute_qps: float | None = None,
                   lookups_per_item: float = 100.0, hardware_names=("host-dram", "host-nand", "host-3dxp"),
                   tables: int = 20, dram_cache_fraction: float = 0.0, overrides: dict | None = None) -> list[dict]:
     """Plan one synthetic model on each hardware, size fleets, and report savings vs the first.
 
     The model: `tables` equal tables of 64-dim fp32 rows, `model_tb` TB in all; hotness: Zipf(alpha)
     expected counts (`TableHotness.zipf`: top rows exact, the rest in geometric bands). Requests
-    of 165 items, `lookups_per_item` lookups per item.
+    of 165 items, `lookups_per_item` lookups per item; `compute_qps` defaults to the Workload's
+    dense-compute limit per server.
     """
-    from ..spec import TableSpec
+    from ..spec import TableSpec, row_bytes
     from ..tiers.hardware import hardware
     from .objectives import Workload
     from .planner import PlanOptions, plan_model
     from .types import TableHotness
 
-    row_bytes = 256
-    rows = int(model_tb * 1e12 / row_bytes / tables)
+    rows = int(model_tb * 1e12 / row_bytes(64, "fp32") / tables)
     specs = [TableSpec(f"t{i}", rows, 64, "fp32", lookups_per_item / tables) for i in range(tables)]
     lookups = 1e9                                     # per table; only ratios matter
     samples = int(lookups / (lookups_per_item / tables))
     hot = [TableHotness.zipf(s.name, rows, lookups, alpha, 4096, samples) for s in specs]
-    wl = Workload(compute_qps_per_server=compute_qps)
+    wl = Workload() if compute_qps is None else Workload(compute_qps_per_server=compute_qps)
     out, base = [], None
     for name in hardware_names:
         hw = hardware(name, **(overrides or {}).get(name, {}))

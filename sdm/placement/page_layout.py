@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import InvalidInputError
+from ..traces.trace import check_bags
 
 
 @dataclass(frozen=True)
@@ -34,17 +35,6 @@ class LayoutResult:
 def bag_ids(offsets: np.ndarray) -> np.ndarray:
     offsets = np.asarray(offsets, dtype=np.int64)
     return np.repeat(np.arange(offsets.size - 1, dtype=np.int64), np.diff(offsets))
-
-
-def _check(ids: np.ndarray, offsets: np.ndarray, num_rows: int, table: str) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.asarray(ids, dtype=np.int64)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != ids.size or np.any(np.diff(offsets) < 0):
-        raise InvalidInputError(f"table {table!r}: offsets must rise from 0 to len(ids)={ids.size}")
-    if ids.size and (ids.min() < 0 or ids.max() >= num_rows):
-        pos = int(np.flatnonzero((ids < 0) | (ids >= num_rows))[0])
-        raise InvalidInputError(f"table {table!r}: row id {int(ids[pos])} at position {pos} outside [0, {num_rows})")
-    return ids, offsets
 
 
 def read_bytes(ids: np.ndarray, offsets: np.ndarray, slot_of: np.ndarray | None, rows_per_page: int,
@@ -198,7 +188,7 @@ def co_access_layout(ids: np.ndarray, offsets: np.ndarray, num_rows: int, row_by
     heaviest first into page-sized clusters, clusters laid out in first-touch order). The one with
     the lowest read amplification on the training trace wins.
     """
-    ids, offsets = _check(ids, offsets, num_rows, table)
+    ids, offsets = check_bags(table, ids, offsets, num_rows)
     if row_bytes <= 0 or page_bytes <= 0:
         raise InvalidInputError(f"table {table!r}: row_bytes and page_bytes must be > 0")
     rpp = max(1, page_bytes // row_bytes)

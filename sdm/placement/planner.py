@@ -14,12 +14,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ..accel.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH, SCM_QUEUE_DEPTH
 from ..errors import InfeasibleError, InvalidInputError
 from ..spec import TableSpec
 from .cost import CostDefaults
 from .objectives import DefaultEstimator, Workload, objective as make_objective
 from .plan import Plan, TablePlan, TierPlacement
-from .policies import Placement, policy as make_policy
+from .policies import Placement, check_hotness, policy as make_policy
 from .power import PowerDefaults, parts_from_hardware
 from .types import Candidate, Estimate, TableHotness, TierSpec
 
@@ -40,9 +41,11 @@ class PlanOptions:
     dram_usable_fraction: float = 0.85
     sram_usable_fraction: float = 0.5
     lpddr_usable_fraction: float = 0.75
-    scm_queue_depth: int = 32            # outstanding reads per SSD (io_uring depth in the runtime)
-    dram_queue_depth: int = 8            # *assumption*: memory-level parallelism of a gather loop
-    card_queue_depth: int = 8
+    # Queue depths the device models are priced at: the same model choices as the six-card
+    # timeline's (sdm.accel.platform, each explained there), so planner and runtime agree.
+    scm_queue_depth: int = SCM_QUEUE_DEPTH     # outstanding reads per SSD (the page store's default)
+    dram_queue_depth: int = HOST_QUEUE_DEPTH   # outstanding DRAM misses of one host core (*assumption*)
+    card_queue_depth: int = CARD_QUEUE_DEPTH   # outstanding row reads per card (*assumption*)
     dram_ladder: Sequence[float] | None = None   # fractions of the preset's DRAM to try
     whole_dimms: bool = True             # ladder steps are whole DIMMs (False: any size, for curves)
     shard: bool = False                  # spread a model too big for one server over several (a replica)
@@ -157,6 +160,7 @@ def plan_model(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], hw,
                model_name: str = "model") -> PlanResult:
     """Run the pipeline for one hardware spec; returns the chosen plan and every scored candidate."""
     opts = opts or PlanOptions()
+    check_hotness(tables, hotness)            # before any candidate is enumerated or priced
     model_bytes = sum(t.size_bytes for t in tables)
     pol = make_policy(opts.policy)
     est = DefaultEstimator(opts.workload, opts.power, opts.cost)

@@ -46,7 +46,14 @@ class Placement:
     backing_tier: str = "scm"            # holds every row not pinned above (the last tier given)
 
 
-def _check(tables: Sequence[TableSpec], hotness: Sequence[TableHotness]) -> None:
+def check_hotness(tables: Sequence[TableSpec], hotness: Sequence[TableHotness]) -> None:
+    """One hotness profile per model table, in the same order, names unique; else InvalidInputError."""
+    if not tables:
+        raise InvalidInputError("no tables to place: the model has no embedding tables")
+    names = [t.name for t in tables]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InvalidInputError(f"table {dup!r} appears more than once in the model")
     if len(tables) != len(hotness):
         raise InvalidInputError(f"{len(tables)} tables but {len(hotness)} hotness profiles")
     for t, h in zip(tables, hotness):
@@ -155,7 +162,7 @@ class RowLevel:
 
     def place(self, tables: Sequence[TableSpec], hotness: Sequence[TableHotness],
               tiers: Sequence[TierSpec]) -> Placement:
-        _check(tables, hotness)
+        check_hotness(tables, hotness)
         fast = list(tiers[:-1])                 # the last tier is the backing tier
         rb_all = np.array([t.row_bytes for t in tables], dtype=np.int64)
         max_rb = int(rb_all.max())
@@ -267,7 +274,7 @@ class TableLevel:
 
     def place(self, tables: Sequence[TableSpec], hotness: Sequence[TableHotness],
               tiers: Sequence[TierSpec]) -> Placement:
-        _check(tables, hotness)
+        check_hotness(tables, hotness)
         per_table = {t.name: TablePlacement() for t in tables}
         remaining = self._order(tables, hotness)
         thresholds: dict[str, float] = {}

@@ -9,11 +9,12 @@ overridden (`PowerDefaults(...)`, `--set power.NAME=VALUE` on the CLI).
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..accel.card import NNPI_M2
+from ..errors import InvalidInputError, real_number
+from ..tiers.toml_overrides import apply_overrides
 
 GIB = 1 << 30
 
@@ -28,8 +29,8 @@ class PowerDefaults:
     dimm_bytes: int = 32 * GIB
     dimm_idle_watts: float = 1.5
     dimm_load_watts: float = 3.5
-    card_idle_watts: float = 4.0
-    card_load_watts: float = 12.0
+    card_idle_watts: float = NNPI_M2.idle_watts     # one figure per fact: the card preset's
+    card_load_watts: float = NNPI_M2.load_watts
     psu_efficiency: float = 0.94
     sources: dict = field(default_factory=lambda: {
         "base_platform_watts": "*unconfirmed* assumption: fans, NIC, BMC, boot drive and board of a "
@@ -40,20 +41,22 @@ class PowerDefaults:
         "dimm_bytes": "*unconfirmed* assumption: 32 GB DDR4 RDIMMs",
         "dimm_idle_watts": "REFERENCE Devices: DDR4 RDIMM ~1.5-3.5 W per module (*weak source*), low end",
         "dimm_load_watts": "REFERENCE Devices: DDR4 RDIMM ~1.5-3.5 W per module (*weak source*), high end",
-        "card_idle_watts": "*unconfirmed* assumption: ~1/3 of the M.2 TDP at idle",
-        "card_load_watts": "REFERENCE Platform: ~12 W TDP for the M.2 accelerator",
+        "card_idle_watts": f"card preset nnpi-m2 (sdm.accel.card): {NNPI_M2.sources['idle_watts']}",
+        "card_load_watts": f"card preset nnpi-m2 (sdm.accel.card): {NNPI_M2.sources['load_watts']}",
         "psu_efficiency": "*unconfirmed* assumption: 80 PLUS Platinum-class supply at 50% load (~94%)",
     })
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name != "sources":
+                real_number(getattr(self, f.name), f"power default {f.name}", minimum=0)
+        if not 0 < self.psu_efficiency <= 1:
+            raise InvalidInputError(f"power default psu_efficiency must be in (0, 1], got {self.psu_efficiency}")
+
     def replace(self, **overrides: Any) -> "PowerDefaults":
-        names = {f.name for f in dataclasses.fields(self)} - {"sources"}
-        bad = set(overrides) - names
-        if bad:
-            raise InvalidInputError(f"unknown power field(s) {sorted(bad)}; known: {sorted(names)}")
-        src = dict(self.sources)
-        for k in overrides:
-            src[k] = "override"
-        return dataclasses.replace(self, **overrides, sources=src)
+        """A copy with fields overridden; text values ("0.9", "64GiB") are read as numbers, unknown
+        names and unreadable values raise InvalidInputError, and each field's source says "override"."""
+        return apply_overrides(self, overrides, source="override")
 
 
 @dataclass(frozen=True)

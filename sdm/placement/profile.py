@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError
-from ..traces.trace import Trace
+from ..errors import InvalidInputError, StoreFormatError, real_number, whole_number
+from ..traces.trace import Trace, check_bags
 from .sketch import CountMinSketch, HeavyHitters, HyperLogLog
 
 PROFILE_FORMAT = "sdm-profile"
@@ -111,9 +111,7 @@ class TableProfile:
     def hot_rows(self, k: int) -> np.ndarray:
         """The k most-read rows, hottest first (ties by id). In sketch mode at most the heavy-hitter
         set is known, so fewer than k may come back."""
-        k = int(k)
-        if k < 0:
-            raise InvalidInputError(f"table {self.name!r}: hot_rows(k) needs k >= 0, got {k}")
+        k = whole_number(k, f"table {self.name!r}: hot_rows(k)")
         if not self.exact or k <= self.hh_rows.size:
             return self.hh_rows[:k].copy()
         return _top_k(self.counts, min(k, self.num_rows))
@@ -124,7 +122,7 @@ class TableProfile:
         Exact mode computes it from the counts; sketch mode interpolates the stored CDF (count-min
         upper estimates inside the heavy-hitter set, a linear lower bound beyond it).
         """
-        if not 0 <= x <= 1:
+        if not 0 <= real_number(x, f"table {self.name!r}: top_share(x)") <= 1:
             raise InvalidInputError(f"table {self.name!r}: top_share(x) needs 0 <= x <= 1, got {x}")
         if self.num_lookups == 0:
             return 0.0
@@ -152,7 +150,10 @@ class TableProfile:
         return p[keep], c[keep]
 
     def _check_rows(self, rows) -> np.ndarray:
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = np.asarray(rows)
+        if rows.size and not np.issubdtype(rows.dtype, np.integer):  # 1.5 must not count as row 1
+            raise InvalidInputError(f"table {self.name!r}: rows must be integers, got dtype {rows.dtype}")
+        rows = rows.astype(np.int64, copy=False)
         bad = np.flatnonzero((rows < 0) | (rows >= self.num_rows))
         if bad.size:
             raise InvalidInputError(
@@ -280,17 +281,23 @@ def profile_table(
     progress=None,
 ) -> TableProfile:
     """Profile one table's lookups (`stream` in time order, bag `offsets`)."""
+    num_rows = whole_number(num_rows, f"table {name!r}: num_rows", minimum=1)
+    memory_budget_bytes = whole_number(memory_budget_bytes, f"table {name!r}: memory_budget_bytes")
+    if not 0 < real_number(delta, f"table {name!r}: delta") < 1:
+        raise InvalidInputError(f"table {name!r}: delta must be in (0, 1), got {delta}")
+    # ids are range-checked below (chunk by chunk in sketch mode, where the stream may be on disk)
+    stream, offsets = check_bags(name, stream, offsets, num_rows, check_ids=False)
     L = int(stream.size)
     rng = np.random.default_rng(seed)
     exact = 4 * num_rows <= memory_budget_bytes
     if exact:
         stream = np.asarray(stream)
-        if L and stream.min() < 0:
-            bad = int(np.argmin(stream))
-            raise InvalidInputError(f"table {name!r}: row {int(stream[bad])} at position {bad} is negative")
+        if L and (stream.min() < 0 or stream.max() >= num_rows):
+            bad = int(np.flatnonzero((stream < 0) | (stream >= num_rows))[0])
+            raise InvalidInputError(
+                f"table {name!r}: row {int(stream[bad])} at position {bad} is out of range [0, {num_rows})"
+            )
         counts64 = np.bincount(stream, minlength=num_rows)
-        if counts64.size > num_rows:
-            raise InvalidInputError(f"table {name!r}: row {counts64.size - 1} is out of range [0, {num_rows})")
         counts = counts64.astype(np.uint32) if counts64.max(initial=0) < 2**32 else counts64
         nz = np.flatnonzero(counts64)
         unique = int(nz.size)
@@ -374,6 +381,8 @@ class Profile:
     def from_trace(cls, trace: Trace, *, progress: bool = False, source: str = "", **kwargs) -> "Profile":
         """Profile every table of `trace`; keyword arguments go to `profile_table` (memory budget per
         table, eps/delta, heavy-hitter and co-access sizes)."""
+        if not isinstance(trace, Trace):
+            raise InvalidInputError(f"Profile.from_trace needs an sdm.traces.Trace, got {type(trace).__name__}")
         bar = None
         if progress:
             from tqdm import tqdm
@@ -403,9 +412,7 @@ class Profile:
     def hot_rows_global(self, k: int) -> np.ndarray:
         """The k most-read rows over all tables as global ids (`table_base[t] + row`), hottest
         first: the static hot set for a cache replaying `Trace.global_stream()`."""
-        k = int(k)
-        if k < 0:
-            raise InvalidInputError(f"hot_rows_global(k) needs k >= 0, got {k}")
+        k = whole_number(k, "hot_rows_global(k)")
         ids, cnt = [], []
         for base, tp in zip(self.table_base, self.tables.values()):
             rows = tp.hot_rows(min(k, tp.num_rows))

@@ -16,9 +16,11 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) 
     if not rows:
         return "(none)"
     cols = list(columns or rows[0].keys())
-    cells = [[_fmt(r.get(c, "")) for c in cols] for r in rows]
+    cells = [[_fmt("-" if r.get(c, "") is None else r.get(c, "")) for c in cols] for r in rows]
     width = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    num = [all(isinstance(r.get(c), (int, float)) for r in rows) for c in cols]
+    # a column of numbers (with "-" for not applicable) is right-aligned
+    num = [all(isinstance(r.get(c), (int, float)) or r.get(c) in ("-", None) for r in rows)
+           and any(isinstance(r.get(c), (int, float)) for r in rows) for c in cols]
     out = ["  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cols, width, num)).rstrip(),
            "  ".join("-" * w for w in width)]
     for row in cells:
@@ -36,6 +38,14 @@ def _fmt(v: Any) -> str:
             return f"{v:,.0f}"
         return f"{v:.3g}"
     return str(v)
+
+
+def nbytes(x: float) -> str:
+    """Bytes in the unit that keeps them readable (B, KB, MB, GB: powers of 1000, as the tables)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.0f} B"
 
 
 def ms(x: float) -> str:
@@ -152,7 +162,7 @@ def explain(plan: Plan, table_name: str) -> dict:
                                f"{t['capacity_bytes'] / GB:.3g} GB used); this table's hottest row has {d:.4g} "
                                f"-> {n} of its rows there.")
         reasons.append(f"{tp.backing_tier}: holds every row (the backing copy); rows below every threshold are "
-                       f"read from it" + (f" through a {tp.dram_cache_bytes / 1e6:.1f} MB share of the DRAM "
+                       f"read from it" + (f" through a {nbytes(tp.dram_cache_bytes)} share of the DRAM "
                                           f"{tp.dram_cache_policy} cache." if tp.dram_cache_bytes else "."))
     else:
         kind = "in declared order, blind to hotness" if plan.policy == "baseline" else "by table density (lookups per byte)"

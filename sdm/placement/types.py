@@ -15,7 +15,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, real_number
 from ..spec import TableSpec
 
 # Tier names, fastest first. "scm" always holds every row (the backing copy); faster tiers hold
@@ -85,8 +85,8 @@ class TableHotness:
                 raise InvalidInputError(f"table {self.name!r}: row id {bad} outside [0, {self.num_rows})")
             if np.any(np.diff(self.ids) <= 0):
                 raise InvalidInputError(f"table {self.name!r}: hotness ids must be sorted and unique")
-        if np.any(self.counts < 0) or self.tail_lookups < 0:
-            raise InvalidInputError(f"table {self.name!r}: counts must be >= 0")
+        if not np.all(np.isfinite(self.counts) & (self.counts >= 0)) or not self.tail_lookups >= 0:
+            raise InvalidInputError(f"table {self.name!r}: counts must be finite and >= 0")
         untracked = self.num_rows - self.ids.size
         if self.bands is None:
             self.bands = np.array([[untracked, self.tail_lookups]], dtype=np.float64)
@@ -108,7 +108,10 @@ class TableHotness:
     @classmethod
     def from_ids(cls, name: str, num_rows: int, row_ids: np.ndarray, num_samples: int = 0) -> "TableHotness":
         """Count a stream of row ids (np.unique, no per-row Python)."""
-        row_ids = np.asarray(row_ids, dtype=np.int64)
+        row_ids = np.asarray(row_ids)
+        if row_ids.size and not np.issubdtype(row_ids.dtype, np.integer):   # 1.5 is not row 1
+            raise InvalidInputError(f"table {name!r}: row ids must be integers, got dtype {row_ids.dtype}")
+        row_ids = row_ids.astype(np.int64, copy=False)
         if row_ids.size and (row_ids.min() < 0 or row_ids.max() >= num_rows):
             pos = int(np.flatnonzero((row_ids < 0) | (row_ids >= num_rows))[0])
             raise InvalidInputError(
@@ -121,6 +124,8 @@ class TableHotness:
              num_samples: int = 0) -> "TableHotness":
         """Expected counts of a Zipf(alpha) table (rank = row id): the top `tracked` rows exactly,
         the rest as geometric bands of ranks [2^j, 2^(j+1)) (midpoint-rule integrals)."""
+        alpha = real_number(alpha, f"table {name!r}: zipf alpha", minimum=0)
+        lookups = real_number(lookups, f"table {name!r}: lookups", minimum=0)
         def integral(a, b):                      # sum of x^-alpha over ranks a..b-1, 1-based
             a, b = np.asarray(a, np.float64) - 0.5, np.asarray(b, np.float64) - 0.5
             if abs(alpha - 1.0) < 1e-9:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InfeasibleError, InvalidInputError
+from ..accel.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH
+from ..errors import InfeasibleError, InvalidInputError, whole_number
 
 _DENSE_MAP_FREE_BYTES = 4 << 20
 
@@ -34,6 +35,7 @@ class DeviceMemoryTier:
         device: str | torch.device | None = None,
         capacity_bytes: int | None = None,
         memory=None,
+        queue_depth: int | None = None,
     ):
         ids = np.asarray(row_ids, dtype=np.int64)
         if ids.ndim != 1 or len(ids) != len(rows):
@@ -47,6 +49,13 @@ class DeviceMemoryTier:
         self.num_rows = int(num_rows)
         self.ids = ids
         self.memory = memory  # DeviceSpec of the card memory, or None
+        # Rows are gathered with many reads in flight, as the planner and the six-card timeline price
+        # them (sdm.accel.platform): a card's cores keep CARD_QUEUE_DEPTH, a host core its line-fill
+        # buffers. QD 1 would charge every row a full memory latency, ~10-60x what both models say.
+        if queue_depth is None:
+            host = memory is not None and memory.medium == "ddr4"
+            queue_depth = HOST_QUEUE_DEPTH if host else CARD_QUEUE_DEPTH
+        self.queue_depth = whole_number(queue_depth, f"table {table!r}: queue_depth", minimum=1)
         self.nbytes = int(data.numel() * data.element_size())
         self.row_bytes = int(data[0].numel() * data.element_size()) if len(ids) else 0
         if capacity_bytes is not None and self.nbytes > capacity_bytes:
@@ -88,4 +97,4 @@ class DeviceMemoryTier:
         """Card-memory time to read n rows, from the card's memory model (0 without one)."""
         if self.memory is None or not n_rows:
             return 0.0
-        return float(self.memory.read_time_s(int(n_rows), self.row_bytes, 1))
+        return float(self.memory.read_time_s(int(n_rows), self.row_bytes, self.queue_depth))

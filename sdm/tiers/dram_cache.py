@@ -155,6 +155,9 @@ class DramCache:
     def touch(self, slots: np.ndarray) -> None:
         """Tell the policy these slots were read by one batch (moot in the direct layout: no evictions)."""
         if len(slots) and not self.direct:
+            if self.admit_mask is not None:
+                # rows outside the admission mask (prefetched cold rows) stay low priority
+                slots = slots[self.admit_mask[self.tags.reshape(-1)[slots]]]
             self.stamp += 1
             self.policy.on_hit(self.score.reshape(-1), slots, self.stamp)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, whole_number
 
 
 def as_numpy(x):
@@ -37,6 +37,10 @@ class RowSource:
     @staticmethod
     def make(name: str, rows, num_rows, dim, dtype) -> "RowSource":
         want = None if dtype is None else np.dtype(dtype)
+        if num_rows is not None:
+            num_rows = whole_number(num_rows, f"table {name!r}: num_rows", minimum=1)
+        if dim is not None:
+            dim = whole_number(dim, f"table {name!r}: dim", minimum=1)
         if isinstance(rows, np.ndarray):
             if rows.ndim != 2:
                 raise InvalidInputError(f"table {name!r}: rows must be 2-D [num_rows, dim], got shape {rows.shape}")

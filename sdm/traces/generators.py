@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, whole_number
 from .reuse import BUCKET_LOWER, BUCKET_UPPER, META_2021_REUSE, ReuseTable
 from .sampling import Scrambler, bag_lengths, offsets_of, splitmix64, unit_float, zipf_ranks
 from .trace import Trace
@@ -68,10 +68,8 @@ def _names(table_names, T: int) -> list[str]:
 
 
 def _check_counts(num_samples: int, batch_size: int) -> None:
-    if int(num_samples) <= 0:
-        raise InvalidInputError(f"num_samples must be > 0, got {num_samples}")
-    if int(batch_size) <= 0:
-        raise InvalidInputError(f"batch_size must be > 0, got {batch_size}")
+    whole_number(num_samples, "num_samples", minimum=1)
+    whole_number(batch_size, "batch_size", minimum=1)
 
 
 # ------------------------------------------------------------------------------------------ Zipf

@@ -241,6 +241,11 @@ def _int_column(col: np.ndarray, name: str, path: Path) -> np.ndarray:
         raise InvalidInputError(
             f"{str(path)!r}: column {name!r} on line {bad + 2} holds {str(col[bad])!r}, not an integer"
         ) from None
+    except OverflowError:  # all digits, but some too long for int64 (error path: per-cell is fine)
+        bad = next(i for i, v in enumerate(col.tolist()) if not -(2**63) <= int(v) < 2**63)
+        raise InvalidInputError(
+            f"{str(path)!r}: column {name!r} on line {bad + 2} holds {str(col[bad])!r}, beyond 64-bit integers"
+        ) from None
 
 
 def load_trace(path: str | os.PathLike, **kwargs) -> Trace:

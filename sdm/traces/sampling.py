@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, real_number
 
 # Ranks below this get an exact Zipf probability table; the tail uses the integral of x^-alpha
 # (midpoint rule: relative error ~ alpha (alpha + 1) / (24 k^2) < 1e-7 per rank beyond 4096, far
@@ -25,8 +25,7 @@ def zipf_ranks(rng: np.random.Generator, n: int, num_rows: int, alpha: float) ->
     """
     if num_rows <= 0:
         raise InvalidInputError(f"zipf: num_rows must be > 0, got {num_rows}")
-    if alpha < 0:
-        raise InvalidInputError(f"zipf: alpha must be >= 0, got {alpha}")
+    alpha = real_number(alpha, "zipf: alpha", minimum=0)
     K = min(num_rows, _EXACT_HEAD)
     head_pmf = np.arange(1, K + 1, dtype=float) ** -alpha
     a, b = K + 0.5, num_rows + 0.5

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError
+from ..errors import InvalidInputError, StoreFormatError, whole_number
 
 TRACE_FORMAT = "sdm-trace"
 TRACE_VERSION = 1
@@ -43,10 +43,10 @@ class Trace:
 
     def __post_init__(self) -> None:
         self.table_names = [str(n) for n in self.table_names]
-        self.num_rows = [int(n) for n in self.num_rows]
+        self.num_rows = [whole_number(n, f"num_rows[{t}] of trace", minimum=1) for t, n in enumerate(self.num_rows)]
         self.indices = [_as_int64(a, f"indices of table {n!r}") for a, n in zip(self.indices, self.table_names)]
         self.offsets = [_as_int64(a, f"offsets of table {n!r}") for a, n in zip(self.offsets, self.table_names)]
-        self.batch_size = int(self.batch_size)
+        self.batch_size = whole_number(self.batch_size, "batch_size", minimum=1)
         self.validate()
         self._table_base = np.concatenate([[0], np.cumsum(self.num_rows[:-1], dtype=np.int64)]).astype(np.int64)
 
@@ -65,40 +65,15 @@ class Trace:
             raise InvalidInputError(f"batch_size must be > 0, got {self.batch_size}")
         num_samples = None
         for t, name in enumerate(self.table_names):
-            idx, off, n = self.indices[t], self.offsets[t], self.num_rows[t]
-            if n <= 0:
-                raise InvalidInputError(f"table {name!r}: num_rows must be > 0, got {n}")
-            if idx.ndim != 1 or off.ndim != 1:
-                raise InvalidInputError(f"table {name!r}: indices and offsets must be 1-D")
-            if off.size == 0:
-                raise InvalidInputError(f"table {name!r}: offsets must have num_samples + 1 >= 1 entries")
-            if num_samples is None:
-                num_samples = off.size - 1
-            elif off.size - 1 != num_samples:
-                raise InvalidInputError(
-                    f"table {name!r} has {off.size - 1} samples but table {self.table_names[0]!r} has {num_samples}"
-                )
-            if off[0] != 0:
-                raise InvalidInputError(f"table {name!r}: offsets[0] must be 0, got {int(off[0])}")
-            if off[-1] != idx.size:
-                raise InvalidInputError(
-                    f"table {name!r}: offsets[-1] = {int(off[-1])} but there are {idx.size} indices"
-                )
-            if off.size > 1:
-                bad = np.flatnonzero(np.diff(off) < 0)
-                if bad.size:
+            off = self.offsets[t]
+            if off.ndim == 1 and off.size:
+                if num_samples is None:
+                    num_samples = off.size - 1
+                elif off.size - 1 != num_samples:
                     raise InvalidInputError(
-                        f"table {name!r}: offsets decrease at position {int(bad[0]) + 1} "
-                        f"({int(off[bad[0]])} -> {int(off[bad[0] + 1])})"
+                        f"table {name!r} has {off.size - 1} samples but table {self.table_names[0]!r} has {num_samples}"
                     )
-            if idx.size:
-                lo, hi = int(idx.min()), int(idx.max())
-                if lo < 0 or hi >= n:
-                    pos = int(np.flatnonzero((idx < 0) | (idx >= n))[0])
-                    raise InvalidInputError(
-                        f"table {name!r}: index {int(idx[pos])} at position {pos} is out of range "
-                        f"[0, {n})"
-                    )
+            check_bags(name, self.indices[t], off, self.num_rows[t])
 
     # ------------------------------------------------------------------------------- properties
     @property
@@ -206,7 +181,7 @@ class Trace:
     def subset(self, tables: Sequence[int | str] | None = None, num_batches: int | None = None) -> "Trace":
         """A trace of some tables and/or the first `num_batches` batches (views where possible)."""
         ts = list(range(self.num_tables)) if tables is None else [self.table_index(t) for t in tables]
-        nb = self.num_batches if num_batches is None else min(int(num_batches), self.num_batches)
+        nb = self.num_batches if num_batches is None else min(whole_number(num_batches, "num_batches"), self.num_batches)
         s1 = min(nb * self.batch_size, self.num_samples)
         idx, off = [], []
         for t in ts:
@@ -294,6 +269,39 @@ class Trace:
             f"Trace(tables={self.num_tables}, samples={self.num_samples}, batch_size={self.batch_size}, "
             f"batches={self.num_batches}, lookups={self.num_lookups})"
         )
+
+
+def check_bags(table: str, indices, offsets, num_rows: int, *, check_ids: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """`(indices, offsets)` of one table's bags as int64, or InvalidInputError naming the table and
+    the position: indices 1-D integers in [0, num_rows) (skipped with check_ids=False, for callers
+    that check ranges chunk by chunk), offsets 1-D, from 0 to len(indices), never decreasing.
+    The one check every consumer of bags (traces, profiles, page layout) shares."""
+    idx = _as_int64(indices, f"indices of table {table!r}")
+    off = _as_int64(offsets, f"offsets of table {table!r}")
+    if idx.ndim != 1 or off.ndim != 1:
+        raise InvalidInputError(f"table {table!r}: indices and offsets must be 1-D")
+    if off.size == 0:
+        raise InvalidInputError(f"table {table!r}: offsets must have num_samples + 1 >= 1 entries")
+    if off[0] != 0:
+        raise InvalidInputError(f"table {table!r}: offsets[0] must be 0, got {int(off[0])}")
+    if off[-1] != idx.size:
+        raise InvalidInputError(f"table {table!r}: offsets[-1] = {int(off[-1])} but there are {idx.size} indices")
+    if off.size > 1:
+        bad = np.flatnonzero(np.diff(off) < 0)
+        if bad.size:
+            raise InvalidInputError(
+                f"table {table!r}: offsets decrease at position {int(bad[0]) + 1} "
+                f"({int(off[bad[0]])} -> {int(off[bad[0] + 1])})"
+            )
+    if check_ids and idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= num_rows:
+            pos = int(np.flatnonzero((idx < 0) | (idx >= num_rows))[0])
+            raise InvalidInputError(
+                f"table {table!r}: index {int(idx[pos])} at position {pos} is out of range [0, {num_rows})"
+            )
+    return idx, off
 
 
 def from_bags(
