@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 
 class SdmError(Exception):
     """Base class of every error sdm raises on purpose."""
@@ -56,3 +58,15 @@ def real_number(value, what: str, *, minimum: float | None = None, above: float 
     if above is not None and not value > above:
         raise InvalidInputError(f"{what} must be > {above}, got {value!r}")
     return float(value)
+
+
+def integer_array(values, what: str):
+    """`values` as an int64 numpy array when its dtype is an integer one (an empty list passes), else
+    InvalidInputError naming `what`: 1.5 must never be read as row 1. An int64 array (or memmap)
+    comes back as is, without a copy."""
+    a = values if isinstance(values, np.ndarray) else np.asarray(values)
+    if a.dtype == np.int64:
+        return a
+    if a.size and (a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer)):
+        raise InvalidInputError(f"{what} must be integers, got dtype {a.dtype}")
+    return a.astype(np.int64)

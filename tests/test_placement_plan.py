@@ -131,3 +131,17 @@ def test_table_spec_normalises_numbers():
     assert t.size_bytes == 160 and row_bytes(4, "int8") == 12
     with pytest.raises(InvalidInputError, match="dim must be a whole number >= 1"):
         row_bytes(-3)
+
+
+def test_row_ids_must_be_integers():
+    # a float id is refused by name rather than truncated (1.7 is not row 1)
+    with pytest.raises(InvalidInputError, match="RowSet.from_ids: row ids must be integers, got dtype float64"):
+        RowSet.from_ids(np.array([1.7, 2.0]))
+    rs = RowSet(ranges=[[0, 10]])
+    with pytest.raises(InvalidInputError, match="must be integers"):
+        rs.contains(np.array([0.5]))
+    tp = TablePlan("t0", 100, 4, "fp32", 16, placements=[TierPlacement("dram", None, rs)])
+    with pytest.raises(InvalidInputError, match="table 't0': tier_of row ids must be integers"):
+        tp.tier_of(np.array([3.0]))
+    assert tp.tier_of(np.array([3, 50], dtype=np.int32))[0].tolist() == [2, 3]
+    assert RowSet.from_ids([]).count == 0          # an empty list has no dtype to refuse

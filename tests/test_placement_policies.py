@@ -151,6 +151,8 @@ def test_bad_inputs():
     t, h = TableSpec("a", 10, 4), TableHotness.from_counts("a", np.ones(10))
     with pytest.raises(InvalidInputError, match="'a' appears more than once"):
         plan_model([t, t], [h, h], hw)
+    with pytest.raises(InvalidInputError, match="unknown DRAM cache policy 'mru'"):
+        PlanOptions(dram_cache_policy="mru")     # refused before a plan the store cannot run is written
 
 
 def test_min_power_picks_less_dram_and_reports_infeasible_budget():

@@ -189,16 +189,20 @@ def main(argv=None) -> int:
             if name.endswith("+pf"):
                 pf = Prefetcher(store, batches, depth=a.depth, ids_of=lambda x: dict(zip(store.tables, x[2])))
             counted = _ResetAt(store, a.warm, pf if pf is not None else batches, pf)
+            cpu0 = time.process_time()
             lat, wall = run(sdm_model, batches, a.warm, source=counted)
+            cpu_s = time.process_time() - cpu0   # this process's CPU time, all threads, warm-up included
             st = store.stats()["total"]
             sc, pre = st["tiers"]["scm"], st["prefetch"]
             pages = (sc["reads"] + pre["reads"]) / a.batches
             r = {"qps": timed_samples / wall, "wall": wall, "lat": lat, "pages": pages, "dram": st["hit_rate"]["dram"],
                  "scm_s": sc["measured_s"] + pre["measured_s"], "scm_path_s": sc["measured_s"],
                  "admitted": (sc["admitted"] + pre["admitted"]) / a.batches}
+            # CPU used per batch (warm-up + timed batches): how much of a core the run had and used
+            cpu_note = f"; process CPU {cpu_s / total * 1e3:.1f} ms/batch"
             extra = (f"DRAM hit {r['dram']:.3f}; SCM pages/batch {sc['reads'] / a.batches:.0f} on lookup path "
                      f"+ {pre['reads'] / a.batches:.0f} prefetched; page-mates admitted/batch {r['admitted']:.0f}; "
-                     f"SCM read time {r['scm_s']:.2f} s")
+                     f"SCM read time {r['scm_s']:.2f} s{cpu_note}")
             if pf is not None:
                 ov = pf.overlap()
                 r["wait_s"] = ov["wait_s"]
@@ -224,6 +228,13 @@ def main(argv=None) -> int:
             io = float(hw.scm_read_time_s(int(round(r["pages"])), 4096, a.queue_depth))
             per_batch = max(cpu, io) if "wait_s" in r else cpu + io   # prefetch overlaps I/O with compute
             parts.append(f"{label}: {io * 1e3:.2f} ms I/O/batch -> {compute_s / per_batch:.3f}x")
+        print(f"  {name:12s} " + "; ".join(parts))
+    print("  device-only bound (baseline compute + the modelled I/O, zero sdm software time; serial / overlapped):")
+    for name, r in res.items():
+        parts = []
+        for label, hw in (("NAND", hw_nand), ("3DXP", hw_3dxp)):
+            io = float(hw.scm_read_time_s(int(round(r["pages"])), 4096, a.queue_depth))
+            parts.append(f"{label} {compute_s / (compute_s + io):.3f}x / {compute_s / max(compute_s, io):.3f}x")
         print(f"  {name:12s} " + "; ".join(parts))
     print("\nphysical bound on this machine (I/O per batch vs compute per batch):")
     for name, r in res.items():

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, real_number
 from ..tiers.devices import DeviceSpec, device
 from .pcie import PcieLink
 
@@ -52,13 +52,9 @@ class CardSpec:
 
     def __post_init__(self) -> None:
         for fname in ("int8_ops_per_s", "fp16_ops_per_s"):
-            v = getattr(self, fname)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise InvalidInputError(f"card {self.name!r}: {fname}={v!r} must be a positive number")
+            real_number(getattr(self, fname), f"card {self.name!r}: {fname}", above=0)
         for fname in ("idle_watts", "load_watts", "usd"):
-            v = getattr(self, fname)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise InvalidInputError(f"card {self.name!r}: {fname}={v!r} must be a number >= 0")
+            real_number(getattr(self, fname), f"card {self.name!r}: {fname}", minimum=0)
         if self.load_watts < self.idle_watts:
             raise InvalidInputError(
                 f"card {self.name!r}: load_watts={self.load_watts} must be >= idle_watts={self.idle_watts}"

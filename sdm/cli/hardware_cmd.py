@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.toml is not None:
         if args.name is not None:
             raise InvalidInputError(f"give a preset NAME or --toml {args.toml} (its base = names the preset), not both")
+        if not Path(args.toml).is_file():              # as `plan` says it, not a raw [Errno 2]
+            raise InvalidInputError(f"hardware file {args.toml!r} does not exist")
         spec = hardware_from_toml(args.toml)
         spec = spec.replace(**overrides) if overrides else spec
     else:

@@ -36,8 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--policy", default=DEFAULT_POLICIES,
                    help=f"comma-separated policies (default {DEFAULT_POLICIES}); names: lru lfu lfu-global "
                    "fifo s3fifo static setassoc setassocN opt opt-demand. OPT is always added.")
-    p.add_argument("--dim", type=int, default=64, help="embedding dim, for row bytes (default 64)")
-    p.add_argument("--row-format", default="fp32", help="fp32 | fp16 | int8 (default fp32)")
+    p.add_argument("--dim", type=int, default=None,
+                   help="embedding dim, for row bytes (default: the --plan's row size, else 64)")
+    p.add_argument("--row-format", default=None, help="fp32 | fp16 | int8 (default fp32)")
     p.add_argument("--row-bytes", type=int, default=None, help="bytes per row (overrides --dim/--row-format)")
     p.add_argument("--page-bytes", type=int, default=None,
                    help="the backing tier reads pages of this size (4096 NAND, 512 3DXP)")
@@ -117,18 +118,23 @@ def _static_from_profile(path: str, trace, max_rows: int, rows_per_page: int | N
     return static
 
 
-def _row_orders(path: str, trace) -> list:
-    """Each trace table's SCM row order from a plan file (None where the plan keeps id order)."""
+def _row_orders(path: str, trace) -> tuple[list, int]:
+    """Each trace table's SCM row order from a plan file (None where the plan keeps id order), and
+    the plan's row size in bytes (one for all tables: pages hold rows of one size here)."""
     from ..placement.plan import Plan
 
     plan = Plan.load(path)
-    orders = []
+    orders, sizes = [], {}
     for name, rows in zip(trace.table_names, trace.num_rows):
         tp = plan.table(name)
         if tp.num_rows != rows:
             raise InvalidInputError(f"plan {path!r}: table {name!r} has {tp.num_rows} rows, the trace {rows}")
         orders.append(tp.row_order)
-    return orders
+        sizes[name] = int(tp.row_bytes)
+    if len(set(sizes.values())) > 1:
+        raise InvalidInputError(f"plan {path!r}: tables have different row sizes {sizes}; simulate one size at "
+                                f"a time (--table NAME) or give --row-bytes")
+    return orders, next(iter(sizes.values()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,8 +145,13 @@ def run(args: argparse.Namespace) -> int:
 
     caps_rows, caps_bytes = _capacities(args)
     policies = _policies(args.policy)
-    row_bytes = args.row_bytes if args.row_bytes is not None else spec_row_bytes(args.dim, args.row_format)
-    if row_bytes <= 0:
+    if args.row_bytes is not None:
+        row_bytes = args.row_bytes
+    elif args.plan and args.dim is None and args.row_format is None:
+        row_bytes = None                                   # the plan's row size, read below
+    else:
+        row_bytes = spec_row_bytes(64 if args.dim is None else args.dim, args.row_format or "fp32")
+    if row_bytes is not None and row_bytes <= 0:
         raise InvalidInputError(f"--row-bytes must be > 0, got {row_bytes}")
     if args.page_bytes is not None and args.page_bytes <= 0:
         raise InvalidInputError(f"--page-bytes must be > 0, got {args.page_bytes}")
@@ -165,7 +176,14 @@ def run(args: argparse.Namespace) -> int:
     paged = args.page_bytes is not None and args.fill == "page"
     if args.plan and not paged:
         raise InvalidInputError("--plan gives a page layout: use it with --page-bytes (and --fill page)")
-    row_orders = _row_orders(args.plan, trace) if args.plan else None
+    row_orders = None
+    if args.plan:
+        row_orders, plan_row_bytes = _row_orders(args.plan, trace)
+        if row_bytes is None:
+            row_bytes = plan_row_bytes
+        elif row_bytes != plan_row_bytes:
+            raise InvalidInputError(f"plan {args.plan!r} has rows of {plan_row_bytes} B but --dim/--row-format/"
+                                    f"--row-bytes give {row_bytes} B; drop them to use the plan's")
     max_rows = max(caps_rows) if caps_rows else max(caps_bytes) // row_bytes
     if args.profile:
         rpp = args.page_bytes // row_bytes if paged and row_bytes <= args.page_bytes else None

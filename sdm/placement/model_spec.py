@@ -59,8 +59,16 @@ class ModelSpec:
              "pooling_factor": t.pooling_factor} for t in self.tables]}
 
 
-def parse_dlrm_list(text: str, name: str = "model") -> ModelSpec:
-    """`1460-583-10131227:64[:fmt[:pooling]]` -> ModelSpec."""
+def _count(n: float) -> str:
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(int(n))
+
+
+def parse_dlrm_list(text: str, name: str | None = None) -> ModelSpec:
+    """`1460-583-10131227:64[:fmt[:pooling]]` -> ModelSpec, named by its shape (reports tell models
+    apart): e.g. "3 tables, 10.1M rows, dim 64"."""
     parts = text.strip().split(":")
     if len(parts) > 4:
         raise InvalidInputError(f"model {text!r}: expected ROWS-ROWS-...[:DIM[:FORMAT[:POOLING]]]")
@@ -76,6 +84,9 @@ def parse_dlrm_list(text: str, name: str = "model") -> ModelSpec:
         pooling = float(parts[3]) if len(parts) > 3 else 1.0
     except ValueError as exc:
         raise InvalidInputError(f"model {text!r}: {exc}") from None
+    if name is None:
+        name = (f"{len(rows)} table{'s' if len(rows) != 1 else ''}, {_count(sum(rows))} rows, dim {dim}"
+                + (f" {fmt}" if fmt != "fp32" else ""))
     return ModelSpec(name, tuple(TableSpec(f"t{i}", n, dim, fmt, pooling) for i, n in enumerate(rows)))
 
 

@@ -27,6 +27,7 @@ from ..spec import TableSpec
 from .cost import CostDefaults, energy_usd_per_year, server_capex
 from .policies import Placement, rows_by_band
 from .power import PowerDefaults, ServerParts, server_power
+from .report import ms as fmt_ms   # unit-aware: "50.0 us", "12.30 ms"
 from .types import Candidate, Estimate, TableHotness
 
 
@@ -104,6 +105,94 @@ def static_cache_hits(k, m, b, cache_bytes) -> tuple[np.ndarray, np.ndarray]:
     return hits, occ
 
 
+# Good-Turing adjusts counts up to this many reads (TableHotness.good_turing's default max_count);
+# rows read more often are modelled with their raw counts.
+GT_MAX_COUNT: int = TableHotness.good_turing.__defaults__[0]
+
+
+def _mixture_atoms(mu: np.ndarray, max_points: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Rates and row counts of the smallest mixture of Poisson rates with moments mu[0..2n-1]
+    (Gauss quadrature from moments: roots of the orthogonal polynomial, Vandermonde weights),
+    for the largest n <= max_points whose moments give real rates >= 0 and weights >= 0."""
+    for n in range(min(max_points, mu.size // 2), 0, -1):
+        m = mu[:2 * n]
+        if not np.all(np.isfinite(m)) or m[0] <= 0 or m[1] <= 0:
+            continue
+        if n == 1:
+            return np.array([m[1] / m[0]]), np.array([m[0]])
+        scale = m[1] / m[0]                       # rates of order 1: a well conditioned system
+        ms = m / scale ** np.arange(2 * n)
+        hankel = np.array([[ms[i + j] for j in range(n)] for i in range(n)])
+        try:
+            coef = np.linalg.solve(hankel, -ms[n:2 * n])
+        except np.linalg.LinAlgError:
+            continue
+        x = np.roots(np.r_[1.0, coef[::-1]])
+        if np.any(np.abs(x.imag) > 1e-9 * np.abs(x).max()) or np.any(x.real < 0):
+            continue
+        x = np.sort(x.real)
+        try:
+            w = np.linalg.solve(np.vander(x, n, increasing=True).T, ms[:n])
+        except np.linalg.LinAlgError:
+            continue
+        if np.all(w >= 0) and np.all(np.diff(x) > 0):
+            return x * scale, w
+    return np.zeros(0), np.zeros(0)
+
+
+def _good_turing_groups(hot: TableHotness, pinned: np.ndarray, band_left: np.ndarray):
+    """(reads per row, rows, expected?) of a Good-Turing table's unpinned rows, for the cache model.
+
+    A dynamic cache's hits come from rows read more than once, so they depend on how reads spread
+    over rows, not only on each row's mean. Rows read often (raw count > GT_MAX_COUNT) keep their
+    raw counts, which carry that spread. Rows read k <= GT_MAX_COUNT times (k = 0: never seen, the
+    tail bands) are a mixture: a few were unlucky warm rows, most are cold. At one Poisson rate k*
+    per class the warm ones' repeats vanish (a row seen once or never gets ~0 cache hits, where a
+    replay gets several points). Good-Turing gives every moment of a class's future rate from the
+    frequencies of frequencies N(j):  E[rate^j | k] = (k+1)(k+2)...(k+j) N(k+j) / N(k);
+    each class becomes the few-point mixture of Poisson rates with its first moments (up to 3
+    points, fewer where the N(j) run out), scaled to carry the lookups Good-Turing gave the class.
+    """
+    raw = hot.raw_counts[~pinned]
+    few = raw <= GT_MAX_COUNT
+    v_raw, m_raw = np.unique(raw[~few], return_counts=True)           # exact reads: raw counts
+    kr = np.rint(raw[few]).astype(np.int64)
+    n_of = np.bincount(np.rint(hot.raw_counts).astype(np.int64), minlength=GT_MAX_COUNT + 8).astype(np.float64)
+    n_of[0] = float(hot.bands[:, 0].sum())                             # rows never seen: the tail
+    # per class k: unpinned rows and the lookups Good-Turing gives them (k = 0: the tail bands)
+    rows_k = np.bincount(kr, minlength=GT_MAX_COUNT + 1).astype(np.float64)
+    lookups_k = np.bincount(kr, weights=hot.counts[~pinned][few], minlength=GT_MAX_COUNT + 1)
+    rows_k[0] = float(np.maximum(band_left, 0).sum())
+    lookups_k[0] = float((np.maximum(band_left, 0) * hot.band_count_per_row).sum())
+    vals, mult = [v_raw.astype(np.float64)], [m_raw.astype(np.float64)]
+    for k in np.flatnonzero((rows_k > 0) & (lookups_k > 0)):         # at most GT_MAX_COUNT + 1 classes
+        j = np.arange(6)
+        rising = np.array([np.prod(np.arange(k + 1, k + 1 + jj, dtype=np.float64)) for jj in j])
+        mu = rows_k[k] * rising * n_of[k + j] / max(n_of[k], 1.0)
+        rate, rows = _mixture_atoms(mu)
+        if rate.size == 0 or float((rate * rows).sum()) <= 0:
+            rate, rows = np.array([lookups_k[k] / rows_k[k]]), np.array([rows_k[k]])
+        rate = rate * lookups_k[k] / float((rate * rows).sum())         # the class's Good-Turing lookups
+        counts, rows_with = _poisson_realized(rate, rows)
+        vals.append(counts); mult.append(rows_with)
+    return np.concatenate(vals), np.concatenate(mult), np.zeros(sum(v.size for v in vals), bool)
+
+
+def _poisson_realized(rate: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows at Poisson `rate`s as the expected number of rows read exactly j = 1, 2, ... times.
+
+    A cache sees realized counts: the rows that happen to repeat in a sample are the ones it
+    keeps. Handing the cache model a Poisson mean instead (its hit ratio taken at the mean rate)
+    loses that correlation and predicted under half the replayed hits here."""
+    top = float(rate.max(initial=0.0))
+    j = np.arange(1, int(math.ceil(top + 8.0 * math.sqrt(top) + 8.0)) + 1, dtype=np.float64)
+    log_fact = np.cumsum(np.log(j))
+    with np.errstate(divide="ignore"):
+        logp = j[None, :] * np.log(rate)[:, None] - rate[:, None] - log_fact[None, :]
+    expected_rows = (rows[:, None] * np.exp(logp)).sum(axis=0)
+    return j, expected_rows
+
+
 def residual_groups(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], placement: Placement):
     """(table index, reads per row, rows, bytes per row, expected?) of rows left to SCM, by count."""
     tix, ks, ms, bs, ex = [], [], [], [], []
@@ -119,13 +208,7 @@ def residual_groups(tables: Sequence[TableSpec], hotness: Sequence[TableHotness]
                 pinned |= m
                 band_left -= per_band
         if hot.raw_counts is not None:
-            # A dynamic cache's hits depend on how reads spread over the rows it sees, not on
-            # which rows they are: the sample's raw counts carry that spread (a future sample has
-            # about the same spread); Good-Turing counts, one mean per count class, flatten it and
-            # underestimate reuse (convexity). Good-Turing still decides what is pinned above.
-            vals, mult = np.unique(hot.raw_counts[~pinned], return_counts=True)
-            is_exp = np.r_[np.zeros(vals.size, bool), np.ones(hot.bands.shape[0], bool)]
-            vals, mult = np.r_[vals, hot.band_count_per_row], np.r_[mult, np.zeros(hot.bands.shape[0], np.int64)]
+            vals, mult, is_exp = _good_turing_groups(hot, pinned, band_left)
         else:
             vals, mult = np.unique(hot.counts[~pinned], return_counts=True)
             is_exp = np.r_[np.full(vals.size, hot.expected), np.ones(hot.bands.shape[0], bool)]
@@ -267,9 +350,9 @@ class MinWithinBudget:
             v = _budget_value(best[2], self.workload)
             raise InfeasibleError(
                 f"latency budget not met: {self.workload.budget_on} latency per request of "
-                f"{self.workload.items_per_request} items must be <= {budget * 1e3:.1f} ms; the fastest of "
-                f"{len(scored)} candidate(s), {best[0].name!r}, needs {v * 1e3:.1f} ms "
-                f"(over by {(v - budget) * 1e3:.1f} ms)")
+                f"{self.workload.items_per_request} items must be <= {fmt_ms(budget)}; the fastest of "
+                f"{len(scored)} candidate(s), {best[0].name!r}, needs {fmt_ms(v)} "
+                f"(over by {fmt_ms(v - budget)})")
         return min(ok, key=lambda s: (self.value(s[2]), _budget_value(s[2], self.workload)))
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, integer_array
 from ..traces.trace import check_bags
 
 
@@ -43,7 +43,7 @@ def read_bytes(ids: np.ndarray, offsets: np.ndarray, slot_of: np.ndarray | None,
 
     `slot_of[row]` is the slot a row is stored in (None: id order).
     """
-    ids = np.asarray(ids, dtype=np.int64)
+    ids = integer_array(ids, "read_bytes: row ids")
     if ids.size == 0:
         return 0, 0
     bag = bag_ids(offsets)

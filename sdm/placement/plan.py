@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError
+from ..errors import InvalidInputError, StoreFormatError, integer_array
 from .types import TIER_ORDER
 
 PLAN_VERSION = 1
@@ -38,9 +38,9 @@ class RowSet:
         if (self.ids is None) == (self.ranges is None):
             raise InvalidInputError("RowSet needs exactly one of ids or ranges")
         if self.ids is not None:
-            self.ids = np.asarray(self.ids, dtype=np.int64)
+            self.ids = integer_array(self.ids, "RowSet ids")
         else:
-            self.ranges = np.asarray(self.ranges, dtype=np.int64).reshape(-1, 2)
+            self.ranges = integer_array(self.ranges, "RowSet ranges").reshape(-1, 2)
 
     @classmethod
     def empty(cls) -> "RowSet":
@@ -49,7 +49,7 @@ class RowSet:
     @classmethod
     def from_ids(cls, ids: np.ndarray, assume_sorted: bool = False) -> "RowSet":
         """Sorted unique ids; stored as ranges when that is smaller."""
-        ids = np.asarray(ids, dtype=np.int64)
+        ids = integer_array(ids, "RowSet.from_ids: row ids")
         if not assume_sorted:
             ids = np.unique(ids)
         if ids.size == 0:
@@ -96,7 +96,7 @@ class RowSet:
         return RowSet(ranges=out)
 
     def contains(self, row_ids: np.ndarray) -> np.ndarray:
-        row_ids = np.asarray(row_ids, dtype=np.int64)
+        row_ids = integer_array(row_ids, "RowSet.contains: row ids")
         if self.ids is not None:
             if self.ids.size == 0:
                 return np.zeros(row_ids.shape, bool)
@@ -165,7 +165,7 @@ class TablePlan:
 
     def tier_of(self, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(tier index into TIER_ORDER, card or -1) for each row id; unpinned rows are "scm"."""
-        row_ids = np.asarray(row_ids, dtype=np.int64)
+        row_ids = integer_array(row_ids, f"table {self.name!r}: tier_of row ids")
         tier = np.full(row_ids.shape, TIER_ORDER.index("scm"), np.int8)
         card = np.full(row_ids.shape, -1, np.int16)
         for p in self.placements:

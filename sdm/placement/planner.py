@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
+
 from ..accel.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH, SCM_QUEUE_DEPTH
 from ..errors import InfeasibleError, InvalidInputError
 from ..spec import TableSpec
@@ -53,6 +55,11 @@ class PlanOptions:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        from ..tiers.cache_policies import POLICIES as RUNTIME_CACHE_POLICIES   # what the store can run
+
+        if self.dram_cache_policy not in RUNTIME_CACHE_POLICIES:
+            raise InvalidInputError(f"unknown DRAM cache policy {self.dram_cache_policy!r}; the runtime has "
+                                    f"{sorted(RUNTIME_CACHE_POLICIES)}")
         if not 0.0 <= self.dram_cache_fraction <= 1.0:
             raise InvalidInputError(f"dram_cache_fraction must be in [0, 1], got {self.dram_cache_fraction}")
         for n in ("dram_usable_fraction", "sram_usable_fraction", "lpddr_usable_fraction"):
@@ -190,10 +197,32 @@ def plan_model(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], hw,
     return PlanResult(plan, cand, placement, estimate, scored)
 
 
+def split_dram_cache(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], est: Estimate) -> dict[str, int]:
+    """Each table's share of the whole DRAM cache budget, in bytes (the shares sum to the budget).
+
+    A table gets its predicted occupancy of the one global cache, and the part of the budget the
+    prediction leaves unused is spread in proportion to each table's lookups that reach past its
+    pinned rows (SCM-bound): a store built from the plan gets the whole cache, and the tables most
+    likely to read rows the profile did not see get most of the room for them.
+    """
+    budget = int(est.detail.get("dram_cache_bytes", 0) or 0)
+    occ = np.array([float(est.detail.get("dram_cache_bytes_per_table", {}).get(t.name, 0.0)) for t in tables])
+    if budget <= 0 or not tables:
+        return {t.name: 0 for t in tables}
+    occ = occ * min(1.0, budget / max(occ.sum(), 1e-300))            # never more than the budget
+    rate = est.detail["per_table_hit_rate"]
+    beyond = np.array([(rate[t.name]["dram_cache"] + rate[t.name]["scm"]) * h.total_lookups
+                       for t, h in zip(tables, hotness)])
+    weight = beyond if beyond.sum() > 0 else np.array([float(t.size_bytes) for t in tables])
+    share = np.floor(occ + (budget - occ.sum()) * weight / weight.sum()).astype(np.int64)
+    share[int(np.argmax(weight))] += budget - int(share.sum())        # rounding: shares sum to the budget
+    return {t.name: int(b) for t, b in zip(tables, share)}
+
+
 def build_plan(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], cand: Candidate, placement: Placement,
                est: Estimate, opts: PlanOptions, model_name: str = "model") -> Plan:
     per_rate = est.detail["per_table_hit_rate"]
-    cache_share = est.detail.get("dram_cache_bytes_per_table", {})
+    cache_share = split_dram_cache(tables, hotness, est)
     tier_info = [{"tier": t.name, "device": t.device, "cards": t.cards, "capacity_bytes": t.capacity_bytes,
                   "used_bytes": int(placement.tier_used_bytes.get(t.name, 0)),
                   "latency_s": t.latency_s, "iops": t.iops, "access_bytes": t.access_bytes,

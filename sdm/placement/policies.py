@@ -121,17 +121,92 @@ def _finish(policy: str, tables, hotness, tiers, per_table: dict[str, TablePlace
                      tiers[-1].name)
 
 
-def _split_over_cards(tier: TierSpec, items: list[tuple[str, RowSet, int]],
-                      per_table: dict[str, TablePlacement], allow_split: bool = True) -> list[str]:
-    """Pack (table, row set, row_bytes) onto `tier.cards` equal bins, largest first.
+def _split_over_cards(tier: TierSpec, items: list[tuple], per_table: dict[str, TablePlacement],
+                      allow_split: bool = True) -> list[str]:
+    """Spread (table, row set, row_bytes[, lookups per row]) over `tier.cards` equal cards.
 
-    Loops over tables (hundreds), never rows. Returns names of tables that did not fit (only
-    when allow_split is False).
+    Each card should serve as many lookups as it holds bytes: packing by bytes alone, largest
+    first, left whole cold tables on some cards and hot ones on others (max/mean card lookups 3.2
+    on a skewed model). So rows are dealt out instead: tracked rows of all tables, hottest first,
+    go to cards in snake order (0..n-1, n-1..0, ...), and a tail range (uniform density) is cut
+    into one equal slice per card; each card gets ~1/n of every table's bytes and lookups. All
+    numpy over rows, loops over tables only. If the dealt rows overflow a card (mixed row sizes),
+    fall back to packing by bytes. Returns names of tables that did not fit (only when
+    allow_split is False).
     """
+    if tier.cards > 1 and allow_split and items and _deal_over_cards(tier, items, per_table):
+        return []
+    return _pack_by_bytes(tier, items, per_table, allow_split)
+
+
+def _deal_over_cards(tier: TierSpec, items: list[tuple], per_table: dict[str, TablePlacement]) -> bool:
+    n_cards = tier.cards
+    cap = tier.capacity_bytes // n_cards
+    out: list[tuple[str, int, RowSet, int]] = []      # (table, card, rows, row bytes)
+    card_bytes = np.zeros(n_cards, np.int64)
+    tracked = [(j, it) for j, it in enumerate(items) if len(it) > 3 and it[3] is not None]
+    if tracked:
+        lookups = np.concatenate([np.asarray(it[3], np.float64) for _j, it in tracked])
+        owner = np.repeat(np.arange(len(tracked)), [it[1].count for _j, it in tracked])
+        order = np.argsort(-lookups, kind="stable")
+        snake = np.arange(order.size) % (2 * n_cards)
+        card = np.empty(order.size, np.int64)
+        card[order] = np.where(snake < n_cards, snake, 2 * n_cards - 1 - snake)
+        starts = np.r_[0, np.cumsum([it[1].count for _j, it in tracked])]
+        for t, (_j, (name, rows, rb, *_)) in enumerate(tracked):
+            c = card[starts[t]:starts[t + 1]]
+            ids = rows.to_ids()                           # sorted, aligned with the item's lookups
+            for k in range(n_cards):
+                sel = ids[c == k]
+                if sel.size:
+                    out.append((name, k, RowSet.from_ids(sel, assume_sorted=True), rb))
+                    card_bytes[k] += sel.size * rb
+    offset = 0
+    for j, it in enumerate(items):
+        name, rows, rb = it[0], it[1], it[2]
+        if len(it) > 3 and it[3] is not None:
+            continue
+        n = rows.count
+        bounds = np.linspace(0, n, n_cards + 1).round().astype(np.int64)
+        for k in range(n_cards):
+            a, b = int(bounds[k]), int(bounds[k + 1])
+            if b > a:
+                c = (k + offset) % n_cards            # rotate, so uneven slices do not pile up on card 0
+                out.append((name, c, rows.slice(a, b), rb))
+                card_bytes[c] += (b - a) * rb
+        offset += 1
+    # Dealing leaves cards within a few rows of each other; the policy keeps only one row of slack
+    # per tier, so move the few rows over a card's capacity to the card with the most room.
+    free = cap - card_bytes
+    for _ in range(4 * n_cards * len(items)):
+        k = int(np.argmin(free))
+        if free[k] >= 0:
+            break
+        i = max((i for i, piece in enumerate(out) if piece[1] == k), key=lambda i: out[i][2].count * out[i][3])
+        name, _k, rows, rb = out[i]
+        dest = int(np.argmax(free))
+        move = min(-(-int(-free[k]) // rb), int(free[dest] // rb), rows.count)
+        if move <= 0:
+            return False
+        out[i] = (name, k, rows.slice(0, rows.count - move), rb)
+        out.append((name, dest, rows.slice(rows.count - move, rows.count), rb))
+        free[k] += move * rb
+        free[dest] -= move * rb
+    if np.any(free < 0):
+        return False
+    for name, k, rows, _rb in out:
+        if rows.count:
+            per_table[name].pinned.append((tier.name, k, rows))
+    return True
+
+
+def _pack_by_bytes(tier: TierSpec, items: list[tuple], per_table: dict[str, TablePlacement],
+                   allow_split: bool = True) -> list[str]:
+    """Pack (table, row set, row_bytes, ...) onto `tier.cards` equal bins, largest first."""
     n_cards = max(tier.cards, 1)
     free = np.full(n_cards, tier.capacity_bytes // n_cards, dtype=np.int64)
     left_out = []
-    for name, rows, rb in sorted(items, key=lambda x: -x[1].count * x[2]):
+    for name, rows, rb, *_ in sorted(items, key=lambda x: -x[1].count * x[2]):
         start, n = 0, rows.count
         while start < n:
             card = int(np.argmax(free))
@@ -237,8 +312,9 @@ class RowLevel:
             items = []
             for ti in np.flatnonzero(np.diff(cut) > 0):
                 h = hotness[ti]
-                ids = h.ids[pos[cut[ti]:cut[ti + 1]] - gid_base[ti]]
-                items.append((tables[ti].name, RowSet.from_ids(ids, assume_sorted=True), int(rb_all[ti])))
+                local = pos[cut[ti]:cut[ti + 1]] - gid_base[ti]
+                items.append((tables[ti].name, RowSet.from_ids(h.ids[local], assume_sorted=True), int(rb_all[ti]),
+                              h.counts[local]))            # lookups per row: cards are balanced by them
             for bnd, rows_per_tier in tail_rows_in.items():
                 n = int(rows_per_tier[k])
                 if n > 0:
@@ -251,7 +327,7 @@ class RowLevel:
             if tier.name in ACCEL_TIERS:
                 _split_over_cards(tier, items, per_table)
             else:
-                for name, rows, _rb in items:
+                for name, rows, *_ in items:
                     per_table[name].pinned.append((tier.name, None, rows))
         del order, tier_of
         for spec, hot in zip(tables, hotness):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError, real_number, whole_number
+from ..errors import InvalidInputError, StoreFormatError, integer_array, real_number, whole_number
 from ..traces.trace import Trace, check_bags
 from .sketch import CountMinSketch, HeavyHitters, HyperLogLog
 
@@ -150,10 +150,7 @@ class TableProfile:
         return p[keep], c[keep]
 
     def _check_rows(self, rows) -> np.ndarray:
-        rows = np.asarray(rows)
-        if rows.size and not np.issubdtype(rows.dtype, np.integer):  # 1.5 must not count as row 1
-            raise InvalidInputError(f"table {self.name!r}: rows must be integers, got dtype {rows.dtype}")
-        rows = rows.astype(np.int64, copy=False)
+        rows = integer_array(rows, f"table {self.name!r}: rows")
         bad = np.flatnonzero((rows < 0) | (rows >= self.num_rows))
         if bad.size:
             raise InvalidInputError(

@@ -15,7 +15,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, real_number
+from ..errors import InvalidInputError, integer_array, real_number
 from ..spec import TableSpec
 
 # Tier names, fastest first. "scm" always holds every row (the backing copy); faster tiers hold
@@ -108,10 +108,7 @@ class TableHotness:
     @classmethod
     def from_ids(cls, name: str, num_rows: int, row_ids: np.ndarray, num_samples: int = 0) -> "TableHotness":
         """Count a stream of row ids (np.unique, no per-row Python)."""
-        row_ids = np.asarray(row_ids)
-        if row_ids.size and not np.issubdtype(row_ids.dtype, np.integer):   # 1.5 is not row 1
-            raise InvalidInputError(f"table {name!r}: row ids must be integers, got dtype {row_ids.dtype}")
-        row_ids = row_ids.astype(np.int64, copy=False)
+        row_ids = integer_array(row_ids, f"table {name!r}: row ids")
         if row_ids.size and (row_ids.min() < 0 or row_ids.max() >= num_rows):
             pos = int(np.flatnonzero((row_ids < 0) | (row_ids >= num_rows))[0])
             raise InvalidInputError(

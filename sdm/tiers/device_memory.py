@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..accel.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH
-from ..errors import InfeasibleError, InvalidInputError, whole_number
+from ..errors import InfeasibleError, InvalidInputError, integer_array, whole_number
 
 _DENSE_MAP_FREE_BYTES = 4 << 20
 
@@ -37,7 +37,7 @@ class DeviceMemoryTier:
         memory=None,
         queue_depth: int | None = None,
     ):
-        ids = np.asarray(row_ids, dtype=np.int64)
+        ids = integer_array(row_ids, f"table {table!r}: accel row ids")
         if ids.ndim != 1 or len(ids) != len(rows):
             raise InvalidInputError(f"table {table!r}: accel row ids ({ids.shape}) and rows ({len(rows)}) disagree")
         order = np.argsort(ids, kind="stable")

@@ -17,7 +17,6 @@ Why these capacities (every figure's source is in the specs' `sources`):
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from os import PathLike
@@ -27,7 +26,7 @@ import numpy as np
 
 from ..accel.card import CardSpec, card, pcie3_link
 from ..accel.pcie import PcieLink
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, real_number, whole_number
 from .devices import DeviceSpec, device
 from .toml_overrides import apply_overrides, flatten, load_toml
 
@@ -56,15 +55,11 @@ class HostSpec:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        for fname in ("sockets", "cores", "memory_channels", "dimm_capacity_bytes"):
-            v = getattr(self, fname)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InvalidInputError(f"host {self.name!r}: {fname}={v!r} must be a positive integer")
+        for fname in ("sockets", "cores", "memory_channels", "dimm_capacity_bytes"):  # stored as ints
+            object.__setattr__(self, fname, whole_number(getattr(self, fname), f"host {self.name!r}: {fname}", minimum=1))
         for fname in ("dimm_watts", "socket_watts", "socket_idle_watts", "socket_usd", "base_platform_watts",
                       "base_platform_usd", "nic_bytes_per_s"):
-            v = getattr(self, fname)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or not math.isfinite(v):
-                raise InvalidInputError(f"host {self.name!r}: {fname}={v!r} must be a finite number >= 0")
+            real_number(getattr(self, fname), f"host {self.name!r}: {fname}", minimum=0)
         if self.socket_idle_watts > self.socket_watts:
             raise InvalidInputError(
                 f"host {self.name!r}: socket_idle_watts={self.socket_idle_watts} exceeds socket_watts={self.socket_watts}"
@@ -100,8 +95,7 @@ class HardwareSpec:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.scm_count, bool) or not isinstance(self.scm_count, int) or self.scm_count < 0:
-            raise InvalidInputError(f"hardware {self.name!r}: scm_count={self.scm_count!r} must be an integer >= 0")
+        object.__setattr__(self, "scm_count", whole_number(self.scm_count, f"hardware {self.name!r}: scm_count"))
         if self.scm is None and self.scm_count:
             raise InvalidInputError(
                 f"hardware {self.name!r}: scm is None but scm_count={self.scm_count}; set scm_count=0 too"
@@ -117,9 +111,7 @@ class HardwareSpec:
         if self.cards and self.pcie is None:
             raise InvalidInputError(f"hardware {self.name!r}: {len(self.cards)} cards need a pcie uplink")
         for fname in ("carrier_watts", "carrier_usd"):
-            v = getattr(self, fname)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise InvalidInputError(f"hardware {self.name!r}: {fname}={v!r} must be a number >= 0")
+            real_number(getattr(self, fname), f"hardware {self.name!r}: {fname}", minimum=0)
 
     # ---- capacities --------------------------------------------------------------------------
     @property

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError, whole_number
+from ..errors import InvalidInputError, StoreFormatError, integer_array, whole_number
 
 TRACE_FORMAT = "sdm-trace"
 TRACE_VERSION = 1
@@ -44,8 +44,8 @@ class Trace:
     def __post_init__(self) -> None:
         self.table_names = [str(n) for n in self.table_names]
         self.num_rows = [whole_number(n, f"num_rows[{t}] of trace", minimum=1) for t, n in enumerate(self.num_rows)]
-        self.indices = [_as_int64(a, f"indices of table {n!r}") for a, n in zip(self.indices, self.table_names)]
-        self.offsets = [_as_int64(a, f"offsets of table {n!r}") for a, n in zip(self.offsets, self.table_names)]
+        self.indices = [integer_array(a, f"indices of table {n!r}") for a, n in zip(self.indices, self.table_names)]
+        self.offsets = [integer_array(a, f"offsets of table {n!r}") for a, n in zip(self.offsets, self.table_names)]
         self.batch_size = whole_number(self.batch_size, "batch_size", minimum=1)
         self.validate()
         self._table_base = np.concatenate([[0], np.cumsum(self.num_rows[:-1], dtype=np.int64)]).astype(np.int64)
@@ -277,8 +277,8 @@ def check_bags(table: str, indices, offsets, num_rows: int, *, check_ids: bool =
     the position: indices 1-D integers in [0, num_rows) (skipped with check_ids=False, for callers
     that check ranges chunk by chunk), offsets 1-D, from 0 to len(indices), never decreasing.
     The one check every consumer of bags (traces, profiles, page layout) shares."""
-    idx = _as_int64(indices, f"indices of table {table!r}")
-    off = _as_int64(offsets, f"offsets of table {table!r}")
+    idx = integer_array(indices, f"indices of table {table!r}")
+    off = integer_array(offsets, f"offsets of table {table!r}")
     if idx.ndim != 1 or off.ndim != 1:
         raise InvalidInputError(f"table {table!r}: indices and offsets must be 1-D")
     if off.size == 0:
@@ -317,15 +317,6 @@ def from_bags(
         off.append(np.concatenate([[0], np.cumsum(lens)]).astype(np.int64))
         idx.append(np.array([i for b in t_bags for i in b], dtype=np.int64))
     return Trace(list(table_names), list(num_rows), idx, off, batch_size)
-
-
-def _as_int64(a, what: str) -> np.ndarray:
-    a = a if isinstance(a, np.ndarray) else np.asarray(a)
-    if a.dtype == np.int64:
-        return a  # keep memory-mapped arrays memory-mapped
-    if a.size and not np.issubdtype(a.dtype, np.integer):
-        raise InvalidInputError(f"{what} must be integers, got dtype {a.dtype}")
-    return a.astype(np.int64)
 
 
 def _check_meta(meta: dict, path: Path) -> None:
