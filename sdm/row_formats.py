@@ -92,10 +92,6 @@ def decode(stored: torch.Tensor, row_format: str) -> torch.Tensor:
     return codes * tail[:, 0:1] + tail[:, 1:2]
 
 
-def decode_np(stored: np.ndarray, row_format: str) -> np.ndarray:
-    return decode(torch.from_numpy(np.ascontiguousarray(stored)), row_format).numpy()
-
-
 def error_bound(rows: np.ndarray, row_format: str) -> np.ndarray:
     """Largest allowed |decode(encode(rows)) - rows| per value, shape of `rows` (see module doc)."""
     x = np.asarray(rows, dtype=np.float32)

@@ -127,11 +127,6 @@ def load_inputs(model: ModelSpec, args):
     return ([h.good_turing() for h in hot] if args.counts == "good-turing" else hot), trace
 
 
-def load_hotness(model: ModelSpec, args) -> list[TableHotness]:
-    """Per model table: exact counts from a trace, or heavy hitters + tail bands from a profile."""
-    return load_inputs(model, args)[0]
-
-
 def model_trace(model: ModelSpec, trace, batch_size: int | None = None):
     """The trace with the model's tables, names and row counts, in the model's order (tables matched
     by name, else by position), re-batched to `batch_size` samples if given. Ids are checked against
