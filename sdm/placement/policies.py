@@ -123,81 +123,96 @@ def _finish(policy: str, tables, hotness, tiers, per_table: dict[str, TablePlace
 
 def _split_over_cards(tier: TierSpec, items: list[tuple], per_table: dict[str, TablePlacement],
                       allow_split: bool = True) -> list[str]:
-    """Spread (table, row set, row_bytes[, lookups per row]) over `tier.cards` equal cards.
+    """Spread (table, row set, row_bytes[, lookups]) over `tier.cards` equal cards; `lookups` is
+    an array (per row, in id order) or a float (every row alike: a tail band).
 
-    Each card should serve as many lookups as it holds bytes: packing by bytes alone, largest
-    first, left whole cold tables on some cards and hot ones on others (max/mean card lookups 3.2
-    on a skewed model). So rows are dealt out instead: tracked rows of all tables, hottest first,
-    go to cards in snake order (0..n-1, n-1..0, ...), and a tail range (uniform density) is cut
-    into one equal slice per card; each card gets ~1/n of every table's bytes and lookups. All
-    numpy over rows, loops over tables only. If the dealt rows overflow a card (mixed row sizes),
-    fall back to packing by bytes. Returns names of tables that did not fit (only when
-    allow_split is False).
+    Each card should serve about the same number of lookups: packing by bytes alone, largest
+    first, left cold rows on cards 0-2 and hot rows on 3-5 (max/mean card lookups 3.23 in the
+    integration review). So pieces go longest-processing-time first by lookups to the least loaded
+    card with room, and a piece hotter than a card's fair share is row-sharded: its rows, hottest
+    first, are dealt in snake order (0..k-1, k-1..0, ...) over the k least loaded cards. A piece
+    stays whole otherwise, because each shard costs a card a read latency and partial sums on
+    the link per request (sdm.accel.timeline). Loops over pieces (tables), numpy over rows.
+    Returns names of tables that did not fit (only when allow_split is False).
     """
-    if tier.cards > 1 and allow_split and items and _deal_over_cards(tier, items, per_table):
+    if tier.cards > 1 and allow_split and items and all(len(it) > 3 and it[3] is not None for it in items):
+        _balance_over_cards(tier, items, per_table)
         return []
     return _pack_by_bytes(tier, items, per_table, allow_split)
 
 
-def _deal_over_cards(tier: TierSpec, items: list[tuple], per_table: dict[str, TablePlacement]) -> bool:
+def _balance_over_cards(tier: TierSpec, items: list[tuple], per_table: dict[str, TablePlacement],
+                        tolerance: float = 0.10) -> None:
     n_cards = tier.cards
-    cap = tier.capacity_bytes // n_cards
-    out: list[tuple[str, int, RowSet, int]] = []      # (table, card, rows, row bytes)
-    card_bytes = np.zeros(n_cards, np.int64)
-    tracked = [(j, it) for j, it in enumerate(items) if len(it) > 3 and it[3] is not None]
-    if tracked:
-        lookups = np.concatenate([np.asarray(it[3], np.float64) for _j, it in tracked])
-        owner = np.repeat(np.arange(len(tracked)), [it[1].count for _j, it in tracked])
-        order = np.argsort(-lookups, kind="stable")
-        snake = np.arange(order.size) % (2 * n_cards)
-        card = np.empty(order.size, np.int64)
-        card[order] = np.where(snake < n_cards, snake, 2 * n_cards - 1 - snake)
-        starts = np.r_[0, np.cumsum([it[1].count for _j, it in tracked])]
-        for t, (_j, (name, rows, rb, *_)) in enumerate(tracked):
-            c = card[starts[t]:starts[t + 1]]
-            ids = rows.to_ids()                           # sorted, aligned with the item's lookups
-            for k in range(n_cards):
-                sel = ids[c == k]
-                if sel.size:
-                    out.append((name, k, RowSet.from_ids(sel, assume_sorted=True), rb))
-                    card_bytes[k] += sel.size * rb
-    offset = 0
-    for j, it in enumerate(items):
-        name, rows, rb = it[0], it[1], it[2]
-        if len(it) > 3 and it[3] is not None:
+    free = np.full(n_cards, tier.capacity_bytes // n_cards, dtype=np.int64)
+    load = np.zeros(n_cards)
+
+    def lookups_of(it) -> float:
+        return float(np.sum(it[3])) if isinstance(it[3], np.ndarray) else it[1].count * float(it[3])
+
+    def put(name, rows: RowSet, rb: int, lk: float, card: int) -> None:
+        per_table[name].pinned.append((tier.name, card, rows))
+        free[card] -= rows.count * rb
+        load[card] += lk
+
+    def put_by_room(name, rows: RowSet, rb: int, per_row) -> None:
+        """Whole where it fits on the least loaded card; else in slices over cards with room (rows
+        no card has room for stay on the backing tier, as packing by bytes leaves them)."""
+        start = 0
+        for card in np.argsort(load, kind="stable"):
+            if start >= rows.count:
+                break
+            take = min(int(free[card] // rb), rows.count - start)
+            if take <= 0 or (start == 0 and take < rows.count and np.any(free >= rows.count * rb)):
+                continue
+            part = rows.slice(start, start + take)
+            lk = float(per_row[start:start + take].sum()) if isinstance(per_row, np.ndarray) else take * float(per_row)
+            put(name, part, rb, lk, int(card))
+            start += take
+
+    lk_items = np.array([lookups_of(it) for it in items])
+    for i in np.argsort(-lk_items, kind="stable"):
+        name, rows, rb, per_row = items[i][:4]
+        share = _water_fill(load, lk_items[i])
+        share[share < 0.05] = 0.0                    # no shard for under 5% of a piece: latency per shard
+        if share.max() >= 1.0 - tolerance or rows.count < 2 * n_cards:
+            put_by_room(name, rows, rb, per_row)     # whole, on the least loaded card with room
             continue
-        n = rows.count
-        bounds = np.linspace(0, n, n_cards + 1).round().astype(np.int64)
-        for k in range(n_cards):
-            a, b = int(bounds[k]), int(bounds[k + 1])
-            if b > a:
-                c = (k + offset) % n_cards            # rotate, so uneven slices do not pile up on card 0
-                out.append((name, c, rows.slice(a, b), rb))
-                card_bytes[c] += (b - a) * rb
-        offset += 1
-    # Dealing leaves cards within a few rows of each other; the policy keeps only one row of slack
-    # per tier, so move the few rows over a card's capacity to the card with the most room.
-    free = cap - card_bytes
-    for _ in range(4 * n_cards * len(items)):
-        k = int(np.argmin(free))
-        if free[k] >= 0:
-            break
-        i = max((i for i, piece in enumerate(out) if piece[1] == k), key=lambda i: out[i][2].count * out[i][3])
-        name, _k, rows, rb = out[i]
-        dest = int(np.argmax(free))
-        move = min(-(-int(-free[k]) // rb), int(free[dest] // rb), rows.count)
-        if move <= 0:
-            return False
-        out[i] = (name, k, rows.slice(0, rows.count - move), rb)
-        out.append((name, dest, rows.slice(rows.count - move, rows.count), rb))
-        free[k] += move * rb
-        free[dest] -= move * rb
-    if np.any(free < 0):
-        return False
-    for name, k, rows, _rb in out:
-        if rows.count:
-            per_table[name].pinned.append((tier.name, k, rows))
-    return True
+        cards = np.flatnonzero(share > 0)
+        n_rows = np.floor(share[cards] / share[cards].sum() * rows.count).astype(np.int64)
+        n_rows[np.argmax(n_rows)] += rows.count - int(n_rows.sum())
+        # each card's rows spread evenly over the hotness ranking: card c takes every 1/share_c-th
+        label = np.repeat(np.arange(cards.size), n_rows)
+        slot = np.concatenate([(np.arange(m) + 0.5) / m for m in n_rows])
+        label = label[np.argsort(slot, kind="stable")]
+        if isinstance(per_row, np.ndarray):
+            which = np.empty(rows.count, np.int64)
+            which[np.argsort(-per_row, kind="stable")] = label
+            ids = rows.to_ids()
+            pieces = [(RowSet.from_ids(ids[which == j], assume_sorted=True), per_row[which == j])
+                      for j in range(cards.size)]
+        else:                                        # uniform rows: slices of those sizes
+            bounds = np.r_[0, np.cumsum(n_rows)]
+            pieces = [(rows.slice(int(bounds[j]), int(bounds[j + 1])), per_row) for j in range(cards.size)]
+        for j, (part, pr) in enumerate(pieces):
+            card = int(cards[j])
+            if part.count and part.count * rb <= free[card]:
+                put(name, part, rb, float(pr.sum()) if isinstance(pr, np.ndarray) else part.count * float(pr), card)
+            elif part.count:
+                put_by_room(name, part, rb, pr)
+
+
+def _water_fill(load: np.ndarray, amount: float) -> np.ndarray:
+    """Share of `amount` each card takes so that the least loaded cards rise to one level."""
+    if amount <= 0:
+        return np.zeros(load.size)
+    order = np.argsort(load, kind="stable")
+    srt = load[order]
+    level = (amount + np.cumsum(srt)) / np.arange(1, srt.size + 1)   # level if the first m cards share it
+    m = int(np.flatnonzero(level >= srt)[-1]) + 1                      # cards below the level
+    out = np.zeros(load.size)
+    out[order[:m]] = (level[m - 1] - srt[:m]) / amount
+    return out
 
 
 def _pack_by_bytes(tier: TierSpec, items: list[tuple], per_table: dict[str, TablePlacement],
@@ -323,7 +338,8 @@ class RowLevel:
                     ti = int(band_t[bnd])
                     first = int(hotness[ti].band_bounds[band_k[bnd]]) + int(rows_per_tier[:k].sum())
                     gaps = _untracked(hotness[ti].ids, tables[ti].num_rows)
-                    items.append((tables[ti].name, gaps.slice(first, first + n), int(rb_all[ti])))
+                    items.append((tables[ti].name, gaps.slice(first, first + n), int(rb_all[ti]),
+                                  float(hotness[ti].band_count_per_row[band_k[bnd]])))   # uniform lookups
             if tier.name in ACCEL_TIERS:
                 _split_over_cards(tier, items, per_table)
             else:

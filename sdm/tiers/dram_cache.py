@@ -118,7 +118,8 @@ class DramCache:
         self.data = torch.zeros((self.capacity_rows, row_width), dtype=dtype)
         self.lock = threading.RLock()
         # Optional admission filter (bool per row id, e.g. "predicted warm" from a profile): rows
-        # outside it bypass the cache, so a stream of one-off cold misses cannot flush warm rows.
+        # outside it enter at low priority only (free or low-priority slots), so a stream of
+        # one-off cold misses cannot flush warm rows, yet room the warm rows leave is used.
         self.admit_mask: np.ndarray | None = None
         self._resident = 0
         self.stamp = 0  # batch counter for recency
@@ -172,7 +173,8 @@ class DramCache:
         """Place rows (stored format, [n, width]) of distinct absent ids; return each one's slot or -1.
 
         Slots in `protect_slots` are not evicted. Misses that find no evictable slot in their set,
-        or that the policy (or `admit_mask`) does not admit, get -1 (bypass).
+        or that the policy does not admit, get -1 (bypass). Rows outside `admit_mask` are inserted
+        at low priority.
         `low_priority` (rows that came along on a fetched page, unasked): they take empty slots or
         replace other low-priority rows only, never a row some lookup has read, and are scored by
         the policy's `on_insert_low` (first to go). `ignore_mask`: skip `admit_mask` (prefetched
@@ -182,10 +184,18 @@ class DramCache:
         out = np.full(len(ids), -1, dtype=np.int64)
         if not self.capacity_rows or not len(ids):
             return out
-        admit = self.policy.admit(ids)
-        if self.admit_mask is not None and not ignore_mask:
+        if self.admit_mask is not None and not ignore_mask and not low_priority:
+            # rows outside the mask (predicted cold) come in at low priority only: they use room
+            # the warm rows leave free and never evict a row that was read
             warm = self.admit_mask[ids]
-            admit = warm if admit is None else (admit & warm)
+            if not warm.all():
+                wi, ci = np.flatnonzero(warm), np.flatnonzero(~warm)
+                out[wi] = self.insert(ids[wi], rows[torch.from_numpy(wi)], protect_slots, ignore_mask=True)
+                placed = out[wi][out[wi] >= 0]
+                prot = placed if protect_slots is None else np.concatenate([np.asarray(protect_slots, np.int64), placed])
+                out[ci] = self.insert(ids[ci], rows[torch.from_numpy(ci)], prot, low_priority=True, ignore_mask=True)
+                return out
+        admit = self.policy.admit(ids)
         cand = np.arange(len(ids)) if admit is None else np.flatnonzero(admit)
         if not len(cand):
             return out
