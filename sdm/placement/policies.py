@@ -181,15 +181,18 @@ def _balance_over_cards(tier: TierSpec, items: list[tuple], per_table: dict[str,
         cards = np.flatnonzero(share > 0)
         n_rows = np.floor(share[cards] / share[cards].sum() * rows.count).astype(np.int64)
         n_rows[np.argmax(n_rows)] += rows.count - int(n_rows.sum())
-        # each card's rows spread evenly over the hotness ranking: card c takes every 1/share_c-th
-        label = np.repeat(np.arange(cards.size), n_rows)
-        slot = np.concatenate([(np.arange(m) + 0.5) / m for m in n_rows])
-        label = label[np.argsort(slot, kind="stable")]
         if isinstance(per_row, np.ndarray):
-            which = np.empty(rows.count, np.int64)
-            which[np.argsort(-per_row, kind="stable")] = label
-            ids = rows.to_ids()
-            pieces = [(RowSet.from_ids(ids[which == j], assume_sorted=True), per_row[which == j])
+            # each card's rows spread evenly over the hotness ranking: a repeating pattern of 256
+            # slots in which card j has a share_j part, evenly spaced
+            per = np.maximum(np.round(share[cards] / share[cards].sum() * 256).astype(np.int64), 1)
+            slot = np.concatenate([(np.arange(m) + 0.5) / m for m in per])
+            pattern = np.repeat(np.arange(cards.size), per)[np.argsort(slot, kind="stable")].astype(np.int8)
+            which = np.empty(rows.count, np.int8)
+            which[np.argsort(-per_row, kind="stable")] = np.resize(pattern, rows.count)
+            by_card = np.argsort(which, kind="stable")          # ids stay ascending within a card
+            cuts = np.r_[0, np.cumsum(np.bincount(which, minlength=cards.size))]
+            ids, pr_sorted = rows.to_ids()[by_card], per_row[by_card]
+            pieces = [(RowSet.from_ids(ids[cuts[j]:cuts[j + 1]], assume_sorted=True), pr_sorted[cuts[j]:cuts[j + 1]])
                       for j in range(cards.size)]
         else:                                        # uniform rows: slices of those sizes
             bounds = np.r_[0, np.cumsum(n_rows)]
