@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, whole_number
 
 
 def _mlp(sizes: Sequence[int], sigmoid_last: bool, gen: torch.Generator) -> nn.Sequential:
@@ -50,6 +50,7 @@ class DLRM(nn.Module):
         super().__init__()
         if not len(table_rows):
             raise InvalidInputError("DLRM needs at least one embedding table")
+        dim = whole_number(dim, "DLRM dim", minimum=1)
         gen = torch.Generator().manual_seed(seed)
         bottom = list(bottom_mlp)
         if not bottom or bottom[-1] != dim:
@@ -58,8 +59,9 @@ class DLRM(nn.Module):
         self.num_dense = num_dense
         self.bot_l = _mlp([num_dense, *bottom], sigmoid_last=False, gen=gen)
         self.emb_l = nn.ModuleList()
-        for n in table_rows:
-            bag = nn.EmbeddingBag(int(n), dim, mode="sum")
+        for k, n in enumerate(table_rows):
+            n = whole_number(n, f"DLRM table {k} rows", minimum=1)
+            bag = nn.EmbeddingBag(n, dim, mode="sum")
             # the reference's init: uniform(-sqrt(1/n), sqrt(1/n))
             with torch.no_grad():
                 bag.weight.uniform_(-float(np.sqrt(1.0 / n)), float(np.sqrt(1.0 / n)), generator=gen)
@@ -72,6 +74,9 @@ class DLRM(nn.Module):
         self.register_buffer("_lj", lj, persistent=False)
 
     def apply_emb(self, lS_o, lS_i) -> list[torch.Tensor]:
+        if len(lS_i) != len(self.emb_l) or len(lS_o) != len(self.emb_l):
+            raise InvalidInputError(
+                f"DLRM has {len(self.emb_l)} tables, got {len(lS_i)} index and {len(lS_o)} offset tensors")
         return [self.emb_l[k](lS_i[k], lS_o[k], per_sample_weights=None) for k in range(len(self.emb_l))]
 
     def interact(self, x: torch.Tensor, ly: list[torch.Tensor]) -> torch.Tensor:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, integer_array, whole_number
 from .spec import TableSpec
 
 _ACCEL_TIERS = ("sram", "lpddr", "accel")
@@ -139,18 +139,24 @@ def placement_from_plan(plan, specs: list[TableSpec]) -> dict[str, TablePlacemen
     out = {}
     if isinstance(plan, dict):
         tables = plan.get("tables", {})
+        unknown = sorted(set(tables) - {s.name for s in specs})
+        if unknown:  # a misspelt name would otherwise leave that table unplaced without a word
+            raise InvalidInputError(f"plan names unknown tables {unknown[:10]}")
         total = plan.get("dram_cache_bytes")
+        if total is not None:
+            total = whole_number(total, "plan dram_cache_bytes")
         for s in specs:
             d = tables.get(s.name, {})
             share = d.get("dram_cache_bytes")
             if share is None and total is not None:
                 share = int(total * s.size_bytes / sum(x.size_bytes for x in specs))
+            what = f"plan table {s.name!r}:"
             out[s.name] = TablePlacement(
-                accel_ids=np.unique(np.asarray(d.get("accel_rows", []), np.int64)),
-                dram_pinned_ids=np.unique(np.asarray(d.get("dram_rows", []), np.int64)),
-                dram_cache_bytes=int(share or 0),
+                accel_ids=np.unique(integer_array(d.get("accel_rows", []), f"{what} accel_rows")),
+                dram_pinned_ids=np.unique(integer_array(d.get("dram_rows", []), f"{what} dram_rows")),
+                dram_cache_bytes=whole_number(share or 0, f"{what} dram_cache_bytes"),
                 policy=d.get("policy", plan.get("policy", "lru")),
-                row_order=None if d.get("row_order") is None else np.asarray(d["row_order"], np.int64),
+                row_order=None if d.get("row_order") is None else integer_array(d["row_order"], f"{what} row_order"),
             )
         return out
     for s in specs:
@@ -172,9 +178,12 @@ def placement_from_plan(plan, specs: list[TableSpec]) -> dict[str, TablePlacemen
 
 
 def check_placement(p: TablePlacement, spec: TableSpec) -> None:
+    """Raise InvalidInputError naming the table and the first bad id when `p` does not fit `spec`."""
     for what, ids in (("accel", p.accel_ids), ("DRAM-pinned", p.dram_pinned_ids)):
-        if len(ids) and (ids.min() < 0 or ids.max() >= spec.num_rows):
-            raise InvalidInputError(f"table {spec.name!r}: {what} row ids outside [0, {spec.num_rows})")
+        bad = (ids < 0) | (ids >= spec.num_rows)
+        if bad.any():
+            raise InvalidInputError(
+                f"table {spec.name!r}: {what} row id {int(ids[bad][0])} is outside [0, {spec.num_rows})")
     if p.dram_cache_bytes < 0:
         raise InvalidInputError(f"table {spec.name!r}: dram_cache_bytes must be >= 0, got {p.dram_cache_bytes}")
     if p.row_order is not None and (

@@ -41,5 +41,14 @@ def test_emb_l_swap_is_exact(tmp_path):
 
 
 def test_no_tables_is_an_error():
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidInputError, match="at least one embedding table"):
         DLRM([])
+
+
+def test_bad_shapes_are_named():
+    with pytest.raises(InvalidInputError, match=r"DLRM table 1 rows must be a whole number >= 1, got 2.5"):
+        DLRM([10, 2.5])
+    m = DLRM([10, 20], dim=4)
+    dense, offs, idxs = random_inputs(m, batch=2, pooling=2)
+    with pytest.raises(InvalidInputError, match="DLRM has 2 tables, got 1 index and 2 offset tensors"):
+        m(dense, offs, idxs[:1])

@@ -22,7 +22,9 @@ def test_index_overhead_at_most_16_bytes_per_row(cap_rows, num_rows):
     assert c.index_bytes <= 16 * c.capacity_rows
     assert c.index_bytes == c.index_bytes_per_row * c.capacity_rows
     assert c.index_bytes_per_row == (9 if num_rows < 2**31 else 13)
-    assert c.index_bytes == c.tags.nbytes + c.score.nbytes + c._mark.nbytes
+    # counted independently of index_bytes: every array the cache or its policy holds, row data aside
+    held = [v for obj in (c, c.policy) for k, v in vars(obj).items() if isinstance(v, np.ndarray)]
+    assert sum(a.nbytes for a in held) == c.index_bytes
     # data + index fit the budget
     assert c.data.numel() * 4 + c.index_bytes <= cap_rows * (64 + INDEX_BYTES_PER_ROW)
 
@@ -37,7 +39,7 @@ def test_whole_table_budget_holds_every_row():
     assert c.complete and c.resident_rows == 1000
     assert torch.equal(c.data, _rows(np.arange(1000)))
     hashed = DramCache(1000, 4, torch.float32, 1000 * (16 + 13), layout="hashed")
-    assert not hashed.direct and hashed.capacity_rows == 1000 * 29 // (16 + 9) // 16 * 16
+    assert not hashed.direct and hashed.capacity_rows == 1152   # 29,000 B // 25 B = 1160 rows, 72 full sets of 16
 
 
 def test_lru_evicts_least_recent_in_set():
@@ -80,8 +82,10 @@ def test_policy_errors_and_plugins():
         make_policy("arc")
     assert isinstance(make_policy(LRU()), LRU) and isinstance(make_policy("lfu"), LFU)
     assert isinstance(make_policy("static", np.array([1])), StaticHotSet)
-    with pytest.raises(InvalidInputError, match=">= 0"):
-        DramCache(10, 4, torch.float32, -1)
+    with pytest.raises(InvalidInputError, match=r"table 't': DRAM cache capacity_bytes must be a whole number >= 0"):
+        DramCache(10, 4, torch.float32, -1, table="t")
+    with pytest.raises(InvalidInputError, match=r"ways must be a whole number >= 1, got 2.5"):
+        DramCache(10, 4, torch.float32, 100, ways=2.5)
 
 
 def test_zero_capacity_cache_is_a_no_op():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -87,6 +86,8 @@ def test_fast_path_runs_on_cache_slots(stores):
     i = torch.arange(ROWS)
     o = torch.tensor([0, 10, 25])
     cached.lookup(name, i, o)          # warm: every row now cached
+    # the condition of the slot-tensor path: a direct-layout cache holding the whole table
+    assert cached.cache(name).direct and cached.cache(name).complete
     cached.reset_stats()
     got = cached.lookup(name, i, o)
     assert torch.equal(got, refs[name](i, o).detach())

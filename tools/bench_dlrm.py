@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 import tempfile
 import time
@@ -155,6 +156,8 @@ def main(argv=None) -> int:
     lat, wall = run(model, batches, a.warm)
     base1 = line("baseline", lat, wall, timed_samples, "(all tables in memory; before)")
     res: dict[str, dict] = {}
+    if a.dir:
+        os.makedirs(a.dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=a.dir) as d:
         paths = {}
         if "lru" in runs:

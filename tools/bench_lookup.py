@@ -10,6 +10,7 @@ machine noise hits both alike. Prints rows/s of each and the ratio (target >= 0.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -58,6 +59,8 @@ def main(argv=None) -> int:
     # hashed: sets fill unevenly, so give it room for every row even in its fullest set
     per_row = a.dim * 4 + INDEX_BYTES_PER_ROW
     cache_bytes = a.rows * per_row if a.layout == "auto" else int(a.rows * 1.5) * per_row
+    if a.dir:
+        os.makedirs(a.dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=a.dir) as d:
         t0 = time.perf_counter()
         store = EmbeddingStore.create(Path(d) / "s", [TableSpec("t", a.rows, a.dim)], hardware="host-nand",

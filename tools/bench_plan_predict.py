@@ -30,6 +30,7 @@ from sdm.placement.planner import PlanOptions, plan_model  # noqa: E402
 from sdm.placement.replay import replay_plan  # noqa: E402
 from sdm.placement.types import TableHotness  # noqa: E402
 from sdm.spec import TableSpec  # noqa: E402
+from sdm.tiers.dram_cache import index_bytes_per_row  # noqa: E402
 from sdm.tiers.hardware import hardware  # noqa: E402
 from sdm.traces.generators import zipf_trace  # noqa: E402
 
@@ -43,7 +44,8 @@ def replay_store(plan, tr, tables, b0, b1, tmp):
             for t, (ix, of) in zip(tables, tr.batch(b)):
                 st.lookup(t.name, torch.from_numpy(np.asarray(ix)), torch.from_numpy(np.asarray(of)))
         hr = st.stats()["total"]["hit_rate"]
-    return hr["accel"] + hr["dram"]
+        cap_rows = sum(st.cache(t.name).capacity_rows for t in tables)
+    return hr["accel"] + hr["dram"], cap_rows
 
 
 def replay_sim(plan, tr, cache_bytes, b0, b1):
@@ -65,8 +67,10 @@ def main() -> int:
     print(f"trace: {tr.num_lookups:,} lookups, {len(tables)} tables, model {model / 1e6:.1f} MB; "
           f"predicted = share of lookups served from DRAM (pinned + cache)")
     print(f"{'profile':28s} {'pinned':>7s} {'cache':>6s} {'pred(b)':>9s} {'store':>7s} {'pred(l)':>9s} {'sim':>7s} "
-          f"{'|err| store':>11s} {'|err| sim':>9s}")
-    print("pred(b): cache model in batch steps (the runtime); pred(l): in lookup steps (the simulator)")
+          f"{'|err| store':>11s} {'|err| sim':>9s} {'cache rows: model':>17s} {'store':>6s}")
+    print("pred(b): cache model in batch steps (the runtime); pred(l): in lookup steps (the simulator); cache rows:\n"
+          "the rows the plan's cache budget buys in the model (bytes / (row + index bytes)) and in the store "
+          "(16-way sets: whole sets per table)")
     worst = stress_err = 0.0
     g = tr.global_stream(0, 1)
     distinct = np.mean([np.unique(tr.global_stream(b, b + 1)).size for b in range(0, tr.num_batches, 4)])
@@ -87,16 +91,17 @@ def main() -> int:
                     **base, workload=Workload(items_per_request=tr.batch_size, cache_steps="batch")))
                 res_l = plan_model(tables, hot, hw, PlanOptions(**base, workload=Workload(cache_steps="lookup")))
                 pred, pred_l = 1.0 - res.estimate.hit_rate["scm"], 1.0 - res_l.estimate.hit_rate["scm"]
-                store = replay_store(res.plan, tr, tables, b0, tr.num_batches, tmp)
+                store, store_rows = replay_store(res.plan, tr, tables, b0, tr.num_batches, tmp)
                 sim = replay_sim(res_l.plan, tr, res_l.estimate.detail["dram_cache_bytes"], b0, tr.num_batches)
                 es, em = abs(pred - store), abs(pred_l - sim)
-                cache_rows = res.estimate.detail["dram_cache_bytes"] / tables[0].row_bytes
+                row_cost = tables[0].row_bytes + index_bytes_per_row(max(t.num_rows for t in tables))
+                cache_rows = res.estimate.detail["dram_cache_bytes"] / row_cost
                 if stress:
                     stress_err = max(stress_err, es)
                 else:
                     worst = max(worst, es, em)
                 print(f"{label:28s} {df:7.0%} {cf:6.0%} {pred:9.4f} {store:7.4f} {pred_l:9.4f} {sim:7.4f} "
-                      f"{100 * es:10.2f}pp {100 * em:8.2f}pp" + (f"  (stress: cache {cache_rows:.0f} rows < "
+                      f"{100 * es:10.2f}pp {100 * em:8.2f}pp {cache_rows:17.0f} {store_rows:6d}" + (f"  (stress: cache {cache_rows:.0f} rows < "
                                                                   f"{distinct:.0f} distinct rows per batch)" if stress else ""))
     print(f"\nworst |predicted - replayed| = {100 * worst:.2f} pp (target <= 2 pp: {'MET' if worst <= 0.02 else 'MISSED'}); "
           f"stress case (cache smaller than one batch's distinct rows, outside the target): {100 * stress_err:.2f} pp")

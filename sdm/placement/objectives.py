@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import InfeasibleError, InvalidInputError
 from ..spec import TableSpec
+from ..tiers.dram_cache import index_bytes_per_row
 from .cost import CostDefaults, energy_usd_per_year, server_capex
 from .policies import Placement, rows_by_band
 from .power import PowerDefaults, ServerParts, server_power
@@ -52,12 +53,22 @@ def che_lru_hits(k: np.ndarray, m: np.ndarray, b: np.ndarray, cache_bytes: float
                  batches: float | None = None, expected: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Expected LRU hits and expected bytes resident, per group (k reads per row, m rows, b bytes).
 
-    Vectorized over groups; bisection on the characteristic time T. With `batches` (the profiled
-    trace cut into that many batches), time runs in batches, as in the runtime: a batch reads each
-    missing row once and fills the cache after, so a row's reads within one batch all hit or all
-    miss. A row with k reads falls in d = B (1 - exp(-k / B)) distinct batches (k placed at random
-    among B); its reads outside the first such batch hit if it was read within T batches.
-    Without `batches` every lookup is its own step (what sdm.cachesim replays).
+    Vectorized over groups; bisection on the characteristic time T. Without `batches` every
+    lookup is its own step (what sdm.cachesim replays): a row is resident if read within the last
+    T lookups, 1 - exp(-k T / N).
+    With `batches` (the profiled trace cut into that many batches), time runs in batches, as in
+    the runtime: a batch reads each missing row once and fills the cache after, so a row's reads
+    within one batch all hit or all miss. A row's reads fall in a batch as Poisson(k / B), so it
+    is read in a given batch with p = 1 - exp(-k / B), in d = B p distinct batches, and its
+    reads outside the first such batch hit if it is resident:
+    - cache >= one batch's distinct rows: resident if read within the last T >= 1 batches,
+      1 - exp(-(k / B) T) = 1 - (1 - p)^T. (Not 1 - exp(-p T): that treats a row read in every
+      batch as often evicted, and under-predicted the runtime by 2-4 points with T of ~2 batches.)
+    - cache < one batch's distinct rows (the runtime's misses flood it): each batch keeps the
+      rows it hit (protected) and admits misses until the set is full; the rest bypass. The
+      runtime picks the admitted misses by row id, not by heat, and the same ids win every batch,
+      so a fixed share theta of rows (hotness-blind) ever gets in, each resident while read in
+      consecutive batches: resident = theta p, with theta p summed = the cache.
     Groups marked `expected` hold expected counts (Good-Turing, sketch tails): their reads are
     taken as Poisson, so a row expected 0.6 times still sometimes repeats (E[(X - 1)+] > 0).
     """
@@ -72,15 +83,23 @@ def che_lru_hits(k: np.ndarray, m: np.ndarray, b: np.ndarray, cache_bytes: float
     exact_repeat = k - np.where(kb > 0, k / np.maximum(-np.expm1(-kb) * (batches or 1), 1e-300), 1.0)
     poisson_repeat = k + np.expm1(-k) * first                                     # k - P(X > 0) * first
     repeat_hits = m * np.maximum(np.where(expected, poisson_repeat, exact_repeat), 0.0)
-    rate = -np.expm1(-kb) if batches else k / n          # appearances per step (batch or lookup)
     occupying = m * b * np.where(expected, -np.expm1(-k), k > 0)
     if occupying.sum() <= cache_bytes:
         return repeat_hits, occupying                    # everything read fits: only first reads miss
+    rate = kb if batches else k / n                      # reads per step (batch or lookup)
+    t_min = 0.0
+    if batches:
+        per_batch = m * b * -np.expm1(-kb)               # expected bytes of one batch's distinct rows
+        if per_batch.sum() > cache_bytes:                # flooded: a fixed, hotness-blind share gets in
+            theta = cache_bytes / float(per_batch.sum())
+            inside = theta * -np.expm1(-kb)
+            return repeat_hits * inside, m * b * inside
+        t_min = 1.0                                      # the cache holds at least the last batch
 
     def occupancy(t: float) -> float:
         return float((m * b * -np.expm1(-rate * t)).sum())
 
-    lo, hi = 0.0, 1.0
+    lo, hi = t_min, t_min + 1.0
     while occupancy(hi) < cache_bytes:
         hi *= 4.0
     for _ in range(60):
@@ -239,6 +258,9 @@ class DefaultEstimator:
         cache_hits, cache_occ = np.zeros(nt), np.zeros(nt)
         if cache_bytes > 0 and placement.backing_tier == "scm":
             tix, k, m, b, ex = residual_groups(tables, hotness, placement)
+            # a cached row costs the runtime its index entry too (sdm.tiers.dram_cache): the
+            # budget buys fewer rows than bytes / row_bytes (~7% fewer for 128-byte rows)
+            b = b + np.array([index_bytes_per_row(t.num_rows) for t in tables], np.float64)[tix]
             if candidate.dram_cache_policy == "static":
                 hits, occ = static_cache_hits(k, m, b, cache_bytes)
             else:

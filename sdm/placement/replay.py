@@ -2,8 +2,9 @@
 
 The planner predicts hit rates (`Estimate.hit_rate`); this replays the trace itself in time order
 through `sdm.cachesim` with the plan's placement: rows the plan pins (SRAM, LPDDR, DRAM) hit, and
-every other lookup goes through one LRU cache of `cache_bytes` in front of SCM, as the runtime's
-global DRAM cache does. The test suite and `tools/bench_plan_predict.py` hold the two side by side.
+every other lookup goes through one LRU cache of `cache_bytes` in front of SCM (as many rows as
+the runtime's DRAM cache fits in those bytes, index included). The test suite and
+`tools/bench_plan_predict.py` hold the two side by side.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..cachesim import simulate
 from ..errors import InvalidInputError, real_number
+from ..tiers.dram_cache import index_bytes_per_row
 from ..traces.trace import Trace
 from .types import TIER_ORDER
 
@@ -46,8 +48,10 @@ def replay_plan(plan, trace: Trace, cache_bytes: int, start_batch: int = 0, stop
         raise InvalidInputError(f"replay_plan: tables have different row sizes {sorted(row_bytes)}; "
                                 "replay tables of one row size at a time")
     rb = row_bytes.pop()
-    # the planner's cache size is an expected share (a float); whole rows of it are cached
-    cache_rows = int(real_number(cache_bytes, "replay_plan: cache_bytes", minimum=0) // rb)
+    # sized as the runtime sizes it (and the planner prices it): each cached row costs its bytes
+    # plus its index entry (sdm.tiers.dram_cache); the planner's size is a float, whole rows count
+    idx = max((index_bytes_per_row(plan.tables[n].num_rows) for n in trace.table_names), default=0)
+    cache_rows = int(real_number(cache_bytes, "replay_plan: cache_bytes", minimum=0) // (rb + idx))
     g = trace.global_stream(start_batch, stop_batch)
     base = np.asarray(trace.table_base)
     table_of = np.searchsorted(base, g, side="right") - 1

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, whole_number
 
 _END = object()
 
@@ -49,11 +49,11 @@ class Prefetcher:
     """Iterate `batches` with a background thread prefetching up to `depth` batches ahead."""
 
     def __init__(self, store, batches: Iterable, depth: int = 2, ids_of: Callable[[Any], Mapping] | None = None):
-        if int(depth) < 1:
-            raise InvalidInputError(f"prefetch depth must be >= 1, got {depth}")
+        self.depth = whole_number(depth, "prefetch depth", minimum=1)
+        if not callable(getattr(store, "prefetch", None)):
+            raise InvalidInputError(f"Prefetcher needs an EmbeddingStore, got {type(store).__name__}")
         self.store = store
         self.batches = batches
-        self.depth = int(depth)
         self.ids_of = ids_of or default_ids_of(store.tables)
         self._cond = threading.Condition()
         self._current = 0          # index of the batch the consumer is computing

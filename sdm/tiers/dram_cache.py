@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, whole_number
 from .cache_policies import CachePolicy, make_policy
 
 # Index bytes per cached row: tag (int32 when row ids fit, else int64) + int32 policy score +
@@ -87,10 +87,8 @@ class DramCache:
         table: str = "?",
         layout: str = "auto",
     ):
-        if capacity_bytes < 0:
-            raise InvalidInputError(f"table {table!r}: DRAM cache capacity must be >= 0 bytes, got {capacity_bytes}")
-        if ways <= 0:
-            raise InvalidInputError(f"table {table!r}: ways must be > 0, got {ways}")
+        capacity_bytes = whole_number(capacity_bytes, f"table {table!r}: DRAM cache capacity_bytes")
+        ways = whole_number(ways, f"table {table!r}: ways", minimum=1)
         self.table = table
         self.num_rows = int(num_rows)
         self.row_bytes = row_width * torch.empty(0, dtype=dtype).element_size()

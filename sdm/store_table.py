@@ -1,0 +1,401 @@
+"""Run-time state of one EmbeddingStore table: its tiers (card rows, pinned DRAM rows, DRAM cache,
+SCM pages) and the lookup and prefetch paths through them.
+
+Split from sdm/embedding_store.py, which owns the store's files and public API; this module owns
+what happens per batch. See that module's doc for the order of a lookup.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from . import row_formats
+from .accel.platform import HOST_QUEUE_DEPTH
+from .errors import InvalidInputError, integer_array
+from .pooling import BagBatch, compact, pool
+from .spec import TableSpec
+from .store_placement import TablePlacement
+from .store_stats import LookupRecord, TierCounters
+from .tiers.device_memory import DeviceMemoryTier
+from .tiers.dram_cache import DramCache
+
+if TYPE_CHECKING:
+    from .embedding_store import EmbeddingStore
+
+# Rows per SCM read call when loading a static tier at open: bounds the temporary buffers.
+READ_CHUNK_ROWS = 1 << 16
+
+
+@dataclass(frozen=True)
+class BagOptions:
+    """The nn.EmbeddingBag options a table is looked up with."""
+
+    mode: str = "sum"
+    include_last_offset: bool = False
+    padding_idx: int | None = None
+
+
+def card_memory(hw):
+    """(memory model of a card, total card memory bytes) of the hardware; (None, 0) without cards."""
+    cards = getattr(hw, "cards", ()) if hw is not None else ()
+    if not cards:
+        return None, 0
+    return cards[0].lpddr, int(getattr(hw, "card_memory_bytes", 0) or sum(int(c.lpddr.capacity_bytes) for c in cards))
+
+
+ADMISSION_MODES = ("auto", "all", "warm")
+PAGE_ADMIT_MODES = ("auto", "off", "warm", "all")
+# Rows counted "predicted warm" = this x the table's DRAM cache rows (+ its card and pinned rows),
+# hottest first by the profile. 1.0: exactly what a static placement of that size would hold.
+WARM_ROWS_FACTOR = 1.0
+
+
+def _resolve_mode(what: str, mode: str, warm, table: str, admission: str = "all") -> str:
+    """admission: "auto" -> "warm" with a profile, else "all". page_admit: "auto" -> "warm" with a
+    profile when admission is "all", else "off" (measured: with warm admission the warm rows are
+    already cached and page mates bring nothing; tools/bench_dlrm.py). "warm" needs a profile."""
+    allowed = ADMISSION_MODES if what == "admission" else PAGE_ADMIT_MODES
+    if mode not in allowed:
+        raise InvalidInputError(f"{what} must be one of {allowed}, got {mode!r}")
+    if mode == "auto":
+        if what == "admission":
+            return "warm" if warm is not None else "all"
+        return "warm" if warm is not None and admission == "all" else "off"
+    if mode == "warm" and warm is None:
+        raise InvalidInputError(f"table {table!r}: {what}='warm' needs a profile (create(..., profile=...))")
+    return mode
+
+
+class StoreTable:
+    """Run-time state of one table: its tiers and how to look up through them."""
+
+    def __init__(self, store: "EmbeddingStore", spec: TableSpec, opts: BagOptions, place: TablePlacement):
+        self.store = store
+        self.spec = spec
+        self.opts = opts
+        self.width = row_formats.storage_width(spec.dim, spec.row_format)
+        self.dtype = torch.from_numpy(np.zeros(0, row_formats.storage_dtype(spec.row_format))).dtype
+        hw = store.hardware
+        card_mem, _ = card_memory(hw)
+        self.accel = None
+        if len(place.accel_ids):
+            self.accel = DeviceMemoryTier(
+                spec.name, spec.num_rows, place.accel_ids, self._read_scm_bulk(place.accel_ids),
+                device=store.accel_device, memory=card_mem,
+            )
+        self.pinned = None
+        dram_dev = getattr(getattr(hw, "host", None), "dram", None)
+        if len(place.dram_pinned_ids):
+            self.pinned = DeviceMemoryTier(
+                spec.name, spec.num_rows, place.dram_pinned_ids, self._read_scm_bulk(place.dram_pinned_ids),
+                device="cpu", memory=dram_dev,
+            )
+        self.dram_dev = dram_dev
+        self._dram_model_memo: dict[int, float] = {}
+        self._scm_model_memo: dict[int, float] = {}
+        self.cache = DramCache(
+            spec.num_rows, self.width, self.dtype, place.dram_cache_bytes, ways=store.ways,
+            policy=place.policy, hot_ids=place.static_hot_ids, table=spec.name, layout=store.cache_layout,
+        )
+        hot = self.cache.needs_static_fill()
+        if hot is not None and len(hot):
+            hot = hot[: self.cache.capacity_rows]
+            self.cache.insert(hot, torch.from_numpy(self._read_scm_bulk(hot)))
+        self.fast_ok = spec.row_format == "fp32" and self.accel is None and self.pinned is None
+        # SCM page layout (row_order[slot] = row id; None: id order), to find a fetched page's rows
+        self.row_order = place.row_order
+        self.rows_per_page = int(store.scm.table_info(spec.name).rows_per_page)
+        self.hot_order = place.hot_order
+        # "Predicted warm": the rows a static placement of this size would keep in fast tiers
+        # (card + pinned + cache capacity), by the profile's hotness.
+        self.warm = None
+        if place.hot_order is not None:
+            n_warm = int(WARM_ROWS_FACTOR * self.cache.capacity_rows) + (len(self.accel) if self.accel is not None else 0) \
+                + (len(self.pinned) if self.pinned is not None else 0)
+            self.warm = np.zeros(spec.num_rows, np.bool_)
+            self.warm[place.hot_order[:n_warm]] = True
+        # prefetched rows the cache did not take (sorted ids, stored rows); see prefetch
+        self._staged = (np.zeros(0, np.int64), torch.empty((0, self.width), dtype=self.dtype))
+        self.admission = _resolve_mode("admission", store.admission, self.warm, spec.name)
+        self.page_admit = _resolve_mode("page_admit", store.page_admit, self.warm, spec.name, self.admission)
+        if self.admission == "warm" and not self.cache.direct:
+            self.cache.admit_mask = self.warm
+
+    # ---- SCM -----------------------------------------------------------------------------------
+    def _read_scm_bulk(self, ids: np.ndarray) -> np.ndarray:
+        parts = [self.store.scm.read_rows(self.spec.name, ids[a : a + READ_CHUNK_ROWS])
+                 for a in range(0, len(ids), READ_CHUNK_ROWS)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.width), row_formats.storage_dtype(self.spec.row_format))
+
+    def page_mates(self, ids: np.ndarray) -> np.ndarray:
+        """Rows on the SCM pages holding `ids` that page-granular admission would cache: reading
+        them costs no extra page read. "warm": only rows predicted warm; "all": every one. Rows in
+        a static tier are left out; cached ones (`ids` too, once inserted) by the probe in admit_mates."""
+        if self.page_admit == "off" or not len(ids) or not self.cache.capacity_rows or self.cache.direct:
+            return np.zeros(0, np.int64)
+        rpp = self.rows_per_page
+        pages = np.unique(self.store.scm.page_of(self.spec.name, ids))
+        slots = (pages[:, None] * rpp + np.arange(rpp)).reshape(-1)
+        slots = slots[slots < self.spec.num_rows]
+        mates = self.row_order[slots] if self.row_order is not None else slots
+        if self.page_admit == "warm":
+            mates = mates[self.warm[mates]]
+        # (rows of `ids` among them are found by the cache probe in admit_mates once inserted)
+        for static in (self.accel, self.pinned):
+            if static is not None and len(mates):
+                mates = mates[static.locate(mates) < 0]
+        return mates.astype(np.int64, copy=False)
+
+    def read_scm(self, ids: np.ndarray, c: TierCounters, mates: np.ndarray | None = None):
+        """Stored rows of `ids` from SCM, charging `c` with measured and modelled time. With
+        `mates` (rows on the same pages), returns (rows of ids, rows of mates): same page reads."""
+        if not len(ids):
+            empty = torch.empty((0, self.width), dtype=self.dtype)
+            return empty if mates is None else (empty, empty)
+        t0 = time.perf_counter()
+        both = ids if mates is None or not len(mates) else np.concatenate([ids, mates])
+        rows = self.store.scm.read_rows(self.spec.name, both)
+        c.measured_s += time.perf_counter() - t0
+        pages = int(len(np.unique(self.store.scm.page_of(self.spec.name, ids))))
+        c.rows += len(ids)
+        c.reads += pages
+        c.bytes += pages * self.store.page_bytes
+        c.modelled_s += self._scm_model_s(pages)
+        out = torch.from_numpy(np.ascontiguousarray(rows))
+        if mates is None:
+            return out
+        return out[: len(ids)], out[len(ids):]
+
+    def admit_mates(self, mates: np.ndarray, rows: torch.Tensor, protect: np.ndarray, c: TierCounters) -> None:
+        """Insert page mates still absent (caller holds the cache lock), never evicting `protect`."""
+        if not len(mates):
+            return
+        absent = np.flatnonzero(self.cache.probe(mates) < 0)
+        if not len(absent):
+            return
+        placed = self.cache.insert(mates[absent], rows[torch.from_numpy(absent)], protect_slots=protect,
+                                   low_priority=self.page_admit == "all")
+        c.admitted += int((placed >= 0).sum())
+
+    def _scm_model_s(self, pages: int) -> float:
+        """Device-model time of `pages` page reads at the store's queue depth (memoized: the
+        model's call costs ~0.3 ms, a noticeable share of a cached lookup)."""
+        dev = self.store.scm.device
+        if dev is None or not pages:
+            return 0.0
+        memo = self._scm_model_memo
+        t = memo.get(pages)
+        if t is None:
+            if len(memo) > 4096:
+                memo.clear()
+            t = memo[pages] = float(dev.read_time_s(pages, self.store.page_bytes, self.store.queue_depth))
+        return t
+
+    def _dram_model_s(self, n_rows: int) -> float:
+        if self.dram_dev is None or not n_rows:
+            return 0.0
+        # serving repeats the same batch sizes: memoize (the model's call costs ~0.1 ms)
+        t = self._dram_model_memo.get(n_rows)
+        if t is None:
+            if len(self._dram_model_memo) > 256:
+                self._dram_model_memo.clear()
+            t = self._dram_model_memo[n_rows] = float(
+                self.dram_dev.read_time_s(int(n_rows), self.spec.row_bytes, HOST_QUEUE_DEPTH))
+        return t
+
+    # ---- lookup --------------------------------------------------------------------------------
+    def lookup(self, batch: BagBatch) -> tuple[torch.Tensor, LookupRecord]:
+        rec = LookupRecord()
+        if self.fast_ok:
+            out = self._lookup_cached(batch, rec)
+            if out is not None:
+                return out, rec
+        return self._lookup_general(batch, rec), rec
+
+    def _lookup_cached(self, batch: BagBatch, rec: LookupRecord) -> torch.Tensor | None:
+        """All indices in the DRAM cache: pool straight from its slot tensor (no gather, no copy)."""
+        idx = batch.indices.numpy()
+        cache = self.cache
+        t0 = time.perf_counter()
+        with cache.lock:
+            if cache.complete:
+                # every row cached at slot = id: pool from the cache tensor with the ids as given;
+                # padding_idx keeps its own number, exactly as in the reference call
+                out = pool(cache.data, batch.indices, batch, batch.padding_idx)
+            else:
+                slots = cache.probe(idx)
+                if len(slots) and slots.min() < 0:
+                    return None
+                pad = None
+                if batch.padding_idx is not None:
+                    where = np.flatnonzero(idx == batch.padding_idx)
+                    if not len(where):
+                        return None  # the reference sets padding_idx: need a padding row, see pooling.compact
+                    pad = int(slots[where[0]])
+                cache.touch(slots)
+                out = pool(cache.data, torch.from_numpy(slots), batch, pad)
+        c = rec.tiers["dram"]
+        c.hits = c.rows = c.reads = len(idx)
+        c.bytes = len(idx) * self.spec.row_bytes
+        c.measured_s = time.perf_counter() - t0
+        c.modelled_s = rec.modelled_s = self._dram_model_s(len(idx))
+        return out
+
+    def _lookup_general(self, batch: BagBatch, rec: LookupRecord) -> torch.Tensor:
+        uniq, inverse, pad = compact(batch.indices, batch.padding_idx)
+        u = uniq.numpy()
+        nu = len(u)
+        weight = torch.zeros((nu + (1 if pad == nu else 0), self.spec.dim), dtype=torch.float32)
+        tier = np.full(nu, 2, np.int8)  # 0 accel, 1 dram, 2 scm
+        fmt = self.spec.row_format
+        ca, cd, cs = rec.tiers["accel"], rec.tiers["dram"], rec.tiers["scm"]
+        rest = np.arange(nu)
+        for static, counters in ((self.accel, ca), (self.pinned, cd)):
+            if static is None or not len(rest):
+                continue
+            t0 = time.perf_counter()
+            loc = static.locate(u[rest])
+            got = loc >= 0
+            if got.any():
+                sel = rest[got]
+                weight[torch.from_numpy(sel)] = row_formats.decode(static.gather(loc[got]), fmt)
+                tier[sel] = 0 if counters is ca else 1
+                counters.rows += len(sel)
+                counters.reads += len(sel)
+                counters.bytes += len(sel) * self.spec.row_bytes
+                counters.modelled_s += static.modelled_read_s(len(sel))
+            counters.measured_s += time.perf_counter() - t0
+            rest = rest[~got]
+        cache = self.cache
+        rest_ids = u[rest]
+        with cache.lock:
+            first = cache.probe(rest_ids)
+        missed = first < 0
+        miss_ids = rest_ids[missed]
+        staged, staged_rows = self._staged_rows(miss_ids)      # prefetched rows the cache did not take
+        read_ids = miss_ids[~staged]
+        mates = self.page_mates(read_ids)
+        got, mate_rows = self.read_scm(read_ids, cs, mates)    # outside the lock: others keep going
+        if staged.any():
+            fetched = torch.empty((len(miss_ids), self.width), dtype=self.dtype)
+            fetched[torch.from_numpy(np.flatnonzero(staged))] = staged_rows
+            fetched[torch.from_numpy(np.flatnonzero(~staged))] = got
+        else:
+            fetched = got
+        from_stage = np.zeros(len(rest), np.bool_)
+        from_stage[np.flatnonzero(missed)[staged]] = True
+        t0 = time.perf_counter()
+        with cache.lock:
+            slots = cache.probe(rest_ids)                       # others may have moved rows meanwhile
+            hit = slots >= 0
+            need = ~hit
+            lost = need & ~missed                               # evicted by another thread meanwhile
+            rows_need = torch.empty((int(need.sum()), self.width), dtype=self.dtype)
+            if need.any():
+                pos_in_fetched = np.cumsum(missed) - 1
+                from_fetch = missed[need]
+                rows_need[torch.from_numpy(np.flatnonzero(from_fetch))] = fetched[torch.from_numpy(pos_in_fetched[need][from_fetch])]
+                if lost.any():
+                    rows_need[torch.from_numpy(np.flatnonzero(~from_fetch))] = self.read_scm(rest_ids[lost], cs)
+            if hit.any():
+                hs = slots[hit]
+                cache.touch(hs)
+                weight[torch.from_numpy(rest[hit])] = row_formats.decode(cache.data[torch.from_numpy(hs)], fmt)
+            placed = cache.insert(rest_ids[need], rows_need, protect_slots=slots[hit])
+            if len(mates):  # rows of the fetched pages: cached without evicting this batch's rows
+                self.admit_mates(mates, mate_rows, np.concatenate([slots[hit], placed[placed >= 0]]), cs)
+        if need.any():
+            weight[torch.from_numpy(rest[need])] = row_formats.decode(rows_need, fmt)
+        tier[rest[need]] = 2
+        dram = hit | (need & ~lost & from_stage)               # staged rows were in host DRAM too
+        tier[rest[dram]] = 1
+        n_dram = int(dram.sum())
+        cd.rows += n_dram
+        cd.reads += n_dram
+        cd.bytes += n_dram * self.spec.row_bytes
+        cd.measured_s += time.perf_counter() - t0
+        cd.modelled_s += self._dram_model_s(n_dram)
+        occ = np.bincount(tier[inverse.numpy()], minlength=3)
+        ca.hits, cd.hits, cs.hits = int(occ[0]), int(occ[1]), int(occ[2])
+        # tiers are read one after another on this path (accel, DRAM, then SCM)
+        rec.modelled_s = ca.modelled_s + cd.modelled_s + cs.modelled_s
+        return pool(weight, inverse, batch, pad)
+
+    def prefetch(self, ids: np.ndarray, protect: np.ndarray | None, stage: bool = True) -> TierCounters:
+        """Read the rows of `ids` missing from every tier into host DRAM, never evicting rows of
+        `protect` (rows a batch in flight still needs). Rows the cache admits go into it; with
+        `stage`, the others (predicted cold under warm admission, or finding no slot) wait in a
+        staging buffer that the lookup path reads, kept while they are in `protect` or new."""
+        c = TierCounters()
+        u = np.unique(self.check_ids(ids, "prefetch ids"))
+        if protect is not None:
+            protect = self.check_ids(protect, "protect ids")
+        if not len(u) or not self.cache.capacity_rows:
+            return c
+        for static in (self.accel, self.pinned):
+            if static is not None:
+                u = u[static.locate(u) < 0]
+        with self.cache.lock:
+            u = u[self.cache.probe(u) < 0]
+        admit = self.cache.policy.admit(u)
+        if admit is not None:
+            u = u[admit]
+        if stage:
+            u = u[~self._staged_rows(u)[0]]
+        mates = self.page_mates(u)
+        rows, mate_rows = self.read_scm(u, c, mates)
+        with self.cache.lock:
+            still = self.cache.probe(u) < 0
+            keep = np.unique(np.concatenate([np.asarray(protect, np.int64), u])) if protect is not None else u
+            pslots = self.cache.probe(keep)
+            ui, ri = u[still], rows[torch.from_numpy(np.flatnonzero(still))]
+            placed = self.cache.insert(ui, ri, protect_slots=pslots[pslots >= 0])
+            self.admit_mates(mates, mate_rows, np.concatenate([pslots[pslots >= 0], placed[placed >= 0]]), c)
+            if stage:
+                out = np.flatnonzero(placed < 0)
+                sid, srows = self._staged
+                held = np.isin(sid, protect) if protect is not None and len(sid) else np.zeros(len(sid), np.bool_)
+                nid = np.concatenate([sid[held], ui[out]])
+                order = np.argsort(nid, kind="stable")
+                nrows = torch.cat([srows[torch.from_numpy(np.flatnonzero(held))], ri[torch.from_numpy(out)]])
+                self._staged = (nid[order], nrows[torch.from_numpy(order)])
+        return c
+
+    def check_ids(self, ids, what: str) -> np.ndarray:
+        """`ids` as a flat int64 array of rows of this table, else InvalidInputError naming the
+        table, the first bad id and its position (as lookup's validation does)."""
+        if isinstance(ids, torch.Tensor):
+            if ids.device.type != "cpu":
+                raise InvalidInputError(f"table {self.spec.name!r}: {what} must be on the CPU, got device {ids.device}")
+            ids = ids.numpy()
+        a = integer_array(ids, f"table {self.spec.name!r}: {what}").reshape(-1)
+        bad = (a < 0) | (a >= self.spec.num_rows)
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"table {self.spec.name!r}: {what}: id {int(a[pos])} at position {pos} is out of range [0, {self.spec.num_rows})"
+            )
+        return a
+
+    def _staged_rows(self, ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """(mask of `ids` held in the prefetch staging buffer, their stored rows)."""
+        sid, srows = self._staged  # replaced whole, never mutated: a consistent pair
+        if not len(sid) or not len(ids):
+            return np.zeros(len(ids), np.bool_), srows[:0]
+        pos = np.minimum(np.searchsorted(sid, ids), len(sid) - 1)
+        found = sid[pos] == ids
+        return found, srows[torch.from_numpy(pos[found])]
+
+    def warm_ids(self) -> np.ndarray:
+        """The rows the profile ranks hottest that fit the DRAM cache, outside the static tiers."""
+        if self.hot_order is None or not self.cache.capacity_rows:
+            return np.zeros(0, np.int64)
+        h = self.hot_order
+        for static in (self.accel, self.pinned):
+            if static is not None:
+                h = h[static.locate(h) < 0]
+        return h[: self.cache.capacity_rows]
