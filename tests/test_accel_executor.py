@@ -9,9 +9,9 @@ import sdm
 from sdm.accel.executor import AccelExecutor, build_host_store, dense_flops_per_sample, dense_inputs, replay
 from sdm.accel.partitioner import partition, partition_from_plan
 from sdm.accel.routing import trace_shard_counts
-from sdm.dlrm import DLRM
-from sdm.errors import InvalidInputError
-from sdm.spec import TableSpec
+from sdm.runtime.dlrm import DLRM
+from sdm.core.errors import InvalidInputError
+from sdm.core.spec import TableSpec
 from sdm.traces.generators import zipf_trace
 
 ROWS = [3000, 200, 9000, 50, 4000, 12000]
@@ -143,7 +143,7 @@ def test_cuda_cards_match_cpu(setup, tmp_path):
 
 
 def test_any_model_with_emb_l_runs_through_its_own_forward(setup):
-    """A model that is not sdm.dlrm.DLRM: the executor swaps emb_l for the pooled tensors and calls
+    """A model that is not sdm.runtime.dlrm.DLRM: the executor swaps emb_l for the pooled tensors and calls
     the model's own forward, so its dense part runs unchanged."""
     model, tables, trace, hw = setup
 

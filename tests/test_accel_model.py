@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from sdm.accel.partitioner import HOST, Shard, partition, partition_from_plan, shard_bounds
-from sdm.accel.pcie import PcieLink, serial_arrival_s
+from sdm.hardware.pcie import PcieLink, serial_arrival_s
 from sdm.accel.report import build_report, format_report, move_table, partition_summary, what_if_moves
 from sdm.accel.routing import Router, TableRouter, trace_shard_counts
 from sdm.accel.timeline import model_timeline
-from sdm.errors import InvalidInputError
-from sdm.spec import TableSpec
+from sdm.core.errors import InvalidInputError
+from sdm.core.spec import TableSpec
 
 MODEL_KW = dict(dense_flops_per_sample=2e5, dense_in_bytes_per_sample=13 * 4)
 
@@ -19,7 +19,7 @@ MODEL_KW = dict(dense_flops_per_sample=2e5, dense_in_bytes_per_sample=13 * 4)
 @pytest.fixture(scope="module")
 def platform():
     import sdm
-    from sdm.accel.platform import Platform
+    from sdm.hardware.platform import Platform
     return Platform.from_hardware(sdm.hardware("yosemite-v2-nand"))
 
 
@@ -245,7 +245,7 @@ def test_plan_summary_for_plan_and_compare():
     import sdm
     from sdm.accel.report import dlrm_dense_flops, plan_summary
     from sdm.accel.executor import dense_flops_per_sample
-    from sdm.dlrm import DLRM
+    from sdm.runtime.dlrm import DLRM
     from sdm.placement.plan import Plan, RowSet, TablePlan, TierPlacement
     from sdm.traces.generators import zipf_trace
     assert dlrm_dense_flops(3, 8) == dense_flops_per_sample(DLRM([5, 5, 5], dim=8), 3, 8)

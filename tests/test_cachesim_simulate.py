@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sdm.cachesim import Static, miss_ratio_curve, prepare, simulate
 from sdm.cachesim.reference import reference_bytes_used, reference_hits
-from sdm.errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 POLICIES = ["lru", "fifo", "lfu", "s3fifo", "static", "setassoc", "opt"]
 

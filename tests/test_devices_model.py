@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdm.errors import InvalidInputError
-from sdm.tiers.devices import MEDIA, DeviceSpec, device, device_names, fit_queue_model
-from sdm.tiers.presets import DEVICE_PRESETS, PUBLISHED_POINTS
+from sdm.core.errors import InvalidInputError
+from sdm.hardware.devices import MEDIA, DeviceSpec, device, device_names, fit_queue_model
+from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS
 
 POINTS = [(name, qd, iops, lat) for name, pts in PUBLISHED_POINTS.items() for qd, (iops, lat) in pts.items()]
 
@@ -204,7 +204,7 @@ def test_fit_queue_model_rejects_nonsense():
 
 
 def test_device_memory_tier_prices_reads_at_the_models_queue_depth():
-    from sdm.accel.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH
+    from sdm.hardware.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH
     from sdm.tiers.device_memory import DeviceMemoryTier
 
     rows = np.zeros((10, 4), np.float32)

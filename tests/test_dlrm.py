@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdm.dlrm import DLRM, random_inputs
-from sdm.embedding_store import EmbeddingStore
-from sdm.errors import InvalidInputError
+from sdm.runtime.dlrm import DLRM, random_inputs
+from sdm.runtime.embedding_store import EmbeddingStore
+from sdm.core.errors import InvalidInputError
 
 
 def test_forward_shape_and_range():

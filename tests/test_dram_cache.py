@@ -6,9 +6,9 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from sdm.errors import InvalidInputError
-from sdm.tiers.cache_policies import LFU, LRU, StaticHotSet, make_policy
-from sdm.tiers.dram_cache import INDEX_BYTES_PER_ROW, DramCache
+from sdm.core.errors import InvalidInputError
+from sdm.cache.policies import LFU, LRU, StaticHotSet, make_policy
+from sdm.cache.dram_cache import INDEX_BYTES_PER_ROW, DramCache
 
 
 def _rows(ids, dim=4):

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from sdm.cli import main
-from sdm.tiers.hardware import hardware, hardware_names
+from sdm.hardware.server import hardware, hardware_names
 
 
 def run(capsys, *argv):

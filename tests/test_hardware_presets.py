@@ -7,16 +7,19 @@ import json
 import pytest
 
 import sdm
-from sdm.accel.card import CardSpec, card
-from sdm.errors import InvalidInputError
-from sdm.tiers.hardware import HardwareSpec, hardware, hardware_from_toml, hardware_names
+from sdm.hardware.card import CardSpec, card
+from sdm.core.errors import InvalidInputError
+from sdm.hardware.server import HardwareSpec, hardware, hardware_from_toml, hardware_names
 
 PRESETS = ["host-dram", "host-nand", "host-3dxp", "yosemite-v2-nand", "yosemite-v2-3dxp"]
 
 
 def test_names_and_public_api():
     assert hardware_names() == PRESETS
-    assert sdm.hardware is hardware and sdm.HardwareSpec is HardwareSpec
+    assert sdm.HardwareSpec is HardwareSpec and sdm.hardware.HardwareSpec is HardwareSpec
+    # sdm.hardware is the package and, called, the preset lookup
+    assert sdm.hardware("host-nand") == hardware("host-nand")
+    assert sdm.hardware.server.hardware is hardware
 
 
 @pytest.mark.parametrize("name", PRESETS)

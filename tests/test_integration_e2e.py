@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from sdm.cli import main
-from sdm.embedding_store import EmbeddingStore
+from sdm.runtime.embedding_store import EmbeddingStore
 from sdm.placement.plan import Plan
-from sdm.spec import TableSpec
+from sdm.core.spec import TableSpec
 from sdm.traces.generators import zipf_trace
 from sdm.traces.trace import Trace
 

@@ -8,7 +8,7 @@ import lmdb
 import numpy as np
 import pytest
 
-from sdm.errors import InvalidInputError, StoreFormatError
+from sdm.core.errors import InvalidInputError, StoreFormatError
 from sdm.tiers.pagestore import PageStore
 
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from sdm.cli import main
-from sdm.errors import InfeasibleError
+from sdm.core.errors import InfeasibleError
 from sdm.placement.model_spec import load_model
 from sdm.placement.objectives import Workload
 from sdm.placement.planner import PlanOptions, plan_model
 from sdm.placement.policies import RowLevel, lookups_in
 from sdm.placement.replay import replay_plan
 from sdm.placement.types import TableHotness, TierSpec
-from sdm.spec import TableSpec
-from sdm.tiers.hardware import hardware
+from sdm.core.spec import TableSpec
+from sdm.hardware.server import hardware
 from sdm.traces.generators import zipf_trace
 
 ROWS = [60_000, 20_000, 3_000, 90_000]

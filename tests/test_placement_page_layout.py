@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sdm.errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 from sdm.placement.page_layout import _order_to_slots, co_access_layout, read_bytes
 
 

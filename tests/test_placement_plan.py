@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from sdm.errors import InvalidInputError, StoreFormatError
-from sdm.spec import TableSpec, row_bytes
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.core.spec import TableSpec, row_bytes
 from sdm.placement.model_spec import load_model, parse_dlrm_list
 from sdm.placement.plan import INLINE_RANGES, Plan, RowSet, TablePlan, TierPlacement
 

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from sdm.errors import InfeasibleError, InvalidInputError
+from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.placement.objectives import MinWithinBudget, Workload
 from sdm.placement.planner import PlanOptions, plan_model
 from sdm.placement.policies import RowLevel, TableLevel, WholeTablesBaseline, lookups_in, policy
 from sdm.placement.plan import RowSet
 from sdm.placement.types import TableHotness, TierSpec
-from sdm.spec import TableSpec
-from sdm.tiers.hardware import hardware
+from sdm.core.spec import TableSpec
+from sdm.hardware.server import hardware
 
 
 def _tier(name, cap, cards=0):

@@ -8,8 +8,8 @@ from sdm.placement.objectives import Workload
 from sdm.placement.planner import PlanOptions, plan_model
 from sdm.placement.replay import replay_plan
 from sdm.placement.types import TableHotness
-from sdm.spec import TableSpec
-from sdm.tiers.hardware import hardware
+from sdm.core.spec import TableSpec
+from sdm.hardware.server import hardware
 from sdm.traces.generators import zipf_trace
 
 ROWS = [60_000, 20_000, 3_000, 90_000]
@@ -74,7 +74,7 @@ def test_prediction_matches_embedding_store_replay(tmp_path):
     """The runtime, built from the plan, serves from DRAM what the plan predicts (batch steps)."""
     import torch
 
-    from sdm.embedding_store import EmbeddingStore
+    from sdm.runtime.embedding_store import EmbeddingStore
 
     tr, tables = _setup(num_samples=8192, seed=7)
     half_b = tr.num_batches // 2
@@ -94,7 +94,7 @@ def test_prediction_matches_embedding_store_replay(tmp_path):
 
 
 def test_replay_plan_by_hand():
-    from sdm.errors import InvalidInputError
+    from sdm.core.errors import InvalidInputError
     from sdm.placement.plan import Plan, RowSet, TablePlan, TierPlacement
     from sdm.traces import from_bags
 
@@ -145,7 +145,7 @@ def test_batch_model_matches_embedding_store_all_dram_cache(tmp_path):
     (2.24 points); the model now also charges each cached row its index bytes, as the store does."""
     import torch
 
-    from sdm.embedding_store import EmbeddingStore
+    from sdm.runtime.embedding_store import EmbeddingStore
 
     tr, tables = _setup(num_samples=16_384, seed=1)
     hot = _hot(tr, tables)

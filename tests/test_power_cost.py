@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from sdm.errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 from sdm.placement.cost import HOURS_PER_YEAR, CostDefaults, energy_usd_per_year, server_capex, tco_usd
 from sdm.placement.fleet import SCENARIOS, ServerProfile, savings, scenario_rows, size_fleet
 from sdm.placement.power import PowerDefaults, ServerParts, parts_from_hardware, server_power
-from sdm.tiers.hardware import hardware, hardware_names
+from sdm.hardware.server import hardware, hardware_names
 
 
 @pytest.mark.parametrize("name", hardware_names())

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from sdm.embedding_store import EmbeddingStore
-from sdm.errors import InvalidInputError
+from sdm.runtime.embedding_store import EmbeddingStore
+from sdm.core.errors import InvalidInputError
 from sdm.prefetch import Prefetcher
-from sdm.spec import TableSpec
+from sdm.core.spec import TableSpec
 
 
 @pytest.fixture()

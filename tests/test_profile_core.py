@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdm.cli import main as cli_main
-from sdm.errors import InvalidInputError, StoreFormatError
+from sdm.core.errors import InvalidInputError, StoreFormatError
 from sdm.placement.profile import Profile, profile_table
 from sdm.placement.sketch import CountMinSketch, HeavyHitters, HyperLogLog
 from sdm.traces import from_bags, zipf_trace

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import sdm
-from sdm.dlrm import DLRM, random_inputs
-from sdm.embedding_store import EmbeddingStore, StoreEmbeddingBag, wrap
-from sdm.errors import InvalidInputError, StoreFormatError
-from sdm.spec import TableSpec
+from sdm.runtime.dlrm import DLRM, random_inputs
+from sdm.runtime.embedding_store import EmbeddingStore, StoreEmbeddingBag, wrap
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.core.spec import TableSpec
 
 
 @pytest.fixture()
@@ -183,7 +183,7 @@ def test_threads_get_the_same_results(small):
 
 @pytest.mark.parametrize("fmt, dim", [("fp16", 8), ("int8", 8), ("int8", 16), ("fp16", 24)])
 def test_reduced_precision_within_stated_bound(tmp_path, fmt, dim):
-    from sdm.row_formats import error_bound
+    from sdm.runtime.row_formats import error_bound
 
     gen = torch.Generator().manual_seed(2)
     # 16-, 24- and 48-byte rows: 600 rows span several 4 KiB pages, some with a ragged tail

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from sdm.embedding_store import EmbeddingStore, wrap
-from sdm.errors import InvalidInputError, StoreFormatError
+from sdm.runtime.embedding_store import EmbeddingStore, wrap
+from sdm.core.errors import InvalidInputError, StoreFormatError
 from sdm.prefetch import Prefetcher
-from sdm.spec import TableSpec
+from sdm.core.spec import TableSpec
 
 SPECS = [TableSpec("a", 300, 8), TableSpec("b", 120, 4)]
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from sdm.embedding_store import BagOptions, EmbeddingStore
-from sdm.spec import TableSpec
+from sdm.runtime.embedding_store import BagOptions, EmbeddingStore
+from sdm.core.spec import TableSpec
 
 ROWS = 40
 COMBOS = list(itertools.product(("sum", "mean", "max"), (False, True), (None, 7)))

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from sdm.embedding_store import EmbeddingStore
-from sdm.errors import InvalidInputError
+from sdm.runtime.embedding_store import EmbeddingStore
+from sdm.core.errors import InvalidInputError
 from sdm.prefetch import Prefetcher
-from sdm.spec import TableSpec
-from sdm.store_placement import default_placement, hotness_row_order
-from sdm.tiers.dram_cache import DramCache
+from sdm.core.spec import TableSpec
+from sdm.runtime.store_placement import default_placement, hotness_row_order
+from sdm.cache.dram_cache import DramCache
 
 N, DIM = 4096, 8            # 32-byte rows: 128 rows per 4 KiB page, 32 pages
 RPP = 4096 // (DIM * 4)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdm.errors import InvalidInputError, StoreFormatError
+from sdm.core.errors import InvalidInputError, StoreFormatError
 from sdm.traces import Trace, from_bags
 
 

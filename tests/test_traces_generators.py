@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdm.errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 from sdm.traces import (
     CRITEO_KAGGLE_ROWS,
     CRITEO_TERABYTE_ROWS,

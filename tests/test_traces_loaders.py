@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdm.errors import InvalidInputError, StoreFormatError
+from sdm.core.errors import InvalidInputError, StoreFormatError
 from sdm.traces import load_csv, load_dlrm_text, load_meta_dataset, load_trace
 
 

@@ -29,10 +29,10 @@ import torch
 import sdm
 from sdm.accel.executor import AccelExecutor, build_host_store, dense_flops_per_sample, dense_inputs
 from sdm.accel.partitioner import partition
-from sdm.accel.platform import Platform
+from sdm.hardware.platform import Platform
 from sdm.accel.timeline import model_timeline
-from sdm.dlrm import DLRM
-from sdm.spec import TableSpec
+from sdm.runtime.dlrm import DLRM
+from sdm.core.spec import TableSpec
 from sdm.traces.generators import CRITEO_KAGGLE_ROWS, zipf_trace
 
 

@@ -36,10 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdm.dlrm import DLRM  # noqa: E402
-from sdm.embedding_store import EmbeddingStore, wrap  # noqa: E402
+from sdm.runtime.dlrm import DLRM  # noqa: E402
+from sdm.runtime.embedding_store import EmbeddingStore, wrap  # noqa: E402
 from sdm.prefetch import Prefetcher  # noqa: E402
-from sdm.tiers.hardware import hardware  # noqa: E402
+from sdm.hardware.server import hardware  # noqa: E402
 
 RUNS = ("lru", "profiled", "profiled+pf")
 

@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdm.embedding_store import BagOptions, EmbeddingStore  # noqa: E402
-from sdm.spec import TableSpec  # noqa: E402
-from sdm.tiers.dram_cache import INDEX_BYTES_PER_ROW  # noqa: E402
+from sdm.runtime.embedding_store import BagOptions, EmbeddingStore  # noqa: E402
+from sdm.core.spec import TableSpec  # noqa: E402
+from sdm.cache.dram_cache import INDEX_BYTES_PER_ROW  # noqa: E402
 
 
 def main(argv=None) -> int:

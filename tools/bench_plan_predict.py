@@ -24,14 +24,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdm.embedding_store import EmbeddingStore  # noqa: E402
+from sdm.runtime.embedding_store import EmbeddingStore  # noqa: E402
 from sdm.placement.objectives import Workload  # noqa: E402
 from sdm.placement.planner import PlanOptions, plan_model  # noqa: E402
 from sdm.placement.replay import replay_plan  # noqa: E402
 from sdm.placement.types import TableHotness  # noqa: E402
-from sdm.spec import TableSpec  # noqa: E402
-from sdm.tiers.dram_cache import index_bytes_per_row  # noqa: E402
-from sdm.tiers.hardware import hardware  # noqa: E402
+from sdm.core.spec import TableSpec  # noqa: E402
+from sdm.cache.dram_cache import index_bytes_per_row  # noqa: E402
+from sdm.hardware.server import hardware  # noqa: E402
 from sdm.traces.generators import zipf_trace  # noqa: E402
 
 ROWS = [60_000, 20_000, 3_000, 90_000]

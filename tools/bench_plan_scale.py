@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdm.placement.planner import PlanOptions, plan_model  # noqa: E402
 from sdm.placement.types import TableHotness  # noqa: E402
-from sdm.spec import TableSpec  # noqa: E402
-from sdm.tiers.hardware import hardware  # noqa: E402
+from sdm.core.spec import TableSpec  # noqa: E402
+from sdm.hardware.server import hardware  # noqa: E402
 from sdm.traces.sampling import Scrambler, zipf_ranks  # noqa: E402
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from sdm.errors import SdmError  # noqa: E402
+from sdm.core.errors import SdmError  # noqa: E402
 from sdm.traces import generators as gen  # noqa: E402
 from sdm.traces.reuse import META_2021_REUSE, reuse_table  # noqa: E402
 

@@ -5,13 +5,13 @@ models, and the report. Names are imported lazily: the executor pulls in torch, 
 """
 from __future__ import annotations
 
-from ..lazy_exports import lazy_exports
+from sdm.core.lazy_exports import lazy_exports
 
 # public name -> module that defines it (docs/accel.md "Modules")
 _EXPORTS = {
-    "CardSpec": "sdm.accel.card",
-    "PcieLink": "sdm.accel.pcie",
-    "Platform": "sdm.accel.platform",
+    "CardSpec": "sdm.hardware.card",
+    "PcieLink": "sdm.hardware.pcie",
+    "Platform": "sdm.hardware.platform",
     "HOST": "sdm.accel.partitioner",
     "Shard": "sdm.accel.partitioner",
     "Partition": "sdm.accel.partitioner",

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidInputError
-from .partitioner import Partition
-from .routing import Router
+from sdm.core.errors import InvalidInputError
+from sdm.accel.partitioner import Partition
+from sdm.accel.routing import Router
 
 
 def card_devices(num_cards: int, use_cuda: bool | None = None) -> list[torch.device]:
@@ -62,10 +62,10 @@ class BatchResult:
 
 class AccelExecutor:
     """Runs a DLRM (`emb_l` ModuleList of nn.EmbeddingBag(mode="sum"), like facebookresearch/dlrm and
-    sdm.dlrm.DLRM) over a partition. `store`: an EmbeddingStore holding at least the host-side tables
+    sdm.runtime.dlrm.DLRM) over a partition. `store`: an EmbeddingStore holding at least the host-side tables
     (by table name); needed when any shard is on the host.
 
-    Dense part: for `sdm.dlrm.DLRM`, its own `top_l(interact(bot_l(x), pooled))`, as its forward
+    Dense part: for `sdm.runtime.dlrm.DLRM`, its own `top_l(interact(bot_l(x), pooled))`, as its forward
     computes it. For any other model, `forward(model, dense_x, bags)` (default: the reference DLRM's
     `model(dense_x, lS_o, lS_i)`) runs with `emb_l` swapped for stand-ins that return the pooled
     tensors computed here, so the model's own dense code runs unchanged.
@@ -95,7 +95,7 @@ class AccelExecutor:
         self.router = Router(partition)
         self.devices = card_devices(partition.num_cards, use_cuda)
         self.dense_device = self.devices[dense_on] if partition.num_cards else torch.device("cpu")
-        from ..dlrm import DLRM
+        from sdm.runtime.dlrm import DLRM
 
         self._forward = forward or _dlrm_forward
         self._direct = forward is None and type(model) is DLRM
@@ -217,7 +217,7 @@ class AccelExecutor:
         pooled, counts, card_s, host_s = self.pooled(bags)
         t1 = time.perf_counter()
         x = dense_x.to(self.dense_device)
-        if self._direct:   # sdm.dlrm.DLRM: its dense part, called as its forward calls it
+        if self._direct:   # sdm.runtime.dlrm.DLRM: its dense part, called as its forward calls it
             m = self.model
             y = m.top_l(m.interact(m.bot_l(x), pooled))
         else:              # any other model: its own forward, with emb_l returning the pooled tensors
@@ -323,7 +323,7 @@ def build_host_store(model: torch.nn.Module, partition: Partition, path, hardwar
     rows in card memory a second time; which rows the cards serve is the partition's business.
     Returns None when every table is wholly on the cards.
     """
-    from ..embedding_store import EmbeddingStore
+    from sdm.runtime.embedding_store import EmbeddingStore
 
     host_tabs = sorted({s.table_index for s in partition.shards if not s.on_card})
     if not host_tabs:

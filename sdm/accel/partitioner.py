@@ -18,8 +18,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..spec import TableSpec
+from sdm.core.errors import InvalidInputError
+from sdm.core.spec import TableSpec
 
 HOST = -1  # location of a shard served by the host (EmbeddingStore over DRAM + SCM)
 

@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from .partitioner import HOST, Partition, Shard
-from .timeline import Timeline, model_timeline
+from sdm.core.errors import InvalidInputError
+from sdm.accel.partitioner import HOST, Partition, Shard
+from sdm.accel.timeline import Timeline, model_timeline
 
 BUDGET_S = 0.100          # REFERENCE.md "Workload": latency budget 100 ms ...
 BUDGET_ITEMS = (150, 180)  # ... per 150-180 items (seed 004, Table I)
@@ -54,7 +54,7 @@ def server_power_watts(platform, cards_w: np.ndarray, host_util: float, scm_util
     """Server wall power: the planner's component model (sdm.placement.power: platform, CPU, DIMMs, SCM
     from the HardwareSpec, each idle + u x (load - idle)) with the cards at their own utilisation, the card
     carrier (PCIe switch) always on, all divided by the PSU efficiency."""
-    from ..placement.power import parts_from_hardware, server_power
+    from sdm.placement.power import parts_from_hardware, server_power
 
     pb = server_power(parts_from_hardware(platform.hardware))
     at = lambda name, u: (pb.components[name][0] + u * (pb.components[name][1] - pb.components[name][0])  # noqa: E731
@@ -247,7 +247,7 @@ def _ms(x: float | None) -> str:
 
 def _mb(x: int) -> str:
     """Bytes as B / KB / MB / GB (powers of 1000), so a few KB in SRAM do not print as 0.0 MB."""
-    from ..placement.report import nbytes
+    from sdm.placement.report import nbytes
     return nbytes(x)
 
 
@@ -333,7 +333,7 @@ def plot_utilisation(rep: dict, path: str) -> None:
 # ---- for `sdm-plan plan/compare`: per-card placement and the modelled timeline of a plan ----------
 def dlrm_dense_flops(num_tables: int, dim: int, num_dense: int = 13, bottom_mlp: Sequence[int] = (64, 32),
                      top_mlp: Sequence[int] = (64, 32)) -> float:
-    """Dense flops per sample of sdm.dlrm.DLRM with these sizes, without building it (same count as
+    """Dense flops per sample of sdm.runtime.dlrm.DLRM with these sizes, without building it (same count as
     sdm.accel.executor.dense_flops_per_sample on the built model)."""
     bottom = [num_dense, *bottom_mlp] + ([] if bottom_mlp and bottom_mlp[-1] == dim else [dim])
     T = num_tables + 1
@@ -367,10 +367,10 @@ def plan_summary(plan, hardware, trace=None, *, reserve_bytes: int = 1 << 30, de
     plan's predictions. Returns {"cards": partition_summary rows, "timeline": {...} or None}.
     Raises InvalidInputError for hardware without cards or a plan that does not fit its cards.
     """
-    from ..spec import TableSpec
-    from .partitioner import partition_from_plan
-    from .platform import Platform
-    from .routing import trace_shard_counts
+    from sdm.core.spec import TableSpec
+    from sdm.accel.partitioner import partition_from_plan
+    from sdm.hardware.platform import Platform
+    from sdm.accel.routing import trace_shard_counts
 
     if plan.summary.get("shards", 1) > 1:
         raise InvalidInputError(f"plan spans {plan.summary['shards']} servers per replica; the per-card view "
@@ -408,7 +408,7 @@ def plan_summary(plan, hardware, trace=None, *, reserve_bytes: int = 1 << 30, de
 
 def format_plan_summary(summary: dict) -> str:
     """Text for `plan_summary`: the per-card table, then the modelled timeline (when there is one)."""
-    from ..placement.report import _fmt
+    from sdm.placement.report import _fmt
 
     cols = {"where": "where", "tables": "tables", "shards": "shards", "sram_bytes": "SRAM_MB",
             "lpddr_bytes": "LPDDR_MB", "host_bytes": "host_MB", "capacity_bytes": "card_MB",

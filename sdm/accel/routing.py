@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from .partitioner import Partition
+from sdm.core.errors import InvalidInputError
+from sdm.accel.partitioner import Partition
 
 
 class TableRouter:

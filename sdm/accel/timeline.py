@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from .partitioner import HOST, Partition
-from .pcie import serial_arrival_s
+from sdm.core.errors import InvalidInputError
+from sdm.accel.partitioner import HOST, Partition
+from sdm.hardware.pcie import serial_arrival_s
 
 
 @dataclass

@@ -6,16 +6,16 @@ Policies: LRU, LFU, FIFO, S3FIFO, Static, SetAssociativeLRU, OPT (one module eac
 """
 from __future__ import annotations
 
-from .fifo import FIFO
-from .lfu import LFU
-from .lru import LRU
-from .opt import OPT
-from .s3fifo import S3FIFO
-from .setassoc import SetAssociativeLRU
-from .simulate import POLICIES, MissRatioCurve, get_policy, miss_ratio_curve, simulate
-from .static import Static
-from .stream import DenseStream, layout_page, layout_pages, prepare
-from .types import HookCache, Policy, SimResult
+from sdm.cachesim.fifo import FIFO
+from sdm.cachesim.lfu import LFU
+from sdm.cachesim.lru import LRU
+from sdm.cachesim.opt import OPT
+from sdm.cachesim.s3fifo import S3FIFO
+from sdm.cachesim.setassoc import SetAssociativeLRU
+from sdm.cachesim.simulate import POLICIES, MissRatioCurve, get_policy, miss_ratio_curve, simulate
+from sdm.cachesim.static import Static
+from sdm.cachesim.stream import DenseStream, layout_page, layout_pages, prepare
+from sdm.cachesim.types import HookCache, Policy, SimResult
 
 __all__ = [
     "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "SetAssociativeLRU", "Static", "POLICIES", "MissRatioCurve",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError
-from .heap import pop_min, push, update
+from sdm.core.errors import InvalidInputError
+from sdm.cachesim.heap import pop_min, push, update
 
 
 @njit(cache=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .heap import pop_min, push, update
+from sdm.cachesim.heap import pop_min, push, update
 
 
 @njit(cache=True)

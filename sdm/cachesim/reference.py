@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 
-from .setassoc import geometry
-from .types import HookCache
+from sdm.cachesim.setassoc import geometry
+from sdm.cachesim.types import HookCache
 
 
 class RefLRU(HookCache):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 IN_NONE, IN_SMALL, IN_MAIN = 0, 1, 2
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 FBGEMM_WAYS = 32  # FBGEMM's DEFAULT_ASSOC (REFERENCE.md, Peers: "32-way set-associative")
 

@@ -16,19 +16,19 @@ from typing import Callable, Sequence
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError, whole_number
-from ..spec import row_bytes as spec_row_bytes
-from .fifo import FIFO
-from .lfu import LFU
-from .lru import LRU
-from .opt import OPT
-from .s3fifo import S3FIFO
-from .setassoc import SetAssociativeLRU
-from .static import Static
-from .stream import DenseStream, prepare
-from .types import Policy, SimResult
+from sdm.core.errors import InvalidInputError, whole_number
+from sdm.core.spec import row_bytes as spec_row_bytes
+from sdm.cachesim.fifo import FIFO
+from sdm.cachesim.lfu import LFU
+from sdm.cachesim.lru import LRU
+from sdm.cachesim.opt import OPT
+from sdm.cachesim.s3fifo import S3FIFO
+from sdm.cachesim.setassoc import SetAssociativeLRU
+from sdm.cachesim.static import Static
+from sdm.cachesim.stream import DenseStream, prepare
+from sdm.cachesim.types import Policy, SimResult
 
-# Default row: 64 fp32 values (DLRM's common embedding dim; sdm.spec.row_bytes).
+# Default row: 64 fp32 values (DLRM's common embedding dim; sdm.core.spec.row_bytes).
 DEFAULT_ROW_BYTES = spec_row_bytes(64, "fp32")
 # NAND reads whole 4 KiB pages (REFERENCE.md, "NAND reads whole 4 KiB pages; 3DXP ... 512 B").
 NAND_PAGE_BYTES = 4096

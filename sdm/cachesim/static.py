@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from .stream import as_id_array
+from sdm.core.errors import InvalidInputError
+from sdm.cachesim.stream import as_id_array
 
 
 def top_k(counts: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 
 def as_id_array(ids, what: str = "ids") -> np.ndarray:
@@ -126,7 +126,7 @@ class DenseStream:
     def stack_distances(self) -> np.ndarray:
         """LRU stack distance of every access (see lru.stack_distances)."""
         if "stack" not in self._cache:
-            from .lru import stack_distances
+            from sdm.cachesim.lru import stack_distances
 
             self._cache["stack"] = stack_distances(self.ids, self.num_ids)
         return self._cache["stack"]

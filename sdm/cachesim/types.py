@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
-    from .stream import DenseStream
+    from sdm.cachesim.stream import DenseStream
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import SdmError
+from sdm.core.errors import SdmError
 
 COMMANDS = ("hardware", "profile", "simulate", "plan", "compare", "explain", "demo", "run")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import InfeasibleError, InvalidInputError
-from .plan_cmd import (add_common, card_view, dram_curve, format_card_view, load_hardware, load_inputs,
+from sdm.core.errors import InfeasibleError, InvalidInputError
+from sdm.cli.plan_cmd import (add_common, card_view, dram_curve, format_card_view, load_hardware, load_inputs,
                        options_from_args, split_sets)
 
 
@@ -36,10 +36,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..placement import report
-    from ..placement.fleet import ServerProfile, savings, size_fleet
-    from ..placement.model_spec import load_model
-    from ..placement.planner import plan_model
+    from sdm.placement import report
+    from sdm.placement.fleet import ServerProfile, savings, size_fleet
+    from sdm.placement.model_spec import load_model
+    from sdm.placement.planner import plan_model
 
     model = load_model(args.model)
     hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)

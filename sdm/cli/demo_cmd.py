@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 
 def register(subparsers) -> None:
@@ -39,10 +39,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..dlrm import DLRM
-    from ..embedding_store import EmbeddingStore, wrap
-    from ..prefetch import Prefetcher
-    from ..traces.generators import zipf_trace
+    from sdm.runtime.dlrm import DLRM
+    from sdm.runtime.embedding_store import EmbeddingStore, wrap
+    from sdm.prefetch import Prefetcher
+    from sdm.traces.generators import zipf_trace
 
     if args.tables < 1 or args.rows < 1 or args.batches < 1 or args.batch < 1:
         raise InvalidInputError("--tables, --rows, --batch and --batches must be >= 1")

@@ -14,8 +14,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..placement.plan import Plan
-    from ..placement.report import explain, format_explain
+    from sdm.placement.plan import Plan
+    from sdm.placement.report import explain, format_explain
 
     e = explain(Plan.load(args.plan), args.table)
     print(json.dumps(e, indent=1, default=float) if args.json else format_explain(e))

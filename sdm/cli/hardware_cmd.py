@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError
-from ..tiers.devices import device
-from ..tiers.hardware import HardwareSpec, hardware, hardware_from_toml, hardware_names
-from ..tiers.presets import DEVICE_PRESETS, PUBLISHED_POINTS
+from sdm.core.errors import InvalidInputError
+from sdm.hardware.devices import device
+from sdm.hardware.server import HardwareSpec, hardware, hardware_from_toml, hardware_names
+from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS
 
 
 def register(subparsers) -> None:

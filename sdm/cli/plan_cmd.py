@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..placement.model_spec import ModelSpec, load_model
-from ..placement.objectives import Workload
-from ..placement.planner import PlanOptions, PlanResult, plan_model
-from ..placement.types import TableHotness
+from sdm.core.errors import InvalidInputError
+from sdm.placement.model_spec import ModelSpec, load_model
+from sdm.placement.objectives import Workload
+from sdm.placement.planner import PlanOptions, PlanResult, plan_model
+from sdm.placement.types import TableHotness
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -102,7 +102,7 @@ def split_sets(items: list[str]) -> tuple[dict, dict, dict, dict]:
 
 
 def load_hardware(name: str, overrides: dict):
-    from ..tiers.hardware import hardware, hardware_from_toml
+    from sdm.hardware.server import hardware, hardware_from_toml
 
     if name.endswith(".toml"):
         if not Path(name).exists():
@@ -115,11 +115,11 @@ def load_inputs(model: ModelSpec, args):
     """(hotness per model table, the trace in the model's table order or None for --profile)."""
     trace = None
     if args.profile:
-        from ..placement.profile import Profile
+        from sdm.placement.profile import Profile
 
         hot = hotness_from_profile(model, Profile.load(args.profile))
     else:
-        from ..traces.loaders import load_trace
+        from sdm.traces.loaders import load_trace
 
         trace = model_trace(model, load_trace(args.trace))
         hot = hotness_from_trace(model, trace, progress=not args.no_progress)
@@ -131,7 +131,7 @@ def model_trace(model: ModelSpec, trace, batch_size: int | None = None):
     """The trace with the model's tables, names and row counts, in the model's order (tables matched
     by name, else by position), re-batched to `batch_size` samples if given. Ids are checked against
     the model's rows (InvalidInputError naming table and position)."""
-    from ..traces.trace import Trace
+    from sdm.traces.trace import Trace
 
     names = [t.name for t in model.tables]
     rows = [t.num_rows for t in model.tables]
@@ -165,7 +165,7 @@ def card_view(plan, hw, trace=None, hot=None, items_per_request: int | None = No
     """Per-card placement and (with a trace) the modelled six-card timeline of `plan` on `hw`, or None
     when `hw` has no cards. A request is `items_per_request` samples of the trace, as the plan assumes.
     A plan that cannot be shown per card (one spanning several servers) gives {"note": why}."""
-    from ..accel.report import plan_summary
+    from sdm.accel.report import plan_summary
 
     if not hw.cards:
         return None
@@ -178,7 +178,7 @@ def card_view(plan, hw, trace=None, hot=None, items_per_request: int | None = No
     if hot and all(h.num_samples > 0 for h in hot):
         loads = [h.total_lookups / h.num_samples for h in hot]
     if trace is not None and items_per_request:
-        from ..traces.trace import Trace
+        from sdm.traces.trace import Trace
 
         if trace.batch_size != items_per_request:
             trace = Trace(trace.table_names, trace.num_rows, trace.indices, trace.offsets, items_per_request)
@@ -191,7 +191,7 @@ def card_view(plan, hw, trace=None, hot=None, items_per_request: int | None = No
 
 
 def format_card_view(view: dict, hw_name: str) -> str:
-    from ..accel.report import format_plan_summary
+    from sdm.accel.report import format_plan_summary
 
     head = f"per card on {hw_name} (six-card platform):"
     if view.get("note"):
@@ -236,8 +236,8 @@ def hotness_from_profile(model: ModelSpec, profile) -> list[TableHotness]:
 
 def options_from_args(args, policy: str | None = None, plan_sets: dict | None = None,
                       power_sets: dict | None = None, cost_sets: dict | None = None) -> PlanOptions:
-    from ..placement.cost import CostDefaults
-    from ..placement.power import PowerDefaults
+    from sdm.placement.cost import CostDefaults
+    from sdm.placement.power import PowerDefaults
 
     wl = Workload(items_per_request=args.items_per_request, latency_budget_s=args.latency_budget_ms / 1e3,
                   qps_target=args.qps, compute_qps_per_server=args.compute_qps, budget_on=args.budget_on)
@@ -278,7 +278,7 @@ def dram_curve(model: ModelSpec, hot, hw, opts: PlanOptions) -> list[tuple[float
 
 # ---- the command ----------------------------------------------------------------------------------------
 def run(args) -> int:
-    from ..placement import report
+    from sdm.placement import report
 
     model = load_model(args.model)
     hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)
@@ -301,7 +301,7 @@ def run(args) -> int:
     cards = card_view(plan, hw, trace, hot, args.items_per_request)
     out = plan.save(args.out)
     if args.plot:
-        from ..placement.fleet import ServerProfile, size_fleet
+        from sdm.placement.fleet import ServerProfile, size_fleet
         fleet = size_fleet(ServerProfile.from_plan(result), model.size_bytes, args.qps or result.estimate.qps_per_server,
                            opts.cost)
         r = {"name": result.candidate.name, "p99_latency_s": result.estimate.p99_latency_s, "fleet": fleet.as_dict()}
@@ -326,10 +326,10 @@ def run(args) -> int:
 def compute_layouts(model: ModelSpec, trace, hw, progress: bool) -> dict[str, dict]:
     """Co-access page layout per table from the trace (a path or a `Trace`; page = the SCM device's
     read unit, >= 4 KiB)."""
-    from ..placement.page_layout import _order_to_slots, co_access_layout, pages_per_read
+    from sdm.placement.page_layout import _order_to_slots, co_access_layout, pages_per_read
 
     if not hasattr(trace, "indices"):
-        from ..traces.loaders import load_trace
+        from sdm.traces.loaders import load_trace
 
         trace = load_trace(trace)
     idx = _match(model, list(trace.table_names), "trace")

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 
 def register(subparsers) -> None:
@@ -43,8 +43,8 @@ def _default_out(trace: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..placement.profile import Profile
-    from ..traces.loaders import load_trace
+    from sdm.placement.profile import Profile
+    from sdm.traces.loaders import load_trace
 
     if args.memory_budget_mb <= 0:
         raise InvalidInputError(f"--memory-budget-mb must be > 0, got {args.memory_budget_mb}")
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     rows = profile.summary()
     reuse = None
     if args.reuse:
-        from ..traces.reuse import META_2021_REUSE, reuse_table
+        from sdm.traces.reuse import META_2021_REUSE, reuse_table
 
         reuse = reuse_table(trace.global_stream(0, 1))
         diff = reuse.max_abs_diff(META_2021_REUSE)

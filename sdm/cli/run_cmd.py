@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 MAX_WEIGHT_BYTES = 2 << 30  # real inference keeps every table in memory: the model's emb_l, plus the
                             # executor's fused per-card copy of card tables (so up to twice this)
@@ -61,24 +61,24 @@ def register(subparsers) -> None:
 
 
 def _hardware(arg: str):
-    from ..tiers.hardware import hardware, hardware_from_toml
+    from sdm.hardware.server import hardware, hardware_from_toml
     return hardware_from_toml(arg) if arg.endswith(".toml") else hardware(arg)
 
 
 def _trace(args, tables):
-    from ..traces.trace import Trace
+    from sdm.traces.trace import Trace
     names = [t.name for t in tables]
     rows = [t.num_rows for t in tables]
     pooling = [t.pooling_factor for t in tables]
     if args.trace in ("zipf", "production"):
-        from ..traces import generators as g
+        from sdm.traces import generators as g
         B = args.batch_size or 180
         if args.trace == "zipf":
             return g.zipf_trace(rows, args.samples, batch_size=B, pooling=pooling, alpha=args.alpha,
                                 seed=args.seed, table_names=names)
         return g.production_trace(rows, -(-args.samples // B), batch_size=B, pooling=pooling, seed=args.seed,
                                   table_names=names)
-    from ..traces.loaders import load_trace
+    from sdm.traces.loaders import load_trace
     tr = load_trace(args.trace)
     if len(tr.table_names) != len(names):
         raise InvalidInputError(f"trace {args.trace!r} has {len(tr.table_names)} tables, model has {len(names)}")
@@ -93,14 +93,14 @@ def _trace(args, tables):
 def handle(args) -> int:
     import torch
 
-    from ..accel.executor import AccelExecutor, build_host_store, dense_flops_per_sample, replay
-    from ..accel.partitioner import partition, partition_from_plan
-    from ..accel.platform import Platform
-    from ..accel.report import build_report, format_report, plot_utilisation, what_if_moves
-    from ..accel.timeline import model_timeline
-    from ..dlrm import DLRM
-    from ..placement.model_spec import load_model
-    from ..tiers.toml_overrides import parse_quantity
+    from sdm.accel.executor import AccelExecutor, build_host_store, dense_flops_per_sample, replay
+    from sdm.accel.partitioner import partition, partition_from_plan
+    from sdm.hardware.platform import Platform
+    from sdm.accel.report import build_report, format_report, plot_utilisation, what_if_moves
+    from sdm.accel.timeline import model_timeline
+    from sdm.runtime.dlrm import DLRM
+    from sdm.placement.model_spec import load_model
+    from sdm.hardware.overrides import parse_quantity
 
     args.reserve_bytes = int(parse_quantity(str(args.reserve_bytes), "--reserve-bytes"))
     if args.dram_cache_bytes is not None:
@@ -132,7 +132,7 @@ def handle(args) -> int:
     cap = platform.card_usable_bytes(args.reserve_bytes)
     plan = None
     if args.plan:
-        from ..placement.plan import Plan
+        from sdm.placement.plan import Plan
         plan = Plan.load(args.plan)
         part = partition_from_plan(plan, tables, cap, platform.card_sram_bytes(), loads=loads,
                                    row_counts=counts_per_row)

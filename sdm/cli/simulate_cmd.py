@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 DEFAULT_POLICIES = "lru,lfu,fifo,s3fifo,static,setassoc"
 
@@ -65,7 +65,7 @@ def _capacities(args) -> tuple[list[int] | None, list[int] | None]:
         if bad:
             raise InvalidInputError(f"--capacity must be >= 0 rows, got {bad[0]}")
         return sorted(set(args.capacity)), None
-    from ..tiers.toml_overrides import parse_quantity
+    from sdm.hardware.overrides import parse_quantity
 
     caps = [int(parse_quantity(text, "--capacity-bytes")) for text in args.capacity_bytes]
     bad = [c for c in caps if c < 0]
@@ -75,14 +75,14 @@ def _capacities(args) -> tuple[list[int] | None, list[int] | None]:
 
 
 def _policies(text: str) -> list:
-    from ..cachesim import get_policy
+    from sdm.cachesim import get_policy
 
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
         raise InvalidInputError("--policy: give at least one policy name")
     policies = [get_policy(n) for n in names]  # unknown names raise here, before any work
     if not any(p.name == "opt" for p in policies):
-        from ..cachesim import OPT
+        from sdm.cachesim import OPT
 
         policies.append(OPT())
     seen, out = set(), []
@@ -95,9 +95,9 @@ def _policies(text: str) -> list:
 
 def _static_from_profile(path: str, trace, max_rows: int, rows_per_page: int | None, row_orders):
     """A Static policy pinning the hottest rows over all replayed tables, by the profile's counts."""
-    from ..cachesim import Static
-    from ..cachesim.stream import layout_page
-    from ..placement.profile import Profile
+    from sdm.cachesim import Static
+    from sdm.cachesim.stream import layout_page
+    from sdm.placement.profile import Profile
 
     profile = Profile.load(path)
     rows, counts = [], []
@@ -121,7 +121,7 @@ def _static_from_profile(path: str, trace, max_rows: int, rows_per_page: int | N
 def _row_orders(path: str, trace) -> tuple[list, int]:
     """Each trace table's SCM row order from a plan file (None where the plan keeps id order), and
     the plan's row size in bytes (one for all tables: pages hold rows of one size here)."""
-    from ..placement.plan import Plan
+    from sdm.placement.plan import Plan
 
     plan = Plan.load(path)
     orders, sizes = [], {}
@@ -138,10 +138,10 @@ def _row_orders(path: str, trace) -> tuple[list, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cachesim import miss_ratio_curve, prepare
-    from ..cachesim.stream import layout_pages
-    from ..spec import row_bytes as spec_row_bytes
-    from ..traces.loaders import load_trace
+    from sdm.cachesim import miss_ratio_curve, prepare
+    from sdm.cachesim.stream import layout_pages
+    from sdm.core.spec import row_bytes as spec_row_bytes
+    from sdm.traces.loaders import load_trace
 
     caps_rows, caps_bytes = _capacities(args)
     policies = _policies(args.policy)

@@ -9,7 +9,7 @@ each an interface in `sdm.placement.types`; `plan_model` runs it. Names are impo
 """
 from __future__ import annotations
 
-from ..lazy_exports import lazy_exports
+from sdm.core.lazy_exports import lazy_exports
 
 # public name -> module that defines it (docs/interfaces.md "Profiles" and "Placement")
 _EXPORTS = {

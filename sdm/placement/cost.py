@@ -2,7 +2,7 @@
 
 capex = platform + CPU socket(s) + DRAM GB x $/GB + SCM GB x $/GB + cards; energy $/year =
 wall watts x PUE x 8766 h x $/kWh. DRAM and SCM prices come from the DeviceSpec (`usd_per_gb`,
-each with its source in sdm.tiers.presets); the rest from the sourced defaults below, all
+each with its source in sdm.hardware.presets); the rest from the sourced defaults below, all
 overridable (`CostDefaults(...).replace(...)`, `--set cost.NAME=VALUE`).
 """
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..accel.card import NNPI_M2
-from ..errors import real_number
-from ..tiers.toml_overrides import apply_overrides
-from .power import ServerParts
+from sdm.hardware.card import NNPI_M2
+from sdm.core.errors import real_number
+from sdm.hardware.overrides import apply_overrides
+from sdm.placement.power import ServerParts
 
 HOURS_PER_YEAR = 8766.0          # 365.25 days
 
@@ -31,8 +31,8 @@ class CostDefaults:
         "platform_usd": "*unconfirmed* assumption: sled chassis, board, NIC, boot drive",
         "cpu_socket_usd": "*unconfirmed*: Intel ARK list price of a Xeon D-2191 class part (~$2.4k)",
         "dram_usd_per_gb": "DRAMeXchange contract price via DigiTimes 2017-01-12: 32 GB DDR4 RDIMM > US$200 "
-                           "(same figure as sdm.tiers.presets ddr4; used only if the preset lacks it)",
-        "card_usd": f"card preset nnpi-m2 (sdm.accel.card): {NNPI_M2.sources['usd']}",
+                           "(same figure as sdm.hardware.presets ddr4; used only if the preset lacks it)",
+        "card_usd": f"card preset nnpi-m2 (sdm.hardware.card): {NNPI_M2.sources['usd']}",
         "usd_per_kwh": "*unconfirmed*: US EIA average industrial electricity price, 2020-2021 (~7 cents/kWh)",
         "pue": "*unconfirmed*: hyperscale data-centre PUE ~1.1 (operators' sustainability reports)",
         "years": "assumption: 3-year server amortisation",

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from ..errors import InvalidInputError
-from .cost import CostDefaults, energy_usd_per_year
+from sdm.core.errors import InvalidInputError
+from sdm.placement.cost import CostDefaults, energy_usd_per_year
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,11 @@ def scenario_rows(model_tb: float, qps_target: float, alpha: float = 1.05, compu
     of 165 items, `lookups_per_item` lookups per item; `compute_qps` defaults to the Workload's
     dense-compute limit per server.
     """
-    from ..spec import TableSpec, row_bytes
-    from ..tiers.hardware import hardware
-    from .objectives import Workload
-    from .planner import PlanOptions, plan_model
-    from .types import TableHotness
+    from sdm.core.spec import TableSpec, row_bytes
+    from sdm.hardware.server import hardware
+    from sdm.placement.objectives import Workload
+    from sdm.placement.planner import PlanOptions, plan_model
+    from sdm.placement.types import TableHotness
 
     rows = int(model_tb * 1e12 / row_bytes(64, "fp32") / tables)
     specs = [TableSpec(f"t{i}", rows, 64, "fp32", lookups_per_item / tables) for i in range(tables)]

@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidInputError
-from ..spec import TableSpec
+from sdm.core.errors import InvalidInputError
+from sdm.core.spec import TableSpec
 
 
 @dataclass(frozen=True)

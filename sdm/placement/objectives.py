@@ -22,14 +22,14 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InfeasibleError, InvalidInputError
-from ..spec import TableSpec
-from ..tiers.dram_cache import index_bytes_per_row
-from .cost import CostDefaults, energy_usd_per_year, server_capex
-from .policies import Placement, rows_by_band
-from .power import PowerDefaults, ServerParts, server_power
-from .report import ms as fmt_ms   # unit-aware: "50.0 us", "12.30 ms"
-from .types import Candidate, Estimate, TableHotness
+from sdm.core.errors import InfeasibleError, InvalidInputError
+from sdm.core.spec import TableSpec
+from sdm.cache.dram_cache import index_bytes_per_row
+from sdm.placement.cost import CostDefaults, energy_usd_per_year, server_capex
+from sdm.placement.policies import Placement, rows_by_band
+from sdm.placement.power import PowerDefaults, ServerParts, server_power
+from sdm.placement.report import ms as fmt_ms   # unit-aware: "50.0 us", "12.30 ms"
+from sdm.placement.types import Candidate, Estimate, TableHotness
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ class DefaultEstimator:
         cache_hits, cache_occ = np.zeros(nt), np.zeros(nt)
         if cache_bytes > 0 and placement.backing_tier == "scm":
             tix, k, m, b, ex = residual_groups(tables, hotness, placement)
-            # a cached row costs the runtime its index entry too (sdm.tiers.dram_cache): the
+            # a cached row costs the runtime its index entry too (sdm.cache.dram_cache): the
             # budget buys fewer rows than bytes / row_bytes (~7% fewer for 128-byte rows)
             b = b + np.array([index_bytes_per_row(t.num_rows) for t in tables], np.float64)[tix]
             if candidate.dram_cache_policy == "static":

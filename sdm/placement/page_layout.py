@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError, integer_array
-from ..traces.trace import check_bags
+from sdm.core.errors import InvalidInputError, integer_array
+from sdm.traces.trace import check_bags
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError, integer_array
-from .types import TIER_ORDER
+from sdm.core.errors import InvalidInputError, StoreFormatError, integer_array
+from sdm.placement.types import TIER_ORDER
 
 PLAN_VERSION = 1
 INLINE_RANGES = 64

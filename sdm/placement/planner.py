@@ -16,15 +16,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ..accel.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH, SCM_QUEUE_DEPTH
-from ..errors import InfeasibleError, InvalidInputError
-from ..spec import TableSpec
-from .cost import CostDefaults
-from .objectives import DefaultEstimator, Workload, objective as make_objective
-from .plan import Plan, TablePlan, TierPlacement
-from .policies import Placement, check_hotness, policy as make_policy
-from .power import PowerDefaults, parts_from_hardware
-from .types import Candidate, Estimate, TableHotness, TierSpec
+from sdm.hardware.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH, SCM_QUEUE_DEPTH
+from sdm.core.errors import InfeasibleError, InvalidInputError
+from sdm.core.spec import TableSpec
+from sdm.placement.cost import CostDefaults
+from sdm.placement.objectives import DefaultEstimator, Workload, objective as make_objective
+from sdm.placement.plan import Plan, TablePlan, TierPlacement
+from sdm.placement.policies import Placement, check_hotness, policy as make_policy
+from sdm.placement.power import PowerDefaults, parts_from_hardware
+from sdm.placement.types import Candidate, Estimate, TableHotness, TierSpec
 
 GIB = 1 << 30
 
@@ -44,7 +44,7 @@ class PlanOptions:
     sram_usable_fraction: float = 0.5
     lpddr_usable_fraction: float = 0.75
     # Queue depths the device models are priced at: the same model choices as the six-card
-    # timeline's (sdm.accel.platform, each explained there), so planner and runtime agree.
+    # timeline's (sdm.hardware.platform, each explained there), so planner and runtime agree.
     scm_queue_depth: int = SCM_QUEUE_DEPTH     # outstanding reads per SSD (the page store's default)
     dram_queue_depth: int = HOST_QUEUE_DEPTH   # outstanding DRAM misses of one host core (*assumption*)
     card_queue_depth: int = CARD_QUEUE_DEPTH   # outstanding row reads per card (*assumption*)
@@ -55,7 +55,7 @@ class PlanOptions:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        from ..tiers.cache_policies import POLICIES as RUNTIME_CACHE_POLICIES   # what the store can run
+        from sdm.cache.policies import POLICIES as RUNTIME_CACHE_POLICIES   # what the store can run
 
         if self.dram_cache_policy not in RUNTIME_CACHE_POLICIES:
             raise InvalidInputError(f"unknown DRAM cache policy {self.dram_cache_policy!r}; the runtime has "

@@ -21,10 +21,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..spec import TableSpec
-from .plan import RowSet
-from .types import ACCEL_TIERS, TableHotness, TierSpec
+from sdm.core.errors import InvalidInputError
+from sdm.core.spec import TableSpec
+from sdm.placement.plan import RowSet
+from sdm.placement.types import ACCEL_TIERS, TableHotness, TierSpec
 
 
 @dataclass

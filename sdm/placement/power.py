@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..accel.card import NNPI_M2
-from ..errors import InvalidInputError, real_number
-from ..tiers.toml_overrides import apply_overrides
+from sdm.hardware.card import NNPI_M2
+from sdm.core.errors import InvalidInputError, real_number
+from sdm.hardware.overrides import apply_overrides
 
 GIB = 1 << 30
 
@@ -41,8 +41,8 @@ class PowerDefaults:
         "dimm_bytes": "*unconfirmed* assumption: 32 GB DDR4 RDIMMs",
         "dimm_idle_watts": "REFERENCE Devices: DDR4 RDIMM ~1.5-3.5 W per module (*weak source*), low end",
         "dimm_load_watts": "REFERENCE Devices: DDR4 RDIMM ~1.5-3.5 W per module (*weak source*), high end",
-        "card_idle_watts": f"card preset nnpi-m2 (sdm.accel.card): {NNPI_M2.sources['idle_watts']}",
-        "card_load_watts": f"card preset nnpi-m2 (sdm.accel.card): {NNPI_M2.sources['load_watts']}",
+        "card_idle_watts": f"card preset nnpi-m2 (sdm.hardware.card): {NNPI_M2.sources['idle_watts']}",
+        "card_load_watts": f"card preset nnpi-m2 (sdm.hardware.card): {NNPI_M2.sources['load_watts']}",
         "psu_efficiency": "*unconfirmed* assumption: 80 PLUS Platinum-class supply at 50% load (~94%)",
     })
 
@@ -89,7 +89,7 @@ class ServerParts:
 
 
 def parts_from_hardware(hw, dram_bytes: int | None = None) -> ServerParts:
-    """The priced parts of a `sdm.tiers.hardware.HardwareSpec` (optionally with less DRAM fitted)."""
+    """The priced parts of a `sdm.hardware.server.HardwareSpec` (optionally with less DRAM fitted)."""
     host = hw.host
     cards = tuple(hw.cards)
     dram = int(hw.dram_capacity_bytes if dram_bytes is None else dram_bytes)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError, integer_array, real_number, whole_number
-from ..traces.trace import Trace, check_bags
-from .sketch import CountMinSketch, HeavyHitters, HyperLogLog
+from sdm.core.errors import InvalidInputError, StoreFormatError, integer_array, real_number, whole_number
+from sdm.traces.trace import Trace, check_bags
+from sdm.placement.sketch import CountMinSketch, HeavyHitters, HyperLogLog
 
 PROFILE_FORMAT = "sdm-profile"
 PROFILE_VERSION = 1

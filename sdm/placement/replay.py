@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cachesim import simulate
-from ..errors import InvalidInputError, real_number
-from ..tiers.dram_cache import index_bytes_per_row
-from ..traces.trace import Trace
-from .types import TIER_ORDER
+from sdm.cachesim import simulate
+from sdm.core.errors import InvalidInputError, real_number
+from sdm.cache.dram_cache import index_bytes_per_row
+from sdm.traces.trace import Trace
+from sdm.placement.types import TIER_ORDER
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def replay_plan(plan, trace: Trace, cache_bytes: int, start_batch: int = 0, stop
                                 "replay tables of one row size at a time")
     rb = row_bytes.pop()
     # sized as the runtime sizes it (and the planner prices it): each cached row costs its bytes
-    # plus its index entry (sdm.tiers.dram_cache); the planner's size is a float, whole rows count
+    # plus its index entry (sdm.cache.dram_cache); the planner's size is a float, whole rows count
     idx = max((index_bytes_per_row(plan.tables[n].num_rows) for n in trace.table_names), default=0)
     cache_rows = int(real_number(cache_bytes, "replay_plan: cache_bytes", minimum=0) // (rb + idx))
     g = trace.global_stream(start_batch, stop_batch)

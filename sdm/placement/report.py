@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from .plan import Plan
-from .types import TIER_ORDER
+from sdm.placement.plan import Plan
+from sdm.placement.types import TIER_ORDER
 
 GB = 1e9
 

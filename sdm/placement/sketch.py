@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from ..traces.sampling import splitmix64
+from sdm.core.errors import InvalidInputError
+from sdm.traces.sampling import splitmix64
 
 _SALT = 0x5BD1E9955BD1E995
 _MASK64 = (1 << 64) - 1

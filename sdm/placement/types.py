@@ -15,8 +15,8 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, integer_array, real_number
-from ..spec import TableSpec
+from sdm.core.errors import InvalidInputError, integer_array, real_number
+from sdm.core.spec import TableSpec
 
 # Tier names, fastest first. "scm" always holds every row (the backing copy); faster tiers hold
 # copies of hot rows. Accelerator tiers exist once per card.

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError, whole_number
 
 _END = object()
 

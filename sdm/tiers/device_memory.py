@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..accel.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH
-from ..errors import InfeasibleError, InvalidInputError, integer_array, whole_number
+from sdm.hardware.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH
+from sdm.core.errors import InfeasibleError, InvalidInputError, integer_array, whole_number
 
 _DENSE_MAP_FREE_BYTES = 4 << 20
 
@@ -50,7 +50,7 @@ class DeviceMemoryTier:
         self.ids = ids
         self.memory = memory  # DeviceSpec of the card memory, or None
         # Rows are gathered with many reads in flight, as the planner and the six-card timeline price
-        # them (sdm.accel.platform): a card's cores keep CARD_QUEUE_DEPTH, a host core its line-fill
+        # them (sdm.hardware.platform): a card's cores keep CARD_QUEUE_DEPTH, a host core its line-fill
         # buffers. QD 1 would charge every row a full memory latency, ~10-60x what both models say.
         if queue_depth is None:
             host = memory is not None and memory.medium == "ddr4"

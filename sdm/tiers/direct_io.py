@@ -355,7 +355,7 @@ class AioReader:
 
     def _read_pump(self, fd, offsets, lengths, ptrs, events, n, on_complete) -> None:
         """The same loop with its inner part in the numba kernel `aio_pump.pump`."""
-        from .aio_pump import PUMP_OK, PUMP_SUBMIT_FAILED, pump
+        from sdm.tiers.aio_pump import PUMP_OK, PUMP_SUBMIT_FAILED, pump
 
         qd = self.queue_depth
         step = max(2 * qd, 64)
@@ -438,7 +438,7 @@ def _pump_ready() -> bool:
     global _PUMP_READY
     if _PUMP_READY is None:
         try:
-            from .aio_pump import pump
+            from sdm.tiers.aio_pump import pump
 
             pump(0, 0, 0, 0, 0, 32, 0, np.zeros(3, dtype=np.int64), 1, 0)  # until=0: no syscall made
             _PUMP_READY = True

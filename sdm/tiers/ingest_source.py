@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError, whole_number
 
 
 def as_numpy(x):

@@ -32,10 +32,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import CorruptionError, InvalidInputError, StoreFormatError
-from .clock import Clock
-from .direct_io import ENGINES, aligned_empty, drop_cached, make_reader, open_direct, probe_io_align
-from .page_format import (
+from sdm.core.errors import CorruptionError, InvalidInputError, StoreFormatError
+from sdm.tiers.clock import Clock
+from sdm.tiers.direct_io import ENGINES, aligned_empty, drop_cached, make_reader, open_direct, probe_io_align
+from sdm.tiers.page_format import (
     COMPRESSIONS,
     bad_page,
     decode_pages,
@@ -44,8 +44,8 @@ from .page_format import (
     page_rows,
     round_up,
 )
-from .ingest_source import RowSource, as_numpy
-from .store_meta import StoreMeta, TableRecord
+from sdm.tiers.ingest_source import RowSource, as_numpy
+from sdm.tiers.store_meta import StoreMeta, TableRecord
 
 TIER = "scm"
 DATA_DIR = "data"
@@ -98,7 +98,7 @@ class _Table:
 
 
 def _resolve_device(dev):
-    from .devices import DeviceSpec, device
+    from sdm.hardware.devices import DeviceSpec, device
 
     if isinstance(dev, DeviceSpec):
         return dev
@@ -109,7 +109,7 @@ def _resolve_device(dev):
 
 def _stored_device(settings: dict):
     """The device the store was created with (overrides included), else the preset of that name."""
-    from .devices import DeviceSpec
+    from sdm.hardware.devices import DeviceSpec
 
     if "device_spec" in settings:
         try:

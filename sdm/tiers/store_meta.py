@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import lmdb
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError
-from .page_format import PAGE_ENTRY_DTYPE
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.tiers.page_format import PAGE_ENTRY_DTYPE
 
 FORMAT_VERSION = 1
 META_DIR = "meta.lmdb"

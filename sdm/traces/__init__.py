@@ -1,7 +1,7 @@
 """Access traces: the trace type, loaders for public formats, synthetic generators, reuse stats."""
 from __future__ import annotations
 
-from .generators import (
+from sdm.traces.generators import (
     CRITEO_KAGGLE_ROWS,
     CRITEO_TERABYTE_ROWS,
     calibrated_counts,
@@ -10,9 +10,9 @@ from .generators import (
     table_rows,
     zipf_trace,
 )
-from .loaders import load_csv, load_dlrm_text, load_meta_dataset, load_trace
-from .reuse import META_2021_REUSE, ReuseTable, reuse_table, reuse_table_of_counts
-from .trace import Trace, from_bags
+from sdm.traces.loaders import load_csv, load_dlrm_text, load_meta_dataset, load_trace
+from sdm.traces.reuse import META_2021_REUSE, ReuseTable, reuse_table, reuse_table_of_counts
+from sdm.traces.trace import Trace, from_bags
 
 __all__ = [
     "CRITEO_KAGGLE_ROWS", "CRITEO_TERABYTE_ROWS", "META_2021_REUSE", "ReuseTable", "Trace",

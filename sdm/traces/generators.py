@@ -13,10 +13,10 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError, whole_number
-from .reuse import BUCKET_LOWER, BUCKET_UPPER, META_2021_REUSE, ReuseTable
-from .sampling import Scrambler, bag_lengths, offsets_of, splitmix64, unit_float, zipf_ranks
-from .trace import Trace
+from sdm.core.errors import InvalidInputError, whole_number
+from sdm.traces.reuse import BUCKET_LOWER, BUCKET_UPPER, META_2021_REUSE, ReuseTable
+from sdm.traces.sampling import Scrambler, bag_lengths, offsets_of, splitmix64, unit_float, zipf_ranks
+from sdm.traces.trace import Trace
 
 # Criteo table sizes, REFERENCE.md "Data" (Criteo Kaggle Display Advertising, 26 categorical
 # features; Criteo Terabyte with MLPerf's 40M-row cap, dim 128).

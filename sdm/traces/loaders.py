@@ -17,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, StoreFormatError
-from .sampling import offsets_of
-from .trace import Trace
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.traces.sampling import offsets_of
+from sdm.traces.trace import Trace
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

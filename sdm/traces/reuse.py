@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 # Bucket k holds rows read c times with LOWER[k] < c <= UPPER[k]; the last bucket is open (32K+).
 BUCKET_UPPER = np.array([1 << k for k in range(16)] + [np.iinfo(np.int64).max], dtype=np.int64)

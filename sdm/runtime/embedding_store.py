@@ -9,7 +9,7 @@ On disk (`path/`): `store.json` (format version, table specs and EmbeddingBag op
 placement), `placement/*.npy` (row sets), `scm/` (the page store holding every row, the backing
 copy). Accelerator rows are loaded from SCM at open; the DRAM cache starts cold.
 
-A lookup (per-batch code in sdm/store_table.py; this module owns the files and the public API):
+A lookup (per-batch code in sdm/runtime/store_table.py; this module owns the files and the public API):
 validate (nothing changes on bad input) -> locate each index (accel, pinned DRAM, DRAM
 cache) -> read the missing rows from SCM (one read per distinct page, at the configured queue
 depth; outside any lock) -> insert them into the cache (rows of this batch protected) -> pool with
@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import row_formats
-from .errors import InvalidInputError, StoreFormatError, whole_number
-from .pooling import validate
-from .spec import TableSpec
-from .store_placement import (
+from sdm.runtime import row_formats
+from sdm.core.errors import InvalidInputError, StoreFormatError, whole_number
+from sdm.runtime.pooling import validate
+from sdm.core.spec import TableSpec
+from sdm.runtime.store_placement import (
     TablePlacement,
     check_placement,
     default_placement,
@@ -47,10 +47,10 @@ from .store_placement import (
     hotness_row_order,
     placement_from_plan,
 )
-from .store_stats import StoreStats
-from .store_table import ADMISSION_MODES, PAGE_ADMIT_MODES, BagOptions, card_memory, StoreTable
-from .tiers.clock import Clock
-from .tiers.dram_cache import DramCache
+from sdm.runtime.store_stats import StoreStats
+from sdm.runtime.store_table import ADMISSION_MODES, PAGE_ADMIT_MODES, BagOptions, card_memory, StoreTable
+from sdm.tiers.clock import Clock
+from sdm.cache.dram_cache import DramCache
 
 __all__ = ["BagOptions", "EmbeddingStore", "StoreEmbeddingBag", "wrap"]
 
@@ -66,11 +66,11 @@ _WRITE_CHUNK_ROWS = 1 << 16
 
 # ------------------------------------------------------------------------------------------------
 def _resolve_hardware(hardware):
-    """(HardwareSpec or None, name). A name needs sdm.tiers.hardware; without it, no device models."""
+    """(HardwareSpec or None, name). A name needs sdm.hardware.server; without it, no device models."""
     if hardware is None:
         return None, None
     if isinstance(hardware, str):
-        from .tiers.hardware import hardware as preset
+        from sdm.hardware.server import hardware as preset
 
         return preset(hardware), hardware
     return hardware, getattr(hardware, "name", "custom")
@@ -228,7 +228,7 @@ class EmbeddingStore:
         if existing:  # only once every argument has passed its checks: bad input deletes nothing
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
-        from .tiers.pagestore import PageStore
+        from sdm.tiers.pagestore import PageStore
 
         scm_dev = getattr(hw, "scm", None) if hw is not None else None
         with PageStore.create(path / "scm", device=scm_dev or "nand", page_bytes=page_bytes, queue_depth=queue_depth) as ps:
@@ -314,7 +314,7 @@ class EmbeddingStore:
         self.admission = admission or meta.get("admission", "auto")
         self.page_admit = page_admit or meta.get("page_admit", "auto")
         self.clock = Clock(inject=inject)
-        from .tiers.pagestore import PageStore
+        from sdm.tiers.pagestore import PageStore
 
         scm_dev = getattr(self.hardware, "scm", None) if self.hardware is not None else None
         self.scm = PageStore.open(path / "scm", device=scm_dev, queue_depth=self.queue_depth, inject=inject, clock=self.clock)

@@ -2,7 +2,7 @@
 
 The first-generation preset follows REFERENCE.md "Platform": a plausible card is Intel's NNP-I M.2
 module (that Meta deployed it is *unconfirmed*). Six of them sit on a Glacier Point V2 carrier
-behind a PCIe switch (`sdm.tiers.hardware` builds the platform).
+behind a PCIe switch (`sdm.hardware.server` builds the platform).
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidInputError, real_number
-from ..tiers.devices import DeviceSpec, device
-from .pcie import PcieLink
+from sdm.core.errors import InvalidInputError, real_number
+from sdm.hardware.devices import DeviceSpec, device
+from sdm.hardware.pcie import PcieLink
 
 # PCIe 3.0: 8 GT/s per lane with 128b/130b coding -> 0.985 GB/s per lane per direction.
 PCIE3_LANE_BYTES_PER_S = 8e9 * 128 / 130 / 8
@@ -29,7 +29,7 @@ def pcie3_link(name: str, lanes: int, latency_s: float = 1e-6, **sources: str) -
             f"(REFERENCE Platform: x4 ~3.9 GB/s per direction)",
             "latency_s": "*unconfirmed*: ~1 us per DMA command (descriptor fetch + completion), a common "
             "order of magnitude for PCIe 3.0 devices",
-            "max_batch": "model choice (sdm.accel.pcie)",
+            "max_batch": "model choice (sdm.hardware.pcie)",
             **sources,
         },
     )
@@ -80,7 +80,7 @@ class CardSpec:
         return self.idle_watts + (self.load_watts - self.idle_watts) * utilization
 
     def replace(self, **overrides: Any) -> "CardSpec":
-        from ..tiers.toml_overrides import apply_overrides
+        from sdm.hardware.overrides import apply_overrides
 
         return apply_overrides(self, overrides)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInputError, integer_array, whole_number
-from .spec import TableSpec
+from sdm.core.errors import InvalidInputError, integer_array, whole_number
+from sdm.core.spec import TableSpec
 
 _ACCEL_TIERS = ("sram", "lpddr", "accel")
 
@@ -131,7 +131,7 @@ def placement_from_plan(plan, specs: list[TableSpec]) -> dict[str, TablePlacemen
     if isinstance(plan, (str, Path)):
         path = Path(plan)
         try:
-            from .placement.plan import Plan
+            from sdm.placement.plan import Plan
 
             plan = Plan.load(path)
         except ImportError:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError, whole_number
 
 
 def _mlp(sizes: Sequence[int], sigmoid_last: bool, gen: torch.Generator) -> nn.Sequential:

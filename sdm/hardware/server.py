@@ -2,7 +2,7 @@
 
 `hardware(name, **overrides)` returns a frozen `HardwareSpec`; overrides are flat or dotted field
 names (`dram_capacity_bytes=64 << 30`, `**{"scm.qd1_latency_s": 1e-5}`, `card_count=4`,
-`scm="p4500"`), applied with `dataclasses.replace` through `sdm.tiers.toml_overrides`.
+`scm="p4500"`), applied with `dataclasses.replace` through `sdm.hardware.overrides`.
 `hardware_from_toml(path)` reads the same overrides from a file (see docs/devices.md).
 
 Why these capacities (every figure's source is in the specs' `sources`):
@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from ..accel.card import CardSpec, card, pcie3_link
-from ..accel.pcie import PcieLink
-from ..errors import InvalidInputError, real_number, whole_number
-from .devices import DeviceSpec, device
-from .toml_overrides import apply_overrides, flatten, load_toml
+from sdm.hardware.card import CardSpec, card, pcie3_link
+from sdm.hardware.pcie import PcieLink
+from sdm.core.errors import InvalidInputError, real_number, whole_number
+from sdm.hardware.devices import DeviceSpec, device
+from sdm.hardware.overrides import apply_overrides, flatten, load_toml
 
 GB = 10**9
 GIB = 1 << 30
@@ -225,7 +225,7 @@ XEON_SP_HOST = HostSpec(
         "sockets": "single-socket host, as the SDM paper's and the inference platform's (REFERENCE Platform)",
         "cores": "Intel ARK Xeon Gold 6138: 20 cores",
         "memory_channels": "Intel ARK Xeon Gold 6138: 6 DDR4-2666 channels",
-        "dram": "preset 'ddr4'; capacity chosen per hardware preset (see sdm.tiers.hardware docstring)",
+        "dram": "preset 'ddr4'; capacity chosen per hardware preset (see sdm.hardware.server docstring)",
         "dimm_capacity_bytes": "16 GB RDIMMs, one per channel (model choice)",
         "dimm_watts": _WEAK_DIMM,
         "socket_watts": "Intel ARK Xeon Gold 6138: TDP 125 W",

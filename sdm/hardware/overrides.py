@@ -18,7 +18,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -158,7 +158,7 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             return value
         raise InvalidInputError(f"{name}: expected text, got {value!r}")
     # A field holding a device: accept a DeviceSpec or a preset name ("p4500").
-    from .devices import DeviceSpec, device
+    from sdm.hardware.devices import DeviceSpec, device
 
     if hint is DeviceSpec:
         if isinstance(value, DeviceSpec):

@@ -4,7 +4,7 @@
 named in full. Figures that could not be read from a primary source say *unconfirmed*; override them
 (keyword, `--set`, or TOML) when you have a better number.
 
-Queue-depth calibration of the SSDs (see `sdm.tiers.devices` for the model): `qd1_latency_s` is the
+Queue-depth calibration of the SSDs (see `sdm.hardware.devices` for the model): `qd1_latency_s` is the
 published QD1 mean latency at 4 KiB, `latency_growth_per_qd` is `fit_queue_model` through the
 published QD16 mean latency, and `peak_iops` caps throughput where the drive saturates. The AnandTech
 points themselves are not exactly consistent with Little's law (P4800X: 16 / 25.5 us = 627k, measured
@@ -13,7 +13,7 @@ and is 7% high on latency (tests/test_devices_model.py checks every point within
 """
 from __future__ import annotations
 
-from .devices import DeviceSpec, fit_queue_model
+from sdm.hardware.devices import DeviceSpec, fit_queue_model
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 GB, TB = 10**9, 10**12
@@ -182,7 +182,7 @@ DDR4 = DeviceSpec(
     usd_per_gb=200 / 32,
     endurance_dwpd=None,
     sources={
-        "capacity_bytes": "placeholder pool size; hardware presets set it (see sdm.tiers.hardware)",
+        "capacity_bytes": "placeholder pool size; hardware presets set it (see sdm.hardware.server)",
         "access_bytes": "REFERENCE Devices: 64 B DRAM line",
         "qd1_latency_s": "REFERENCE Devices: Optane DIMM random read ~305 ns is ~3x DRAM -> ~100 ns",
         "peak_iops": "derived: bandwidth / 64 B line",
@@ -222,10 +222,10 @@ LPDDR4X = DeviceSpec(
         "bandwidth_bytes_per_s": "REFERENCE Platform: 68 GB/s DRAM bandwidth (AnandTech Hot Chips 31 live blog)",
         "latency_growth_per_qd": "flat until bandwidth saturates (model choice)",
         "calibration_read_bytes": "one 64 B line",
-        "idle_watts": "0 here: counted in the card's idle watts (sdm.accel.card)",
-        "active_watts": "0 here: counted in the card's load watts (sdm.accel.card)",
+        "idle_watts": "0 here: counted in the card's idle watts (sdm.hardware.card)",
+        "active_watts": "0 here: counted in the card's load watts (sdm.hardware.card)",
         "energy_j_per_byte": "REFERENCE Devices (Chatterjee et al. MICRO'17 via Accelergy): LPDDR4 8 pJ/bit",
-        "usd_per_gb": "0 here: included in the card's price (sdm.accel.card)",
+        "usd_per_gb": "0 here: included in the card's price (sdm.hardware.card)",
         "endurance_dwpd": "not applicable",
     },
 )
@@ -255,8 +255,8 @@ SRAM = DeviceSpec(
         "on-chip SRAM, ~15x the card's 68 GB/s DRAM)",
         "latency_growth_per_qd": "flat until bandwidth saturates (model choice)",
         "calibration_read_bytes": "one 64 B line",
-        "idle_watts": "0 here: counted in the card's idle watts (sdm.accel.card)",
-        "active_watts": "0 here: counted in the card's load watts (sdm.accel.card)",
+        "idle_watts": "0 here: counted in the card's idle watts (sdm.hardware.card)",
+        "active_watts": "0 here: counted in the card's load watts (sdm.hardware.card)",
         "energy_j_per_byte": "Horowitz, 'Computing's energy problem', ISSCC 2014: ~100 pJ per 64-bit read "
         "of a 1 MB SRAM (45 nm); *unconfirmed* for 10 nm",
         "usd_per_gb": "0 here: part of the accelerator chip",

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 
 @dataclass(frozen=True)

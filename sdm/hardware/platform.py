@@ -1,6 +1,6 @@
 """The six-card platform as the timeline and executor see it: host + cards + PCIe switch.
 
-Built from a `HardwareSpec` (sdm.tiers.hardware; cards are `CardSpec`s from sdm.accel.card). Every
+Built from a `HardwareSpec` (sdm.hardware.server; cards are `CardSpec`s from sdm.hardware.card). Every
 figure comes from those specs (and so names its source there); the few figures that are choices of
 this model, not of the hardware, are the keyword arguments of `Platform.from_hardware`, documented
 where they are defined.
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import InvalidInputError
-from .pcie import PcieLink
+from sdm.core.errors import InvalidInputError
+from sdm.hardware.pcie import PcieLink
 
 # Model choices (not hardware figures), each overridable in Platform.from_hardware:
 CARD_QUEUE_DEPTH = 64   # outstanding row reads a card keeps in flight (memory-level parallelism of its
@@ -51,7 +51,7 @@ class Platform:
                       scm_queue_depth: int = SCM_QUEUE_DEPTH, host_threads: int | None = None) -> "Platform":
         """A platform from a HardwareSpec (or a preset name)."""
         if isinstance(hw, str):
-            from ..tiers.hardware import hardware
+            from sdm.hardware.server import hardware
             hw = hardware(hw)
         cards = tuple(hw.cards)
         if not cards:
@@ -104,7 +104,7 @@ class Platform:
 
 def _with_batch(link: PcieLink, name: str, max_batch: int) -> PcieLink:
     src = dict(link.sources)
-    src["max_batch"] = "sdm.accel.platform.MAX_BATCH (*assumption*)"
+    src["max_batch"] = "sdm.hardware.platform.MAX_BATCH (*assumption*)"
     return replace(link, name=name, max_batch=int(max_batch), sources=src)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 MODES = ("sum", "mean", "max")
 

@@ -11,7 +11,7 @@ The queue-depth model is the one published SSD measurements fit with two numbers
 amplification). Latency grows linearly with depth because requests contend for the same dies and
 channels; once the device or its link saturates, extra depth only adds queueing (Little's law).
 `fit_queue_model` derives `latency_growth_per_qd` from two published (qd, latency) points, which is
-how the SSD presets in `sdm.tiers.presets` are calibrated.
+how the SSD presets in `sdm.hardware.presets` are calibrated.
 
 Every method accepts numpy arrays as well as scalars, so planners can price whole tables at once.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from sdm.core.errors import InvalidInputError
 
 MEDIA = ("sram", "lpddr4x", "hbm2", "ddr4", "nand", "3dxp")
 
@@ -149,8 +149,8 @@ class DeviceSpec:
 
     # ---- conversion --------------------------------------------------------------------------
     def replace(self, **overrides: Any) -> "DeviceSpec":
-        """A copy with fields changed (flat names only); see `sdm.tiers.toml_overrides` for dotted."""
-        from .toml_overrides import apply_overrides
+        """A copy with fields changed (flat names only); see `sdm.hardware.overrides` for dotted."""
+        from sdm.hardware.overrides import apply_overrides
 
         return apply_overrides(self, overrides)
 
@@ -172,7 +172,7 @@ def fit_queue_model(qd1_latency_s: float, queue_depth: int, latency_at_qd_s: flo
 
 def device(name: str, **overrides: Any) -> DeviceSpec:
     """A device preset by name (see `device_names()`), with fields overridden by keyword."""
-    from .presets import DEVICE_ALIASES, DEVICE_PRESETS
+    from sdm.hardware.presets import DEVICE_ALIASES, DEVICE_PRESETS
 
     key = DEVICE_ALIASES.get(name, name)
     if key not in DEVICE_PRESETS:
@@ -183,7 +183,7 @@ def device(name: str, **overrides: Any) -> DeviceSpec:
 
 def device_names() -> list[str]:
     """Preset names and aliases accepted by `device()`."""
-    from .presets import DEVICE_ALIASES, DEVICE_PRESETS
+    from sdm.hardware.presets import DEVICE_ALIASES, DEVICE_PRESETS
 
     return sorted(set(DEVICE_PRESETS) | set(DEVICE_ALIASES))
 

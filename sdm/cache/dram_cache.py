@@ -27,8 +27,8 @@ import numba
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError, whole_number
-from .cache_policies import CachePolicy, make_policy
+from sdm.core.errors import InvalidInputError, whole_number
+from sdm.cache.policies import CachePolicy, make_policy
 
 # Index bytes per cached row: tag (int32 when row ids fit, else int64) + int32 policy score +
 # 1-byte scratch mark used by inserts. INDEX_BYTES_PER_ROW is the larger case.

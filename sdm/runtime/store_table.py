@@ -1,7 +1,7 @@
 """Run-time state of one EmbeddingStore table: its tiers (card rows, pinned DRAM rows, DRAM cache,
 SCM pages) and the lookup and prefetch paths through them.
 
-Split from sdm/embedding_store.py, which owns the store's files and public API; this module owns
+Split from sdm/runtime/embedding_store.py, which owns the store's files and public API; this module owns
 what happens per batch. See that module's doc for the order of a lookup.
 """
 from __future__ import annotations
@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from . import row_formats
-from .accel.platform import HOST_QUEUE_DEPTH
-from .errors import InvalidInputError, integer_array
-from .pooling import BagBatch, compact, pool
-from .spec import TableSpec
-from .store_placement import TablePlacement
-from .store_stats import LookupRecord, TierCounters
-from .tiers.device_memory import DeviceMemoryTier
-from .tiers.dram_cache import DramCache
+from sdm.runtime import row_formats
+from sdm.hardware.platform import HOST_QUEUE_DEPTH
+from sdm.core.errors import InvalidInputError, integer_array
+from sdm.runtime.pooling import BagBatch, compact, pool
+from sdm.core.spec import TableSpec
+from sdm.runtime.store_placement import TablePlacement
+from sdm.runtime.store_stats import LookupRecord, TierCounters
+from sdm.tiers.device_memory import DeviceMemoryTier
+from sdm.cache.dram_cache import DramCache
 
 if TYPE_CHECKING:
-    from .embedding_store import EmbeddingStore
+    from sdm.runtime.embedding_store import EmbeddingStore
 
 # Rows per SCM read call when loading a static tier at open: bounds the temporary buffers.
 READ_CHUNK_ROWS = 1 << 16

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import InvalidInputError
-from .spec import ROW_FORMATS  # bytes per stored row: sdm.spec.row_bytes
+from sdm.core.errors import InvalidInputError
+from sdm.core.spec import ROW_FORMATS  # bytes per stored row: sdm.core.spec.row_bytes
 
 FP16_MAX = 65504.0
 
