@@ -27,7 +27,8 @@ import numba
 import numpy as np
 import torch
 
-from sdm.core.errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import whole_number
 from sdm.cache.policies import CachePolicy, make_policy
 
 # Index bytes per cached row: tag (int32 when row ids fit, else int64) + int32 policy score +

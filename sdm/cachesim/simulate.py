@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 import numpy as np
 from numba import njit
 
-from sdm.core.errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import whole_number
 from sdm.core.spec import row_bytes as spec_row_bytes
 from sdm.cachesim.fifo import FIFO
 from sdm.cachesim.lfu import LFU

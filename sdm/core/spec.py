@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sdm.core.errors import InvalidInputError, real_number, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import real_number, whole_number
 
 # Row formats and the bytes one row of `dim` values takes in each. int8 row-wise keeps a float32
 # scale and a float32 bias per row (the seeds' per-layer EmbeddingBag quantization, as in fbgemm).

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdm.core.errors import InvalidInputError, real_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import real_number
 from sdm.hardware.devices import DeviceSpec, device
 from sdm.hardware.pcie import PcieLink
 

@@ -26,7 +26,8 @@ import numpy as np
 
 from sdm.hardware.card import CardSpec, card, pcie3_link
 from sdm.hardware.pcie import PcieLink
-from sdm.core.errors import InvalidInputError, real_number, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import real_number, whole_number
 from sdm.hardware.devices import DeviceSpec, device
 from sdm.hardware.overrides import apply_overrides, flatten, load_toml
 

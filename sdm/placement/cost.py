@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sdm.hardware.card import NNPI_M2
-from sdm.core.errors import real_number
+from sdm.core.checks import real_number
 from sdm.hardware.overrides import apply_overrides
 from sdm.placement.power import ServerParts
 

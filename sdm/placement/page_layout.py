@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from sdm.core.errors import InvalidInputError, integer_array
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import integer_array
 from sdm.traces.trace import check_bags
 
 

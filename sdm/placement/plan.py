@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, StoreFormatError, integer_array
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.core.checks import integer_array
 from sdm.placement.types import TIER_ORDER
 
 PLAN_VERSION = 1

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sdm.hardware.card import NNPI_M2
-from sdm.core.errors import InvalidInputError, real_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import real_number
 from sdm.hardware.overrides import apply_overrides
 
 GIB = 1 << 30

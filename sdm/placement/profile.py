@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, StoreFormatError, integer_array, real_number, whole_number
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.core.checks import integer_array, real_number, whole_number
 from sdm.traces.trace import Trace, check_bags
 from sdm.placement.sketch import CountMinSketch, HeavyHitters, HyperLogLog
 

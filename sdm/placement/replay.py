@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdm.cachesim import simulate
-from sdm.core.errors import InvalidInputError, real_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import real_number
 from sdm.cache.dram_cache import index_bytes_per_row
 from sdm.traces.trace import Trace
 from sdm.placement.types import TIER_ORDER

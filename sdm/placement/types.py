@@ -15,7 +15,8 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, integer_array, real_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import integer_array, real_number
 from sdm.core.spec import TableSpec
 
 # Tier names, fastest first. "scm" always holds every row (the backing copy); faster tiers hold

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-from sdm.core.errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import whole_number
 
 _END = object()
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sdm.core.errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import whole_number
 
 
 def _mlp(sizes: Sequence[int], sigmoid_last: bool, gen: torch.Generator) -> nn.Sequential:

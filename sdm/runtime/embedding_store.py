@@ -36,7 +36,8 @@ import torch
 from torch import nn
 
 from sdm.runtime import row_formats
-from sdm.core.errors import InvalidInputError, StoreFormatError, whole_number
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.core.checks import whole_number
 from sdm.runtime.pooling import validate
 from sdm.core.spec import TableSpec
 from sdm.runtime.store_placement import (

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, integer_array, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import integer_array, whole_number
 from sdm.core.spec import TableSpec
 
 _ACCEL_TIERS = ("sram", "lpddr", "accel")

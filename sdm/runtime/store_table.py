@@ -15,7 +15,8 @@ import torch
 
 from sdm.runtime import row_formats
 from sdm.hardware.platform import HOST_QUEUE_DEPTH
-from sdm.core.errors import InvalidInputError, integer_array
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import integer_array
 from sdm.runtime.pooling import BagBatch, compact, pool
 from sdm.core.spec import TableSpec
 from sdm.runtime.store_placement import TablePlacement

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from sdm.hardware.platform import CARD_QUEUE_DEPTH, HOST_QUEUE_DEPTH
-from sdm.core.errors import InfeasibleError, InvalidInputError, integer_array, whole_number
+from sdm.core.errors import InfeasibleError, InvalidInputError
+from sdm.core.checks import integer_array, whole_number
 
 _DENSE_MAP_FREE_BYTES = 4 << 20
 

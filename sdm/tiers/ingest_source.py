@@ -12,7 +12,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import whole_number
 
 
 def as_numpy(x):

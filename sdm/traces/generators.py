@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from sdm.core.errors import InvalidInputError, whole_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import whole_number
 from sdm.traces.reuse import BUCKET_LOWER, BUCKET_UPPER, META_2021_REUSE, ReuseTable
 from sdm.traces.sampling import Scrambler, bag_lengths, offsets_of, splitmix64, unit_float, zipf_ranks
 from sdm.traces.trace import Trace

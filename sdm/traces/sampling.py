@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, real_number
+from sdm.core.errors import InvalidInputError
+from sdm.core.checks import real_number
 
 # Ranks below this get an exact Zipf probability table; the tail uses the integral of x^-alpha
 # (midpoint rule: relative error ~ alpha (alpha + 1) / (24 k^2) < 1e-7 per rank beyond 4096, far

@@ -16,7 +16,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, StoreFormatError, integer_array, whole_number
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.core.checks import integer_array, whole_number
 
 TRACE_FORMAT = "sdm-trace"
 TRACE_VERSION = 1
