@@ -43,6 +43,22 @@ def parse_quantity(text: str, what: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
+def parse_assignments(items, what: str = "--set") -> dict[str, str]:
+    """`["a.b=1", "c=64GiB"]` -> `{"a.b": "1", "c": "64GiB"}`: the one parser of FIELD=VALUE text
+    (CLI `--set`). Values stay text: `apply_overrides` coerces each to its field's type, so a
+    fractional value for an integer field is an error there, never a truncation."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, eq, value = str(item).partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise InvalidInputError(f"{what} {item!r}: expected FIELD=VALUE, e.g. dram_capacity_bytes=64GiB")
+        key = key.strip()
+        if key in out:
+            raise InvalidInputError(f"{what}: {key!r} is given twice")
+        out[key] = value.strip()
+    return out
+
+
 def apply_overrides(obj: Any, overrides: Mapping[str, Any], *, source: str = "user override", prefix: str = "") -> Any:
     """A copy of dataclass `obj` with `overrides` applied; keys are field names, dotted for nesting.
 
