@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from sdm.core.errors import CorruptionError
+from sdm.tiers import page_writes
 from sdm.tiers import pagestore as ps
 from sdm.tiers.clock import Clock
 from sdm.hardware.devices import device
@@ -93,7 +94,7 @@ def test_streamed_ingest_odd_chunks_and_dtypes(tmp_path):
 
 
 def test_ingest_streams_memmap_with_bounded_memory(tmp_path, monkeypatch):
-    monkeypatch.setattr(ps, "INGEST_CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(page_writes, "INGEST_CHUNK_BYTES", 1 << 20)
     src = np.lib.format.open_memmap(tmp_path / "w.npy", mode="w+", dtype=np.float32, shape=(96 * 1024, 64))
     src[:] = np.arange(64, dtype=np.float32)  # 24 MiB table
     src.flush()
@@ -176,6 +177,24 @@ def test_clock_charges_measured_and_modelled(tmp_path, weights):
         assert c.modelled_s == pytest.approx(device("3dxp").read_time_s(3, 4096, 16))
         assert c.measured_s > 0 and c.injected_s == 0
         assert st.device.name == device("3dxp").name
+
+
+def test_read_charge_is_the_clock_charge(tmp_path, weights):
+    """One SCM time account: what read_rows_charged returns is exactly what the clock was charged."""
+    clock = Clock()
+    with PageStore.create(tmp_path / "s", "nand", clock=clock, queue_depth=8) as st:
+        st.add_table("t", weights)
+        ids = np.array([5, 70, 70, 4000, 6])  # 64 rows per page: pages 0, 1, 62
+        rows, charge = st.read_rows_charged("t", ids)
+        assert np.array_equal(rows, weights[ids])
+        c = clock.snapshot()["scm"]
+        assert (charge.ops, charge.bytes) == (c.ops, c.bytes) == (3, 3 * 4096)
+        assert charge.measured_s == c.measured_s > 0 and charge.modelled_s == c.modelled_s
+        assert charge.modelled_s == pytest.approx(device("nand").read_time_s(3, 4096, 8))
+        st.update_rows("t", np.array([0, 4999]), weights[[1, 2]])  # read half of the update: pages 0, 78
+        assert clock.snapshot()["scm"].ops == 5
+        empty_rows, empty = st.read_rows_charged("t", np.array([], np.int64))
+        assert empty_rows.shape == (0, 16) and empty.ops == 0 and clock.snapshot()["scm"].ops == 5
 
 
 def test_inject_makes_wall_time_follow_the_model(tmp_path, weights):

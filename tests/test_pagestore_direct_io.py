@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from sdm.tiers.direct_io import ShortReadError, aligned_empty, make_reader, open_direct, probe_io_align
+from sdm.tiers.direct_io import ShortReadError, aligned_empty, open_direct, probe_io_align
+from sdm.tiers.read_engines import make_reader
 
 
 @pytest.fixture
@@ -17,15 +18,12 @@ def datafile(tmp_path):
     return str(path), data
 
 
-ENGINES = ["aio", "aio-python-loop", "threads"]
+ENGINES = ["aio", "threads"]
 
 
 def _reader(engine: str, queue_depth: int):
-    reader = make_reader(engine.split("-")[0], queue_depth)
-    if engine == "aio-python-loop":
-        reader.use_pump = False
-    elif engine == "aio":
-        assert reader.use_pump, "numba AIO kernel did not build"
+    reader = make_reader(engine, queue_depth)
+    assert reader.name == engine, f"asked for {engine}, got {reader.name}"
     return reader
 
 
@@ -36,7 +34,7 @@ def test_engine_reads_exact_bytes(datafile, engine, queue_depth):
     fd, direct = open_direct(path)
     reader = _reader(engine, queue_depth)
     try:
-        assert direct and reader.name == engine.split("-")[0]
+        assert direct and reader.name == engine
         pages = np.random.default_rng(1).permutation(64)[:50]
         buf = aligned_empty(50 * 4096)
         seen = []
@@ -100,3 +98,23 @@ def test_concurrent_callers_share_the_queue_depth(datafile, engine):
     finally:
         reader.close()
         os.close(fd)
+
+
+def test_no_aio_kernel_falls_back_to_threads_not_a_second_loop(monkeypatch):
+    """Where the numba kernel cannot be built, "auto" uses the thread pool and "aio" says why."""
+    import warnings
+
+    from sdm.tiers import aio_engine
+
+    monkeypatch.setattr(aio_engine, "_PUMP", None)
+    monkeypatch.setattr(aio_engine, "_PUMP_ERROR", ImportError("no numba"))
+    with pytest.raises(OSError, match="numba AIO kernel unavailable"):
+        make_reader("aio", 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reader = make_reader("auto", 4)
+    try:
+        assert reader.name == "threads"
+        assert any("numba AIO kernel unavailable" in str(w.message) for w in caught)
+    finally:
+        reader.close()

@@ -30,8 +30,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from sdm.tiers.direct_io import aligned_empty, make_reader, open_direct, resident_bytes  # noqa: E402
+from sdm.tiers.direct_io import aligned_empty, open_direct, resident_bytes  # noqa: E402
 from sdm.tiers.pagestore import PageStore  # noqa: E402
+from sdm.tiers.read_engines import make_reader  # noqa: E402
 
 
 def gen_rows(num_rows: int, dim: int, dtype: np.dtype, data: str, chunk_rows: int = 1 << 16):

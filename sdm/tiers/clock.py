@@ -5,6 +5,10 @@ configured device model says it would take (`modelled_s`). In inject mode the cl
 difference when the model is slower than reality, so wall time follows the model (e.g. a NAND SSD
 emulated on a faster disk). A model faster than the real disk cannot be injected; that shows up as
 measured_s > modelled_s in the report rather than being hidden.
+
+A tier charges each operation here once and reads back what it charged (`charge` returns it), so
+anything above it that keeps its own counters (the runtime's per-lookup stats) copies these
+figures instead of timing and modelling the same read a second time.
 """
 from __future__ import annotations
 
@@ -41,10 +45,11 @@ class Clock:
     _tiers: dict[str, TierCharge] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def charge(self, tier: str, ops: int, nbytes: int, measured_s: float, modelled_s: float) -> float:
+    def charge(self, tier: str, ops: int, nbytes: int, measured_s: float, modelled_s: float) -> TierCharge:
         """Record one operation; in inject mode sleep until wall time matches the model.
 
-        Returns the seconds slept (0 outside inject mode).
+        Returns what was charged for this operation: its measured_s includes the seconds slept
+        (injected_s, 0 outside inject mode), as the running totals do.
         """
         slept = 0.0
         if self.inject and modelled_s > measured_s:
@@ -57,7 +62,7 @@ class Clock:
             t.measured_s += measured_s + slept
             t.modelled_s += modelled_s
             t.injected_s += slept
-        return slept
+        return TierCharge(int(ops), int(nbytes), measured_s + slept, modelled_s, slept)
 
     def snapshot(self) -> dict[str, TierCharge]:
         with self._lock:

@@ -5,55 +5,45 @@ A store is a directory:
   data/<id>.pages   one append-only data file per table
   writer.lock       flock'd by whoever writes (ingest, update), across threads and processes
 
-Reads: a batch of row ids becomes one O_DIRECT read per distinct page (np.unique), issued by the
-read engine (`direct_io`) with `queue_depth` reads in flight; each page's xxh3 checksum is checked,
-zstd pages are decompressed, and rows are gathered with one numpy fancy index. Every read charges
-the clock (tier "scm") with its measured wall time and the device model's time for that many reads.
-
-Writes use shadow paging: new or changed pages are appended past the committed end of the data file,
-never written over a page the committed page table references; the file is fsync'd, then the page
-table, table record and version commit in one LMDB transaction. A crash (kill -9) before that commit
-leaves an uncommitted tail that readers never look at and the next writer truncates, so the store
-always opens at its last committed version. Replaced pages become dead space (`dead_pages`); they are
-never reused, which is also what keeps other processes' older page tables valid.
+`PageStore` is the API: create / open (a context manager), queries, reads, ingest, updates. It
+checks its inputs (`store_checks`) and keeps one immutable snapshot per table, swapped on commit so
+readers never lock; the work is done by
+- `page_reads.PageReads`: one O_DIRECT read per distinct page, checksums, decode, gather, and the
+  one account of SCM read time (the clock, tier "scm": measured and modelled);
+- `page_writes.TableWriter`: shadow-paged ingest and updates, each committed in one LMDB
+  transaction, and recovery of what a crash left uncommitted;
+- `read_engines.make_reader`: the read engine (kernel AIO, else a thread pool).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import secrets
-import shutil
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
-from sdm.core.errors import CorruptionError, InvalidInputError, StoreFormatError
-from sdm.tiers.clock import Clock
-from sdm.tiers.direct_io import ENGINES, aligned_empty, drop_cached, make_reader, open_direct, probe_io_align
-from sdm.tiers.page_format import (
-    COMPRESSIONS,
-    bad_page,
-    decode_pages,
-    encode_pages,
-    pack_rows,
-    page_rows,
-    round_up,
-)
+from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.tiers.clock import Clock, TierCharge
+from sdm.tiers.direct_io import open_direct, probe_io_align
 from sdm.tiers.ingest_source import RowSource, as_numpy
+from sdm.tiers.page_format import round_up
+from sdm.tiers.page_reads import TIER, OpenTable, PageReads
+from sdm.tiers.page_writes import DATA_DIR, LOCK_FILE, SPOOL_DIR, Commit, TableWriter
+from sdm.tiers.read_engines import make_reader
+from sdm.tiers.store_checks import (
+    check_compression,
+    check_device,
+    check_distinct,
+    check_engine,
+    check_ids,
+    check_name,
+    check_page_bytes,
+    check_queue_depth,
+    check_row_order,
+    check_values,
+)
 from sdm.tiers.store_meta import StoreMeta, TableRecord
 
-TIER = "scm"
-DATA_DIR = "data"
-SPOOL_DIR = "spool"
-LOCK_FILE = "writer.lock"
-INGEST_CHUNK_BYTES = 32 << 20  # rows staged per ingest step: bounds ingest memory to a few times this
-PROGRESS_MIN_BYTES = 64 << 20  # show a progress bar (progress=None) for tables at least this large
-MAX_NAME_BYTES = 200           # table names become LMDB keys (limit 511 bytes)
+__all__ = ["PageStore", "StoredTable", "TIER", "DATA_DIR", "SPOOL_DIR", "LOCK_FILE"]
 
 
 @dataclass(frozen=True)
@@ -82,31 +72,6 @@ class StoredTable:
         return self.num_pages * self.page_bytes / max(self.live_stored_bytes, 1)
 
 
-@dataclass(frozen=True)
-class _Table:
-    """An immutable snapshot of one table; a commit swaps in a new one, so readers never lock."""
-
-    rec: TableRecord
-    page_table: np.ndarray          # PAGE_ENTRY_DTYPE per page
-    slot_of: np.ndarray | None      # slot of each row (None: slot == row)
-    fd: int                         # O_DIRECT read descriptor
-    dtype: np.dtype
-
-    @property
-    def row_bytes(self) -> int:
-        return self.rec.dim * self.dtype.itemsize
-
-
-def _resolve_device(dev):
-    from sdm.hardware.devices import DeviceSpec, device
-
-    if isinstance(dev, DeviceSpec):
-        return dev
-    if isinstance(dev, str):
-        return device(dev)
-    raise InvalidInputError(f"device must be a preset name or a DeviceSpec, got {type(dev).__name__}")
-
-
 def _stored_device(settings: dict):
     """The device the store was created with (overrides included), else the preset of that name."""
     from sdm.hardware.devices import DeviceSpec
@@ -116,7 +81,7 @@ def _stored_device(settings: dict):
             return DeviceSpec(**settings["device_spec"])
         except (TypeError, InvalidInputError):  # fields changed since; fall back to the preset
             pass
-    return _resolve_device(settings["device"])
+    return check_device(settings["device"])
 
 
 class PageStore:
@@ -130,23 +95,23 @@ class PageStore:
         self.page_bytes: int = settings["page_bytes"]
         self.io_align_bytes: int = settings["io_align_bytes"]
         self.compression: str | None = settings["compression"]
-        self.device = _resolve_device(device) if device is not None else _stored_device(settings)
-        self.queue_depth = _check_queue_depth(queue_depth)
-        if engine not in ENGINES:
-            raise InvalidInputError(f"unknown I/O engine {engine!r}; expected one of {ENGINES}")
+        self.device = check_device(device) if device is not None else _stored_device(settings)
+        self.queue_depth = check_queue_depth(queue_depth)
+        check_engine(engine)
         self.clock = clock
-        self._reader = make_reader(engine, self.queue_depth)
-        self._tables: dict[str, _Table] = {}
+        self._reads = PageReads(store_dir, make_reader(engine, self.queue_depth), io_align_bytes=self.io_align_bytes,
+                                device=self.device, queue_depth=self.queue_depth, clock=clock)
+        self._writes = TableWriter(store_dir, meta, page_bytes=self.page_bytes, io_align_bytes=self.io_align_bytes,
+                                   compression=self.compression, refresh=self.refresh)
+        self._tables: dict[str, OpenTable] = {}
         self._version = meta.version()
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
         self._closed = False
         self.direct_io = True
         try:
-            self._recover()
+            self._writes.recover()
             self._load_tables()
         except BaseException:
-            self._reader.close()
+            self._reads.close()
             for t in self._tables.values():
                 os.close(t.fd)
             raise
@@ -158,21 +123,17 @@ class PageStore:
                engine: str = "auto") -> "PageStore":
         """Make a new, empty store at `path` (a missing or empty directory)."""
         path = os.fspath(path)
-        if isinstance(page_bytes, bool) or not isinstance(page_bytes, (int, np.integer)) or page_bytes <= 0 \
-                or page_bytes % 4096:
-            raise InvalidInputError(f"page_bytes must be a positive multiple of 4096, got {page_bytes!r}")
-        if compression not in COMPRESSIONS:
-            raise InvalidInputError(f"unknown compression {compression!r}; expected one of {COMPRESSIONS}")
-        spec = _resolve_device(device)
+        page_bytes = check_page_bytes(page_bytes)
+        check_compression(compression)
+        spec = check_device(device)
         clock = cls._make_clock(clock, inject)
-        _check_queue_depth(queue_depth)
-        if engine not in ENGINES:
-            raise InvalidInputError(f"unknown I/O engine {engine!r}; expected one of {ENGINES}")
+        check_queue_depth(queue_depth)
+        check_engine(engine)
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise InvalidInputError(f"{path}: exists and is not an empty directory; use PageStore.open for a store")
         os.makedirs(os.path.join(path, DATA_DIR), exist_ok=True)
         settings = {
-            "page_bytes": int(page_bytes),
+            "page_bytes": page_bytes,
             "io_align_bytes": probe_io_align(os.path.join(path, DATA_DIR)),
             "compression": compression,
             "device": spec.name,
@@ -213,7 +174,7 @@ class PageStore:
         if self._closed:
             return
         self._closed = True
-        self._reader.close()
+        self._reads.close()
         for t in self._tables.values():
             os.close(t.fd)
         self._tables = {}
@@ -231,7 +192,7 @@ class PageStore:
 
     @property
     def engine(self) -> str:
-        return self._reader.name
+        return self._reads.reader.name
 
     def table_info(self, name: str) -> StoredTable:
         t = self._table(name)
@@ -249,9 +210,7 @@ class PageStore:
     def page_of(self, name: str, row_ids) -> np.ndarray:
         """Page id (index into the table's page table) of each row."""
         t = self._table(name)
-        ids = self._check_ids(t, row_ids)
-        slots = ids if t.slot_of is None else t.slot_of[ids]
-        return slots // t.rec.rows_per_page
+        return t.slots(check_ids(name, t.rec.num_rows, row_ids)) // t.rec.rows_per_page
 
     def refresh(self) -> bool:
         """Pick up commits made by other processes; True when something changed."""
@@ -263,51 +222,14 @@ class PageStore:
     # ---- reads ---------------------------------------------------------------------------------
     def read_rows(self, name: str, row_ids) -> np.ndarray:
         """Rows `row_ids` of table `name` as a [n, dim] array, in the order given (repeats allowed)."""
-        t0 = time.perf_counter()
+        return self.read_rows_charged(name, row_ids)[0]
+
+    def read_rows_charged(self, name: str, row_ids) -> tuple[np.ndarray, TierCharge]:
+        """`read_rows`, and what the read was charged on the clock (tier "scm"): pages read (ops),
+        bytes read, measured and modelled seconds. Counters kept above the store copy this charge:
+        it is the one account of SCM read time."""
         t = self._table(name)
-        ids = self._check_ids(t, row_ids)
-        rpp = t.rec.rows_per_page
-        if len(ids) == 0:
-            return np.zeros((0, t.rec.dim), dtype=t.dtype)
-        slots = ids if t.slot_of is None else t.slot_of[ids]
-        pages, inv = np.unique(slots // rpp, return_inverse=True)
-        data, nbytes = self._read_pages(t, pages)
-        rows = page_rows(data, rpp, t.row_bytes)[inv.reshape(-1), slots % rpp]
-        out = rows.view(t.dtype).reshape(len(ids), t.rec.dim)
-        self._charge(len(pages), nbytes, t0)
-        return out
-
-    def _charge(self, n_pages: int, nbytes: int, t0: float) -> None:
-        """Clock tier "scm": wall time since t0, and the device model's time for these reads."""
-        modelled = float(self.device.read_time_s(n_pages, max(1, nbytes // max(n_pages, 1)), self.queue_depth))
-        self.clock.charge(TIER, n_pages, nbytes, time.perf_counter() - t0, modelled)
-
-    def _buffer(self, nbytes: int) -> np.ndarray:
-        """A per-thread aligned read buffer, grown as needed (reads copy rows out before returning)."""
-        buf = getattr(self._local, "buf", None)
-        if buf is None or len(buf) < nbytes:
-            buf = aligned_empty(max(nbytes, 1 << 20))
-            self._local.buf = buf
-        return buf[:nbytes]
-
-    def _read_pages(self, t: _Table, pages: np.ndarray) -> tuple[np.ndarray, int]:
-        """Read, verify and decode pages (sorted, distinct); returns ([n, page_bytes] pages, bytes read)."""
-        ent = t.page_table[pages]
-        lengths = round_up(ent["length"].astype(np.int64), self.io_align_bytes)
-        offsets = ent["offset"].astype(np.int64)
-        stride = t.rec.page_bytes
-        buf = self._buffer(len(pages) * stride)
-
-        def verify(done: np.ndarray) -> None:  # runs while later reads are still in flight
-            bad = bad_page(buf, stride, ent, done)
-            if bad >= 0:
-                raise CorruptionError(
-                    f"table {t.rec.name!r}: page {int(pages[bad])} failed its xxh3_64 checksum "
-                    f"(file {os.path.join(self.path, t.rec.data_file)}, offset {int(offsets[bad])})"
-                )
-
-        self._reader.read(t.fd, offsets, lengths, buf, stride, verify)
-        return decode_pages(buf, stride, ent, t.rec.page_bytes), int(lengths.sum())
+        return self._reads.read_rows(t, check_ids(name, t.rec.num_rows, row_ids))
 
     # ---- writes --------------------------------------------------------------------------------
     def add_table(self, name: str, rows, *, num_rows: int | None = None, dim: int | None = None,
@@ -318,225 +240,41 @@ class PageStore:
         by their own ids as usual. The table appears atomically when the ingest commits.
         """
         self._check_open()
-        self._check_name(name)
-        rows = as_numpy(rows)
-        source = RowSource.make(name, rows, num_rows, dim, dtype)
+        check_name(name, self._tables, self.path)
+        source = RowSource.make(name, as_numpy(rows), num_rows, dim, dtype)
         if row_order is not None and source.num_rows is None:
             source.num_rows = len(row_order)  # a layout fixes the row count of a streamed table
-        order = None if row_order is None else self._check_row_order(name, row_order, source.num_rows)
-        rpp = self.page_bytes // source.row_bytes
-        page_bytes = self.page_bytes
-        if rpp == 0:  # a row wider than a page gets pages of whole multiples of the store's page
-            page_bytes = round_up(source.row_bytes, self.page_bytes)
-            rpp = page_bytes // source.row_bytes
-        table_id = "t" + secrets.token_hex(6)
-        data_rel = os.path.join(DATA_DIR, table_id + ".pages")
-        data_path = os.path.join(self.path, data_rel)
-        with self._writer():
-            if name in self._meta.records():
-                raise InvalidInputError(f"table {name!r} already exists in store {self.path}")
-            spool = None
-            try:
-                if order is not None and not source.random_access:
-                    spool = source.spool(os.path.join(self.path, SPOOL_DIR, table_id + ".spool"))
-                    source = spool
-                show = progress if progress is not None else source.size_bytes >= PROGRESS_MIN_BYTES
-                fd = os.open(data_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-                try:
-                    entries, tail, n = self._write_pages(fd, source, order, rpp, page_bytes, name, show)
-                    os.fdatasync(fd)
-                    drop_cached(fd)
-                finally:
-                    os.close(fd)
-                _fsync_dir(os.path.join(self.path, DATA_DIR))
-                rec = TableRecord(
-                    name=name, table_id=table_id, num_rows=n, dim=source.dim, dtype=source.dtype.str,
-                    page_bytes=page_bytes, rows_per_page=rpp, num_pages=len(entries),
-                    compression=self.compression, data_file=data_rel, committed_bytes=tail,
-                    has_row_order=order is not None,
-                )
-                slot_of = None
-                if order is not None:
-                    slot_of = np.empty(n, dtype=np.int64)
-                    slot_of[order] = np.arange(n, dtype=np.int64)
-                self._version = self._meta.commit(rec, entries, None, slot_of)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(data_path)
-                raise
-            finally:
-                if spool is not None:
-                    spool.remove()
-            self._install(rec, entries, slot_of)
-
-    def _write_pages(self, fd: int, source: RowSource, order, rpp: int, page_bytes: int, name: str,
-                     show: bool) -> tuple[np.ndarray, int, int]:
-        """Stream rows into pages appended to `fd`; returns (page table, file length, rows written)."""
-        step = max(1, INGEST_CHUNK_BYTES // page_bytes) * rpp
-        tail, n_rows, parts, prev = 0, 0, [], 0
-        with tqdm(total=source.num_rows, unit="row", unit_scale=True, desc=f"ingest {name}",
-                  disable=not show) as bar:
-            for block in source.blocks(step, order):
-                pages = pack_rows(block, rpp, page_bytes)
-                blob, ent = encode_pages(pages, compression=self.compression, align=self.io_align_bytes)
-                ent["offset"] += np.uint64(tail)
-                _pwrite_all(fd, blob, tail)
-                # DONTNEED starts writeback of this block and drops what is already clean (the
-                # previous block, asked last time), so ingest never fills the page cache.
-                drop_cached(fd, prev, tail + len(blob) - prev)
-                prev = tail
-                tail += len(blob)
-                n_rows += len(block)
-                parts.append(ent)
-                bar.update(len(block))
-        if n_rows == 0:
-            raise InvalidInputError(f"table {name!r}: no rows given")
-        return np.concatenate(parts), tail, n_rows
+        order = None if row_order is None else check_row_order(name, row_order, source.num_rows)
+        with self._writes.exclusive():
+            self._apply(self._writes.ingest(name, source, order, progress))
 
     def update_rows(self, name: str, row_ids, values) -> None:
         """Overwrite rows atomically: changed pages are appended (shadow pages), then committed at once."""
-        self._check_open()
         t = self._table(name)
-        ids = self._check_ids(t, row_ids)
-        values = self._check_values(t, ids, values)
+        ids = check_ids(name, t.rec.num_rows, row_ids)
+        values = check_values(name, t.dtype, t.rec.dim, len(ids), values)
         if len(ids) == 0:
             return
-        srt = np.sort(ids)
-        dup = np.flatnonzero(srt[1:] == srt[:-1])
-        if len(dup):
-            raise InvalidInputError(f"table {name!r}: row id {int(srt[dup[0]])} appears more than once in update")
-        with self._writer():
-            t = self._table(name)  # _writer refreshed it if another process committed
-            rpp = t.rec.rows_per_page
-            slots = ids if t.slot_of is None else t.slot_of[ids]
-            pages, inv = np.unique(slots // rpp, return_inverse=True)
-            t0 = time.perf_counter()
-            data, nbytes = self._read_pages(t, pages)  # verifies the pages being rewritten
-            data = data.copy()
-            self._charge(len(pages), nbytes, t0)  # the read half of a read-modify-write is an SCM read
-            vbytes = np.ascontiguousarray(values).view(np.uint8).reshape(len(ids), t.row_bytes)
-            page_rows(data, rpp, t.row_bytes)[inv.reshape(-1), slots % rpp] = vbytes
-            blob, ent = encode_pages(data, compression=t.rec.compression, align=self.io_align_bytes)
-            tail = t.rec.committed_bytes
-            ent["offset"] += np.uint64(tail)
-            fd = os.open(os.path.join(self.path, t.rec.data_file), os.O_RDWR)
-            try:
-                os.ftruncate(fd, tail)  # drop any uncommitted tail left by a crash
-                _pwrite_all(fd, blob, tail)
-                os.fdatasync(fd)
-                drop_cached(fd, tail, len(blob))
-            finally:
-                os.close(fd)
-            table = t.page_table.copy()
-            table[pages] = ent
-            rec = replace(t.rec, committed_bytes=tail + len(blob), dead_pages=t.rec.dead_pages + len(pages))
-            self._version = self._meta.commit(rec, table, pages)
-            self._install(rec, table, t.slot_of)
+        check_distinct(name, ids)
+        with self._writes.exclusive():
+            t = self._table(name)  # exclusive() refreshed it if another process committed
+            self._apply(self._writes.update(t, ids, values, self._reads))
 
     # ---- internals -----------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
             raise InvalidInputError(f"page store {self.path} is closed")
 
-    def _table(self, name: str) -> _Table:
+    def _table(self, name: str) -> OpenTable:
         self._check_open()
         t = self._tables.get(name)
         if t is None:
             raise InvalidInputError(f"no table {name!r} in store {self.path}; tables: {self.tables}")
         return t
 
-    def _check_name(self, name) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidInputError(f"table name must be a non-empty string, got {name!r}")
-        if len(name.encode()) > MAX_NAME_BYTES:
-            raise InvalidInputError(f"table name {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
-        if name in self._tables:
-            raise InvalidInputError(f"table {name!r} already exists in store {self.path}")
-
-    @staticmethod
-    def _check_ids(t: _Table, row_ids) -> np.ndarray:
-        ids = np.asarray(as_numpy(row_ids))
-        name, n = t.rec.name, t.rec.num_rows
-        if ids.dtype.kind not in "iu":
-            raise InvalidInputError(f"table {name!r}: row ids must be integers, got dtype {ids.dtype}")
-        if ids.ndim != 1:
-            raise InvalidInputError(f"table {name!r}: row ids must be 1-D, got shape {ids.shape}")
-        bad = np.flatnonzero((ids < 0) | (ids >= n))
-        if len(bad):
-            p = int(bad[0])
-            raise InvalidInputError(
-                f"table {name!r}: row id {int(ids[p])} at position {p} is out of range [0, {n})"
-                + (f" ({len(bad)} bad ids in all)" if len(bad) > 1 else "")
-            )
-        return ids.astype(np.int64, copy=False)
-
-    @staticmethod
-    def _check_values(t: _Table, ids: np.ndarray, values) -> np.ndarray:
-        v = as_numpy(values)
-        name = t.rec.name
-        if not isinstance(v, np.ndarray):
-            raise InvalidInputError(f"table {name!r}: values must be a numpy array, got {type(v).__name__}")
-        if v.dtype != t.dtype:
-            raise InvalidInputError(f"table {name!r}: values have dtype {v.dtype}, table stores {t.dtype}")
-        if v.shape != (len(ids), t.rec.dim):
-            raise InvalidInputError(
-                f"table {name!r}: values have shape {v.shape}, expected ({len(ids)}, {t.rec.dim}) "
-                f"(one row of width {t.rec.dim} per row id)"
-            )
-        return v
-
-    @staticmethod
-    def _check_row_order(name: str, row_order, num_rows: int) -> np.ndarray:
-        order = np.asarray(as_numpy(row_order))
-        if order.dtype.kind not in "iu" or order.ndim != 1:
-            raise InvalidInputError(f"table {name!r}: row_order must be a 1-D integer array, "
-                                    f"got dtype {order.dtype} shape {order.shape}")
-        if len(order) != num_rows:
-            raise InvalidInputError(f"table {name!r}: row_order has {len(order)} entries, table has {num_rows} rows")
-        bad = np.flatnonzero((order < 0) | (order >= num_rows))
-        if len(bad):
-            raise InvalidInputError(f"table {name!r}: row_order[{int(bad[0])}] = {int(order[bad[0]])} "
-                                    f"is out of range [0, {num_rows})")
-        seen = np.bincount(order, minlength=num_rows)
-        if (seen != 1).any():
-            r = int(np.flatnonzero(seen != 1)[0])
-            raise InvalidInputError(f"table {name!r}: row_order is not a permutation: row {r} appears "
-                                    f"{int(seen[r])} times")
-        return order.astype(np.int64, copy=False)
-
-    @contextlib.contextmanager
-    def _writer(self) -> Iterator[None]:
-        """Exclusive writer across threads (lock) and processes (flock); refreshes stale state first."""
-        with self._write_lock:
-            fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self.refresh()
-                yield
-            finally:
-                os.close(fd)
-
-    def _recover(self) -> None:
-        """Cut uncommitted tails and remove files of uncommitted tables, if no writer is active."""
-        fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return  # a writer is at work; its tail is not garbage yet
-            recs = self._meta.records()
-            committed = {os.path.normpath(r.data_file): r.committed_bytes for r in recs.values()}
-            data_dir = os.path.join(self.path, DATA_DIR)
-            for fname in os.listdir(data_dir):
-                rel = os.path.normpath(os.path.join(DATA_DIR, fname))
-                full = os.path.join(self.path, rel)
-                if rel not in committed:
-                    os.unlink(full)
-                elif os.path.getsize(full) > committed[rel]:
-                    os.truncate(full, committed[rel])
-            shutil.rmtree(os.path.join(self.path, SPOOL_DIR), ignore_errors=True)
-        finally:
-            os.close(fd)
+    def _apply(self, commit: Commit) -> None:
+        self._version = commit.version
+        self._install(commit.rec, commit.page_table, commit.slot_of)
 
     def _load_tables(self) -> None:
         self._version = self._meta.version()
@@ -554,25 +292,4 @@ class PageStore:
             fd, self.direct_io = open_direct(path)
         if slot_of is not None and rec.num_rows < 2**31:
             slot_of = slot_of.astype(np.int32)  # half the index memory for tables under 2^31 rows
-        self._tables[rec.name] = _Table(rec, page_table, slot_of, fd, np.dtype(rec.dtype))
-
-
-def _check_queue_depth(queue_depth) -> int:
-    if isinstance(queue_depth, bool) or not isinstance(queue_depth, (int, np.integer)) or queue_depth < 1:
-        raise InvalidInputError(f"queue_depth must be an integer >= 1, got {queue_depth!r}")
-    return int(queue_depth)
-
-
-def _pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
-    mv = memoryview(data).cast("B")
-    done = 0
-    while done < len(mv):
-        done += os.pwrite(fd, mv[done:], offset + done)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        self._tables[rec.name] = OpenTable(rec, page_table, slot_of, fd, np.dtype(rec.dtype))
