@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,18 +48,17 @@ class OpenTable:
         return ids if self.slot_of is None else self.slot_of[ids]
 
 
+@dataclass(eq=False)
 class PageReads:
     """Reads pages of open tables through one engine and charges each read to the clock once."""
 
-    def __init__(self, store_dir: str, reader: Reader, *, io_align_bytes: int, device, queue_depth: int,
-                 clock: Clock) -> None:
-        self.store_dir = store_dir
-        self.reader = reader
-        self.io_align_bytes = io_align_bytes
-        self.device = device
-        self.queue_depth = queue_depth
-        self.clock = clock
-        self._local = threading.local()
+    store_dir: str
+    reader: Reader
+    io_align_bytes: int     # stored pages are padded to this; reads are rounded up to it
+    device: object          # the DeviceSpec whose model is charged (modelled_s)
+    queue_depth: int        # reads in flight, also the depth the model is asked about
+    clock: Clock
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def read_rows(self, t: OpenTable, ids: np.ndarray) -> tuple[np.ndarray, TierCharge]:
         """Rows `ids` (checked int64) as a [n, dim] array in the order given, and the read's charge."""

@@ -99,8 +99,8 @@ class PageStore:
         self.queue_depth = check_queue_depth(queue_depth)
         check_engine(engine)
         self.clock = clock
-        self._reads = PageReads(store_dir, make_reader(engine, self.queue_depth), io_align_bytes=self.io_align_bytes,
-                                device=self.device, queue_depth=self.queue_depth, clock=clock)
+        self._reads = PageReads(store_dir, make_reader(engine, self.queue_depth), self.io_align_bytes, self.device,
+                                self.queue_depth, clock)
         self._writes = TableWriter(store_dir, meta, page_bytes=self.page_bytes, io_align_bytes=self.io_align_bytes,
                                    compression=self.compression, refresh=self.refresh)
         self._tables: dict[str, OpenTable] = {}
