@@ -1,0 +1,42 @@
+"""Stores written by an earlier sdm still open: tests/data/pagestore_v1 was written by the landed
+version (commit e1afbae, format version 1): zstd, a streamed table with a row_order, an update
+(dead pages). Rebuild it only when FORMAT_VERSION changes, and keep the old one beside it."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from sdm.tiers.pagestore import PageStore
+
+FIXTURE = Path(__file__).parent / "data" / "pagestore_v1"
+
+
+def _expected() -> tuple[np.ndarray, np.ndarray]:
+    """What the fixture's writer stored (see the module docstring): a, updated at rows 7 and 299; b."""
+    a = np.arange(300 * 4, dtype=np.float32).reshape(300, 4)
+    a[[7, 299]] = a[[0, 1]] + 0.5
+    b = (np.arange(200 * 24) % 251).astype(np.uint8).reshape(200, 24)
+    return a, b
+
+
+def test_store_written_by_landed_version_opens_reads_and_updates(tmp_path):
+    path = tmp_path / "s"
+    shutil.copytree(FIXTURE, path)  # opening writes lock files; never into the source tree
+    a, b = _expected()
+    with PageStore.open(path) as st:
+        assert st.tables == ["a", "b"] and st.version == 3 and st.compression == "zstd"
+        assert st.device.name == "p4800x"  # the stored 3dxp device spec
+        info = st.table_info("a")
+        assert (info.num_pages, info.dead_pages, st.table_info("b").has_row_order) == (2, 2, True)
+        assert np.array_equal(st.read_rows("a", np.arange(300)), a)
+        assert np.array_equal(st.read_rows("b", np.arange(200)), b)
+        np.testing.assert_array_equal(st.page_of("b", [0, 199]), [1, 0])  # laid out in reverse
+        st.update_rows("b", np.array([3]), b[[4]])
+        st.add_table("c", a[:10])
+    b[3] = b[4]
+    with PageStore.open(path) as st:
+        assert st.version == 5
+        assert np.array_equal(st.read_rows("b", np.arange(200)), b)
+        assert np.array_equal(st.read_rows("c", np.arange(10)), a[:10])
