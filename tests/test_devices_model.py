@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdm.core.errors import InvalidInputError
-from sdm.hardware.devices import MEDIA, DeviceSpec, device, device_names, fit_queue_model
-from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS
+from sdm.hardware.devices import MEDIA, DeviceSpec, fit_queue_model
+from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS, device, device_names
 
 POINTS = [(name, qd, iops, lat) for name, pts in PUBLISHED_POINTS.items() for qd, (iops, lat) in pts.items()]
 

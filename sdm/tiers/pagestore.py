@@ -98,7 +98,8 @@ class _Table:
 
 
 def _resolve_device(dev):
-    from sdm.hardware.devices import DeviceSpec, device
+    from sdm.hardware.devices import DeviceSpec
+    from sdm.hardware.presets import device
 
     if isinstance(dev, DeviceSpec):
         return dev
