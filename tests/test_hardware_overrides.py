@@ -57,3 +57,10 @@ def test_preset_names_for_device_fields_need_a_lookup():
     with pytest.raises(InvalidInputError, match="dram: expected a DeviceSpec"):
         apply_overrides(host, {"dram": "ddr4"})
     assert apply_overrides(host, {"dram": "ddr4"}, named={type(host.dram): device}).dram == device("ddr4")
+
+
+@pytest.mark.parametrize("value", ["2.5", 2.5, -1, "x", True])
+def test_card_count_takes_the_same_rules(value):
+    with pytest.raises(InvalidInputError, match="card_count"):
+        hardware("host-nand", card_count=value)
+    assert hardware("host-nand", card_count="2").num_cards == 2 == hardware("host-nand", card_count=2.0).num_cards

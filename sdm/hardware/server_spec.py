@@ -14,7 +14,7 @@ from sdm.hardware.card import (CARRIER_SOURCES, CARRIER_UPLINK, CARRIER_USD, CAR
                                CardSpec, card)
 from sdm.hardware.devices import DeviceSpec
 from sdm.hardware.host import HostSpec
-from sdm.hardware.overrides import apply_overrides
+from sdm.hardware.overrides import apply_overrides, parse_quantity
 from sdm.hardware.pcie import PcieLink
 from sdm.hardware.presets import device
 
@@ -189,11 +189,7 @@ def _apply(spec: HardwareSpec, overrides: Mapping[str, Any], *, source: str) -> 
 
 def _with_card_count(spec: HardwareSpec, count: Any) -> HardwareSpec:
     """`count` copies of the spec's first card (or the first-generation preset); 0 removes the cards."""
-    n = count
-    if isinstance(count, str) and count.strip().isdigit():
-        n = int(count)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise InvalidInputError(f"card_count: expected a whole number >= 0, got {count!r}")
+    n = whole_number(parse_quantity(count, "card_count") if isinstance(count, str) else count, "card_count")
     template = spec.cards[0] if spec.cards else card("nnpi-m2")
     if n == 0:
         return replace(spec, cards=(), pcie=None, carrier_watts=0.0, carrier_usd=0.0,
