@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdm.core.errors import InvalidInputError
-from sdm.hardware.devices import MEDIA, DeviceSpec, device, device_names, fit_queue_model
-from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS
+from sdm.hardware.devices import MEDIA, DeviceSpec, fit_queue_model
+from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS, device, device_names
 
 POINTS = [(name, qd, iops, lat) for name, pts in PUBLISHED_POINTS.items() for qd, (iops, lat) in pts.items()]
 
@@ -89,6 +89,25 @@ def test_vectorized_equals_scalar():
     assert np.allclose(vec, [d.read_time_s(int(x), 4096, 32) for x in n])
     assert np.allclose(d.iops(qd), [d.iops(int(q)) for q in qd])
     assert np.allclose(d.latency_s(qd, 512), [d.latency_s(int(q), 512) for q in qd])
+
+
+@pytest.mark.parametrize("name", sorted(DEVICE_PRESETS))
+def test_scalar_fast_path_equals_array_path_exactly(name):
+    """Plain ints take the scalar path, arrays the numpy one: the same float bits at every point."""
+    d = device(name)
+    rng = np.random.default_rng(7)
+    n = np.concatenate([[0, 1, 2, 15, 16, 17], rng.integers(0, 100_000, 400)])
+    rb = np.concatenate([[1, 63, 64, 65, 512, 4096, 4097], rng.integers(1, 1 << 20, n.size - 7)])
+    qd = np.concatenate([[1, 1, 2, 16, 16, 32], rng.integers(1, 512, n.size - 6)])
+    vec_t, vec_iops, vec_lat = d.read_time_s(n, rb, qd), d.iops(qd, rb), d.latency_s(qd, rb)
+    assert isinstance(vec_t, np.ndarray) and vec_t.shape == n.shape
+    for i in range(n.size):
+        a, b, c = int(n[i]), int(rb[i]), int(qd[i])
+        t = d.read_time_s(a, b, c)
+        assert type(t) is float and t == vec_t[i], (a, b, c)
+        assert d.read_time_s(n[i], rb[i], qd[i]) == t  # numpy integer scalars take the same path
+        assert d.iops(c, b) == vec_iops[i] and d.latency_s(c, b) == vec_lat[i], (b, c)
+    assert d.iops(16) == d.iops(np.array([16]))[0]  # default read size
 
 
 @settings(max_examples=60, deadline=None)

@@ -15,7 +15,7 @@ from sdm.core.errors import CorruptionError
 from sdm.tiers import page_writes
 from sdm.tiers import pagestore as ps
 from sdm.tiers.clock import Clock
-from sdm.hardware.devices import device
+from sdm.hardware.presets import device
 from sdm.tiers.direct_io import DirectIOWarning, resident_bytes
 from sdm.tiers.direct_io import filesystem_type as direct_io_fs
 from sdm.tiers.pagestore import PageStore

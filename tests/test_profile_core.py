@@ -159,7 +159,7 @@ def test_bad_inputs(tmp_path, ztrace):
             profile_table("x", 10, np.array([1, 2, 10]), np.array([0, 3]), memory_budget_bytes=budget)
     with pytest.raises(InvalidInputError, match="must be integers"):
         profile_table("x", 10, np.array([1.5]), np.array([0, 1]))   # never truncated to row 1
-    with pytest.raises(InvalidInputError, match=r"offsets\[-1\] = 3 but there are 2 indices"):
+    with pytest.raises(InvalidInputError, match=r"offsets\[1\]=3 but there are 2 indices"):
         profile_table("x", 10, np.array([1, 2]), np.array([0, 3]))
     with pytest.raises(InvalidInputError, match="delta must be in"):
         profile_table("x", 10, np.array([1, 2]), np.array([0, 2]), memory_budget_bytes=8, delta=2)

@@ -18,7 +18,8 @@ from sdm.traces import (
     table_rows,
     zipf_trace,
 )
-from sdm.traces.generators import _stack_replay, production_scrambler
+from sdm.traces.production import production_scrambler
+from sdm.traces.stack_distance import _stack_replay
 from sdm.traces.sampling import Scrambler, zipf_ranks
 
 

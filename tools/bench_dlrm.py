@@ -45,7 +45,7 @@ RUNS = ("lru", "profiled", "profiled+pf")
 
 
 def make_trace(kind: str, rows: list[int], samples: int, batch: int, pooling: int, alpha: float, seed: int):
-    from sdm.traces import generators as g
+    import sdm.traces as g
 
     if kind == "zipf":
         return g.zipf_trace(rows, samples, batch_size=batch, pooling=pooling, alpha=alpha, seed=seed)

@@ -21,30 +21,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from sdm.core.errors import SdmError  # noqa: E402
-from sdm.traces import generators as gen  # noqa: E402
+from sdm.traces.generators import zipf_trace  # noqa: E402
+from sdm.traces.production import production_trace  # noqa: E402
+from sdm.traces.stack_distance import stack_distance_trace  # noqa: E402
+from sdm.traces.table_sets import TABLE_SETS, table_rows  # noqa: E402
 from sdm.traces.reuse import META_2021_REUSE, reuse_table  # noqa: E402
 
 
 def parse_tables(spec: str) -> list[int]:
     """'criteo-kaggle', 'criteo-terabyte', 'N,N,...' or 'NxK' (K tables of N rows)."""
-    if "x" in spec and "," not in spec and spec not in gen.TABLE_SETS:
+    if "x" in spec and "," not in spec and spec not in TABLE_SETS:
         n, k = spec.split("x")
         return [int(n)] * int(k)
-    return gen.table_rows(spec)
+    return table_rows(spec)
 
 
-def build(args) -> "gen.Trace":
+def build(args):
     rows = parse_tables(args.tables)
     if args.kind == "zipf":
-        return gen.zipf_trace(rows, args.samples, batch_size=args.batch_size, pooling=args.pooling,
-                              alpha=args.alpha, seed=args.seed, pooling_dist=args.pooling_dist)
+        return zipf_trace(rows, args.samples, batch_size=args.batch_size, pooling=args.pooling,
+                          alpha=args.alpha, seed=args.seed, pooling_dist=args.pooling_dist)
     if args.kind == "stack":
-        return gen.stack_distance_trace(rows, args.samples, batch_size=args.batch_size, pooling=args.pooling,
-                                        beta=args.beta, cold_share=args.cold_share, seed=args.seed,
-                                        pooling_dist=args.pooling_dist)
-    return gen.production_trace(rows, args.batches, batch_size=args.batch_size, pooling=args.pooling,
-                                seed=args.seed, coaccess_group=args.coaccess_group,
-                                coaccess_strength=args.coaccess_strength)
+        return stack_distance_trace(rows, args.samples, batch_size=args.batch_size, pooling=args.pooling,
+                                    beta=args.beta, cold_share=args.cold_share, seed=args.seed,
+                                    pooling_dist=args.pooling_dist)
+    return production_trace(rows, args.batches, batch_size=args.batch_size, pooling=args.pooling,
+                            seed=args.seed, coaccess_group=args.coaccess_group,
+                            coaccess_strength=args.coaccess_strength)
 
 
 def print_reuse(trace) -> None:
@@ -71,15 +74,15 @@ def bench(args) -> int:
     del base
     print(f"{L:,} lookups, 8 tables x 4M rows; baseline rng.integers of {L:,} ids: {t_base:.3f} s")
     # warm the compiled kernels so the figures are steady-state (numba caches them on disk anyway)
-    gen.stack_distance_trace([1000], 100, seed=0)
-    gen.production_trace([100_000] * 2, 1, batch_size=256, pooling=4)
+    stack_distance_trace([1000], 100, seed=0)
+    production_trace([100_000] * 2, 1, batch_size=256, pooling=4)
     print(f"{'generator':<12}{'seconds':>10}{'M lookups/s':>14}{'x baseline time':>17}")
     made = {}
     for name, fn in [
-        ("zipf", lambda: gen.zipf_trace(rows, L // len(rows), batch_size=B, pooling=1.0, alpha=1.05)),
-        ("stack", lambda: gen.stack_distance_trace(rows, L // len(rows), batch_size=B, pooling=1.0)),
+        ("zipf", lambda: zipf_trace(rows, L // len(rows), batch_size=B, pooling=1.0, alpha=1.05)),
+        ("stack", lambda: stack_distance_trace(rows, L // len(rows), batch_size=B, pooling=1.0)),
         # 4 batches of 8192 samples with the pooling that makes L lookups (Meta's mean is ~16)
-        ("production", lambda: gen.production_trace(rows, 4, batch_size=B, pooling=L / (4 * B * len(rows)))),
+        ("production", lambda: production_trace(rows, 4, batch_size=B, pooling=L / (4 * B * len(rows)))),
     ]:
         t0 = time.perf_counter()
         tr = fn()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sdm.core.checks import bag_offsets, ids_in_range, integer_array
 from sdm.core.errors import InvalidInputError
 from sdm.accel.partitioner import Partition
 from sdm.accel.routing import Router
@@ -261,17 +262,17 @@ def _validate_batch(tables, bags, num_rows: np.ndarray, order: np.ndarray) -> _B
     """Check a whole batch (every table) before any lookup; errors name the table and position.
 
     Per table only the conversion to numpy; the range and offset checks run once over all tables
-    (one vector op each), since per-table Python dominates at the seeds' small batches."""
+    (one vector op each), since per-table Python dominates at the seeds' small batches. A batch that
+    fails is handed to sdm.core.checks for the table at fault, so the words are everyone's."""
     ids, offs = [], []
     for t in order:
-        tab = tables[t]
+        what = f"table {tables[t].name!r}"
         idx, off = bags[t]
-        a, o = _np(idx), _np(off)
-        if a.ndim != 1 or a.dtype.kind not in "iu":
-            raise InvalidInputError(f"table {tab.name!r}: indices must be a 1-D integer array, got {a.dtype} {a.shape}")
-        if o.ndim != 1 or o.dtype.kind not in "iu" or o.size == 0:
-            raise InvalidInputError(f"table {tab.name!r}: offsets must be a non-empty 1-D integer array, "
-                                    f"got {o.dtype} {o.shape}")
+        a, o = integer_array(_np(idx), f"indices of {what}"), integer_array(_np(off), f"offsets of {what}")
+        if a.ndim != 1:
+            raise InvalidInputError(f"{what}: indices must be 1-D, got shape {tuple(a.shape)}")
+        if o.ndim != 1 or o.size == 0:
+            raise InvalidInputError(f"{what}: offsets must be a non-empty 1-D array, got shape {tuple(o.shape)}")
         ids.append(a)
         offs.append(o)
     sizes = {o.size for o in offs}
@@ -279,26 +280,20 @@ def _validate_batch(tables, bags, num_rows: np.ndarray, order: np.ndarray) -> _B
         raise InvalidInputError(f"tables have different numbers of bags in one batch: {sorted(sizes)}")
     lens = np.array([a.size for a in ids], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    cat = np.concatenate(ids).astype(np.int64, copy=False) if ids else np.zeros(0, np.int64)
+    cat = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     if cat.size:
         bad = (cat < 0) | (cat >= np.repeat(num_rows[order], lens))
         if bad.any():
-            i = int(np.argmax(bad))
-            j = int(np.searchsorted(starts, i, side="right")) - 1
+            j = int(np.searchsorted(starts, int(np.argmax(bad)), side="right")) - 1
             tab = tables[int(order[j])]
-            raise InvalidInputError(f"table {tab.name!r}: index {int(cat[i])} at position {i - int(starts[j])} "
-                                    f"is out of range 0..{tab.num_rows - 1}")
-    o2 = np.stack(offs).astype(np.int64, copy=False)
+            ids_in_range(ids[j], int(tab.num_rows), f"table {tab.name!r}")
+    o2 = np.stack(offs)
     ok = (o2[:, 0] == 0) & (o2[:, -1] <= lens)
     if o2.shape[1] > 1:
         ok &= (o2[:, 1:] >= o2[:, :-1]).all(axis=1)
     if not ok.all():
         j = int(np.argmin(ok))
-        o, n = o2[j], int(lens[j])
-        dec = np.flatnonzero(o[1:] < o[:-1])
-        pos = 0 if o[0] != 0 else int(dec[0]) + 1 if dec.size else o.size - 1
-        raise InvalidInputError(f"table {tables[int(order[j])].name!r}: offsets must start at 0, not decrease and "
-                                f"stay <= {n}; bad value {int(o[pos])} at position {pos}")
+        bag_offsets(offs[j], int(lens[j]), f"table {tables[int(order[j])].name!r}", exact_end=False)
     return _Batch(cat, lens, starts, o2, int(sizes.pop()))
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from sdm.core.errors import InvalidInputError
-from sdm.hardware.devices import device
+from sdm.core.text_table import rows_table
+from sdm.hardware.overrides import parse_assignments
+from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS, device
 from sdm.hardware.server import HardwareSpec, hardware, hardware_from_toml, hardware_names
-from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS
 
 
 def register(subparsers) -> None:
@@ -37,14 +38,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = _parse_sets(args.overrides)
+    overrides = parse_assignments(args.overrides)
     if args.calibration:
         rows = calibration_rows()
-        print(json.dumps(rows, indent=2) if args.json else _table([_fmt_calibration(r) for r in rows]))
+        print(json.dumps(rows, indent=2) if args.json else rows_table([_fmt_calibration(r) for r in rows]))
         return 0
     if args.devices:
         rows = [_device_summary(name) for name in DEVICE_PRESETS]
-        print(json.dumps(rows, indent=2) if args.json else _table(rows))
+        print(json.dumps(rows, indent=2) if args.json else rows_table(rows))
         return 0
     if args.name is None and args.toml is None:
         if overrides:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
-            print(_table(rows))
+            print(rows_table(rows))
             print("\nShow one with its sources: sdm-plan hardware NAME   (device presets: --devices)")
         return 0
     if args.toml is not None:
@@ -70,16 +71,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(spec))
     return 0
-
-
-def _parse_sets(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise InvalidInputError(f"--set {item!r}: expected FIELD=VALUE, e.g. host.dram.capacity_bytes=64GiB")
-        out[key.strip()] = value.strip()
-    return out
 
 
 # ---- summaries ---------------------------------------------------------------------------------
@@ -167,7 +158,7 @@ def render(spec: HardwareSpec) -> str:
     }
     _rows(rows, "totals", {**d["derived"], "sources": derived_src})
     head = f"{spec.name}: {spec.description}\n"
-    return head + _table(rows, columns=("section", "field", "value", "source"))
+    return head + rows_table(rows, columns=("section", "field", "value", "source"))
 
 
 def _rows(rows: list[dict[str, Any]], section: str, d: dict[str, Any]) -> None:
@@ -182,19 +173,6 @@ def _rows(rows: list[dict[str, Any]], section: str, d: dict[str, Any]) -> None:
         rows.append({"section": section, "field": key, "value": fmt_value(key, value), "source": sources.get(key, "")})
     for key, value in nested:
         _rows(rows, f"{section}.{key}", value)
-
-
-def _table(rows: list[dict[str, Any]], columns: tuple[str, ...] | None = None) -> str:
-    if not rows:
-        return "(none)"
-    cols = columns or tuple(rows[0])
-    width = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    last = cols[-1]
-    lines = ["  ".join(c.ljust(width[c]) if c != last else c for c in cols)]
-    lines.append("  ".join(("-" * width[c]) for c in cols))
-    for r in rows:
-        lines.append("  ".join(str(r.get(c, "")).ljust(width[c]) if c != last else str(r.get(c, "")) for c in cols))
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def fmt_value(key: str, value: Any) -> str:

@@ -71,13 +71,14 @@ def _trace(args, tables):
     rows = [t.num_rows for t in tables]
     pooling = [t.pooling_factor for t in tables]
     if args.trace in ("zipf", "production"):
-        from sdm.traces import generators as g
         B = args.batch_size or 180
         if args.trace == "zipf":
-            return g.zipf_trace(rows, args.samples, batch_size=B, pooling=pooling, alpha=args.alpha,
-                                seed=args.seed, table_names=names)
-        return g.production_trace(rows, -(-args.samples // B), batch_size=B, pooling=pooling, seed=args.seed,
-                                  table_names=names)
+            from sdm.traces.generators import zipf_trace
+            return zipf_trace(rows, args.samples, batch_size=B, pooling=pooling, alpha=args.alpha,
+                              seed=args.seed, table_names=names)
+        from sdm.traces.production import production_trace
+        return production_trace(rows, -(-args.samples // B), batch_size=B, pooling=pooling, seed=args.seed,
+                                table_names=names)
     from sdm.traces.loaders import load_trace
     tr = load_trace(args.trace)
     if len(tr.table_names) != len(names):

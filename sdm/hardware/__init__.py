@@ -1,5 +1,10 @@
 """Hardware: device models (reads, with sources), device and server presets, host, card, PCIe, overrides.
 
+Modules, lowest first (each imports only those before it): overrides (the FIELD=VALUE parser and
+override mechanism, spec-agnostic), devices (the device model), presets (device presets and
+`device()`), pcie, card (card presets, the carrier), host (HostSpec and host presets), server_spec
+(HardwareSpec), server (hardware presets and `hardware()`), platform (the six-card view).
+
 `sdm.hardware` is both this package and the preset lookup: `sdm.hardware("host-nand", **overrides)`
 calls `sdm.hardware.server.hardware`. Names load lazily so that `import sdm` stays cheap.
 """
@@ -14,11 +19,11 @@ _EXPORTS = {
     "hardware": "sdm.hardware.server",
     "hardware_names": "sdm.hardware.server",
     "hardware_from_toml": "sdm.hardware.server",
-    "HardwareSpec": "sdm.hardware.server",
-    "HostSpec": "sdm.hardware.server",
+    "HardwareSpec": "sdm.hardware.server_spec",
+    "HostSpec": "sdm.hardware.host",
     "DeviceSpec": "sdm.hardware.devices",
-    "device": "sdm.hardware.devices",
-    "device_names": "sdm.hardware.devices",
+    "device": "sdm.hardware.presets",
+    "device_names": "sdm.hardware.presets",
     "CardSpec": "sdm.hardware.card",
     "card": "sdm.hardware.card",
     "PcieLink": "sdm.hardware.pcie",

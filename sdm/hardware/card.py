@@ -1,8 +1,10 @@
-"""One accelerator card: on-chip SRAM, LPDDR, compute rates, its PCIe link and its power.
+"""One accelerator card: on-chip SRAM, LPDDR, compute rates, its PCIe link and its power; and the
+carrier board the cards sit on.
 
 The first-generation preset follows REFERENCE.md "Platform": a plausible card is Intel's NNP-I M.2
 module (that Meta deployed it is *unconfirmed*). Six of them sit on a Glacier Point V2 carrier
-behind a PCIe switch (`sdm.hardware.server` builds the platform).
+behind a PCIe switch (`sdm.hardware.server` builds the platform; the carrier figures are here, as
+every spec that gains cards, `card_count=N`, gains the carrier with them).
 """
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from typing import Any
 
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import real_number
-from sdm.hardware.devices import DeviceSpec, device
+from sdm.hardware.devices import DeviceSpec
+from sdm.hardware.overrides import apply_overrides
 from sdm.hardware.pcie import PcieLink
+from sdm.hardware.presets import device
 
 # PCIe 3.0: 8 GT/s per lane with 128b/130b coding -> 0.985 GB/s per lane per direction.
 PCIE3_LANE_BYTES_PER_S = 8e9 * 128 / 130 / 8
@@ -81,9 +85,7 @@ class CardSpec:
         return self.idle_watts + (self.load_watts - self.idle_watts) * utilization
 
     def replace(self, **overrides: Any) -> "CardSpec":
-        from sdm.hardware.overrides import apply_overrides
-
-        return apply_overrides(self, overrides)
+        return apply_overrides(self, overrides, named={DeviceSpec: device})
 
     def to_dict(self) -> dict:
         return {
@@ -137,3 +139,20 @@ def card(name: str = "nnpi-m2", **overrides: Any) -> CardSpec:
     spec = CARD_PRESETS[name]
     return spec.replace(**overrides) if overrides else spec
 
+
+
+# ---- the carrier: the board the cards sit on, with its PCIe switch and host uplink ---------------
+CARRIER_UPLINK = pcie3_link(
+    "host-switch-pcie3-x16",
+    16,
+    bandwidth_bytes_per_s="PCIe 3.0 x16 host uplink to the carrier's PCIe switch: 8 GT/s x 16, 128b/130b "
+    "(*unconfirmed* lane count; REFERENCE Platform says only 'through a PCIe switch')",
+)
+CARRIER_WATTS = 25.0
+CARRIER_USD = 500.0
+CARRIER_SOURCES = {
+    "pcie": "see the link's own sources",
+    "carrier_watts": "*unconfirmed*: Glacier Point V2 carrier with its PCIe switch",
+    "carrier_usd": "*unconfirmed*: carrier board + PCIe switch",
+}
+NO_CARRIER_SOURCES = {"pcie": "no card uplink", "carrier_watts": "no carrier", "carrier_usd": "no carrier"}

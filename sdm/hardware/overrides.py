@@ -3,19 +3,25 @@
 One mechanism serves `device("nand", qd1_latency_s=1e-4)`, `hardware("host-nand",
 **{"scm.qd1_latency_s": 1e-5})`, `sdm-plan hardware --set host.dram.capacity_bytes=64GiB` and
 `hardware_from_toml(path)`. Values are coerced to the field's declared type (strings such as
-"64GiB" or "1e-5" are accepted, so the CLI and TOML can pass text), every overridden field records
-where its new value came from in the owner's `sources`, and a bad name or value raises
-`InvalidInputError` naming it, with the valid names, before anything is built.
+"64GiB" or "1e-5" are accepted, so the CLI and TOML can pass text; a fractional value for an integer
+field is an error, never a truncation), every overridden field records where its new value came from
+in the owner's `sources`, and a bad name or value raises `InvalidInputError` naming it, with the
+valid names, before anything is built.
+
+This module knows no spec type: it is the lowest of sdm.hardware, so every spec's `replace` can use
+it. A field that holds a spec and may be given a preset name (`scm="p4500"`) is resolved through the
+`named` mapping the caller passes (type -> lookup by name).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sdm.core.errors import InvalidInputError
@@ -59,12 +65,18 @@ def parse_assignments(items, what: str = "--set") -> dict[str, str]:
     return out
 
 
-def apply_overrides(obj: Any, overrides: Mapping[str, Any], *, source: str = "user override", prefix: str = "") -> Any:
+Named = Mapping[type, Callable[[str], Any]]  # field type -> preset lookup by name
+
+
+def apply_overrides(obj: Any, overrides: Mapping[str, Any], *, source: str = "user override", prefix: str = "",
+                    named: Named | None = None) -> Any:
     """A copy of dataclass `obj` with `overrides` applied; keys are field names, dotted for nesting.
 
     `sources.<field>` keys set the source text of a field instead of its value. Tuples of
     dataclasses (e.g. `cards`) take `cards.<i>.<field>` for one element or `cards.<field>` for all.
+    `named` maps a field type to a lookup by preset name, for fields given as text (`scm="p4500"`).
     """
+    named = named or {}
     if not overrides:
         return obj
     fields = {f.name: f for f in dataclasses.fields(obj)}
@@ -91,11 +103,11 @@ def apply_overrides(obj: Any, overrides: Mapping[str, Any], *, source: str = "us
         if rest:
             nested.setdefault(head, {})[rest] = value
         else:
-            direct[head] = _coerce(value, hints[head], prefix + head)
+            direct[head] = _coerce(value, hints[head], prefix + head, named)
     changes: dict[str, Any] = {}
     for head, sub in nested.items():
         current = direct.get(head, getattr(obj, head))
-        changes[head] = _apply_nested(current, sub, source=source, prefix=f"{prefix}{head}.")
+        changes[head] = _apply_nested(current, sub, source=source, prefix=f"{prefix}{head}.", named=named)
     for head, value in direct.items():
         changes.setdefault(head, value)
     if "sources" in fields:
@@ -108,9 +120,9 @@ def apply_overrides(obj: Any, overrides: Mapping[str, Any], *, source: str = "us
     return dataclasses.replace(obj, **changes)
 
 
-def _apply_nested(current: Any, sub: dict[str, Any], *, source: str, prefix: str) -> Any:
+def _apply_nested(current: Any, sub: dict[str, Any], *, source: str, prefix: str, named: Named) -> Any:
     if dataclasses.is_dataclass(current):
-        return apply_overrides(current, sub, source=source, prefix=prefix)
+        return apply_overrides(current, sub, source=source, prefix=prefix, named=named)
     if isinstance(current, tuple) and current and all(dataclasses.is_dataclass(x) for x in current):
         items = list(current)
         for_all = {k: v for k, v in sub.items() if not k.partition(".")[0].isdigit()}
@@ -123,16 +135,16 @@ def _apply_nested(current: Any, sub: dict[str, Any], *, source: str, prefix: str
                 raise InvalidInputError(
                     f"override {prefix + key!r}: index {i} out of range (0..{len(items) - 1}) or no field given"
                 )
-            items[i] = apply_overrides(items[i], {rest: value}, source=source, prefix=f"{prefix}{i}.")
+            items[i] = apply_overrides(items[i], {rest: value}, source=source, prefix=f"{prefix}{i}.", named=named)
         if for_all:
-            items = [apply_overrides(x, for_all, source=source, prefix=prefix) for x in items]
+            items = [apply_overrides(x, for_all, source=source, prefix=prefix, named=named) for x in items]
         return tuple(items)
     raise InvalidInputError(
         f"override {prefix}{next(iter(sub))!r}: {prefix.rstrip('.')!r} is {current!r}, which has no fields to set"
     )
 
 
-def _coerce(value: Any, hint: Any, name: str) -> Any:
+def _coerce(value: Any, hint: Any, name: str, named: Named) -> Any:
     """Convert `value` to the declared type `hint` of field `name`, or raise naming both."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -143,7 +155,7 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         errors = []
         for a in others:
             try:
-                return _coerce(value, a, name)
+                return _coerce(value, a, name, named)
             except InvalidInputError as exc:
                 errors.append(str(exc))
         raise InvalidInputError(errors[0] if errors else f"{name}: bad value {value!r}")
@@ -153,37 +165,31 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.strip().lower() in ("true", "1", "yes")
         raise InvalidInputError(f"{name}: expected true or false, got {value!r}")
-    if hint is int:
+    if hint is int or hint is float:
         if isinstance(value, bool):
-            raise InvalidInputError(f"{name}: expected an integer, got {value!r}")
+            raise InvalidInputError(f"{name}: expected {'an integer' if hint is int else 'a number'}, got {value!r}")
         v = parse_quantity(value, name) if isinstance(value, str) else value
-        if isinstance(v, int):
-            return v
-        if isinstance(v, float) and math.isfinite(v) and v == int(v):
+        if not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise InvalidInputError(f"{name}: expected a finite number, got {value!r}")
+        if hint is float:
+            return float(v)  # "2" and 2 are as good as 2.0
+        if isinstance(v, numbers.Integral):
             return int(v)
-        raise InvalidInputError(f"{name}: expected an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, bool):
-            raise InvalidInputError(f"{name}: expected a number, got {value!r}")
-        v = parse_quantity(value, name) if isinstance(value, str) else value
-        if isinstance(v, (int, float)) and math.isfinite(float(v)):
-            return float(v)
-        raise InvalidInputError(f"{name}: expected a finite number, got {value!r}")
+        if float(v).is_integer():  # "64GiB", "1e6", 2.0 from TOML
+            return int(v)
+        raise InvalidInputError(f"{name}: expected an integer, got {value!r} (a fraction is not truncated)")
     if hint is str:
         if isinstance(value, str):
             return value
         raise InvalidInputError(f"{name}: expected text, got {value!r}")
-    # A field holding a device: accept a DeviceSpec or a preset name ("p4500").
-    from sdm.hardware.devices import DeviceSpec, device
-
-    if hint is DeviceSpec:
-        if isinstance(value, DeviceSpec):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
             return value
-        if isinstance(value, str):
-            return device(value.strip())
-        raise InvalidInputError(f"{name}: expected a DeviceSpec or a device preset name, got {value!r}")
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, hint):
-        return value
+        lookup = named.get(hint)
+        if lookup is not None and isinstance(value, str):
+            return lookup(value.strip())
+        what = f"a {hint.__name__} or a preset name" if lookup is not None else f"a {hint.__name__}"
+        raise InvalidInputError(f"{name}: expected {what}, got {value!r}")
     if origin is tuple and isinstance(value, (tuple, list)):
         return tuple(value)
     raise InvalidInputError(f"{name}: cannot set a field of type {hint!r} from {value!r}; set its sub-fields instead")

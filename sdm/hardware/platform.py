@@ -12,6 +12,7 @@ from typing import Any
 
 from sdm.core.errors import InvalidInputError
 from sdm.hardware.pcie import PcieLink
+from sdm.hardware.server import hardware
 
 # Model choices (not hardware figures), each overridable in Platform.from_hardware:
 CARD_QUEUE_DEPTH = 64   # outstanding row reads a card keeps in flight (memory-level parallelism of its
@@ -51,7 +52,6 @@ class Platform:
                       scm_queue_depth: int = SCM_QUEUE_DEPTH, host_threads: int | None = None) -> "Platform":
         """A platform from a HardwareSpec (or a preset name)."""
         if isinstance(hw, str):
-            from sdm.hardware.server import hardware
             hw = hardware(hw)
         cards = tuple(hw.cards)
         if not cards:

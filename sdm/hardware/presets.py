@@ -1,4 +1,5 @@
-"""Device presets. Every figure names its source in the preset's `sources` (field -> text).
+"""Device presets, and `device(name)` to look one up. Every figure names its source in the preset's
+`sources` (field -> text).
 
 "REFERENCE" means ../shared/REFERENCE.md (section named); other sources are public specs or reviews
 named in full. Figures that could not be read from a primary source say *unconfirmed*; override them
@@ -13,6 +14,9 @@ and is 7% high on latency (tests/test_devices_model.py checks every point within
 """
 from __future__ import annotations
 
+from typing import Any
+
+from sdm.core.errors import InvalidInputError
 from sdm.hardware.devices import DeviceSpec, fit_queue_model
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -313,3 +317,17 @@ PUBLISHED_POINTS: dict[str, dict[int, tuple[float, float]]] = {
     "p3700": {1: (12.8e3, 77.9e-6), 16: (167.2e3, 93.9e-6)},
     "micron-9100-max": {1: (9.2e3, 107.7e-6), 16: (135.7e3, 116.2e-6)},
 }
+
+
+def device(name: str, **overrides: Any) -> DeviceSpec:
+    """A device preset by name (see `device_names()`), with fields overridden by keyword."""
+    key = DEVICE_ALIASES.get(name, name)
+    if key not in DEVICE_PRESETS:
+        raise InvalidInputError(f"unknown device {name!r}; known devices: {', '.join(device_names())}")
+    spec = DEVICE_PRESETS[key]
+    return spec.replace(**overrides) if overrides else spec
+
+
+def device_names() -> list[str]:
+    """Preset names and aliases accepted by `device()`."""
+    return sorted(set(DEVICE_PRESETS) | set(DEVICE_ALIASES))

@@ -42,7 +42,8 @@ def check_engine(engine) -> str:
 
 def check_device(dev):
     """The device model a store charges: a DeviceSpec, or the name of a preset."""
-    from sdm.hardware.devices import DeviceSpec, device
+    from sdm.hardware.devices import DeviceSpec
+    from sdm.hardware.presets import device
 
     if isinstance(dev, DeviceSpec):
         return dev

@@ -1,22 +1,32 @@
-"""Access traces: the trace type, loaders for public formats, synthetic generators, reuse stats."""
+"""Access traces: the trace type, loaders for public formats, synthetic generators, reuse stats.
+
+Names load lazily, so `from sdm.traces.trace import Trace` (or `sdm.traces.Trace`) does not import
+numba, which only the stack-distance and production generators need.
+"""
 from __future__ import annotations
 
-from sdm.traces.generators import (
-    CRITEO_KAGGLE_ROWS,
-    CRITEO_TERABYTE_ROWS,
-    calibrated_counts,
-    production_trace,
-    stack_distance_trace,
-    table_rows,
-    zipf_trace,
-)
-from sdm.traces.loaders import load_csv, load_dlrm_text, load_meta_dataset, load_trace
-from sdm.traces.reuse import META_2021_REUSE, ReuseTable, reuse_table, reuse_table_of_counts
-from sdm.traces.trace import Trace, from_bags
+from sdm.core.lazy_exports import lazy_exports
 
-__all__ = [
-    "CRITEO_KAGGLE_ROWS", "CRITEO_TERABYTE_ROWS", "META_2021_REUSE", "ReuseTable", "Trace",
-    "calibrated_counts", "from_bags", "load_csv", "load_dlrm_text", "load_meta_dataset", "load_trace",
-    "production_trace", "reuse_table", "reuse_table_of_counts", "stack_distance_trace", "table_rows",
-    "zipf_trace",
-]
+_EXPORTS = {
+    "CRITEO_KAGGLE_ROWS": "sdm.traces.table_sets",
+    "CRITEO_TERABYTE_ROWS": "sdm.traces.table_sets",
+    "table_rows": "sdm.traces.table_sets",
+    "zipf_trace": "sdm.traces.generators",
+    "stack_distance_trace": "sdm.traces.stack_distance",
+    "calibrated_counts": "sdm.traces.production",
+    "production_trace": "sdm.traces.production",
+    "load_csv": "sdm.traces.loaders",
+    "load_dlrm_text": "sdm.traces.loaders",
+    "load_meta_dataset": "sdm.traces.loaders",
+    "load_trace": "sdm.traces.loaders",
+    "META_2021_REUSE": "sdm.traces.reuse",
+    "ReuseTable": "sdm.traces.reuse",
+    "reuse_table": "sdm.traces.reuse",
+    "reuse_table_of_counts": "sdm.traces.reuse",
+    "Trace": "sdm.traces.trace",
+    "from_bags": "sdm.traces.trace",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from sdm.core.atomic_file import check_header, read_json, require_file, write_atomically
+from sdm.core.checks import bag_offsets, ids_in_range, integer_array, whole_number
 from sdm.core.errors import InvalidInputError, StoreFormatError
-from sdm.core.checks import integer_array, whole_number
 
 TRACE_FORMAT = "sdm-trace"
 TRACE_VERSION = 1
@@ -206,40 +206,41 @@ class Trace:
     def save(self, path: str | os.PathLike) -> Path:
         """Write to `path`: a `.npz` file if it ends in .npz, else a directory of .npy + meta.json.
 
-        Written to a temporary name and renamed, so a crash never leaves a half-written trace.
+        Built at a temporary name and renamed (sdm.core.atomic_file), so a crash never leaves a
+        half-written trace.
         """
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        _remove(tmp)
-        if path.suffix == ".npz":
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def write_npz(tmp: Path) -> None:
             arrays = {f"indices_{t}": np.asarray(a) for t, a in enumerate(self.indices)}
             arrays |= {f"offsets_{t}": np.asarray(a) for t, a in enumerate(self.offsets)}
             arrays["meta_json"] = np.frombuffer(json.dumps(self._meta()).encode(), dtype=np.uint8)
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-        else:
-            tmp.mkdir(parents=True)
+
+        def write_dir(tmp: Path) -> None:
+            tmp.mkdir()
             for t in range(self.num_tables):
                 np.save(tmp / f"indices_{t}.npy", np.asarray(self.indices[t]))
                 np.save(tmp / f"offsets_{t}.npy", np.asarray(self.offsets[t]))
             (tmp / "meta.json").write_text(json.dumps(self._meta(), indent=1))
-        _remove(path)
-        os.replace(tmp, path)
-        return path
+
+        return write_atomically(path, write_npz if path.suffix == ".npz" else write_dir)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> "Trace":
-        """Read a trace written by `save` (directory form is memory-mapped unless mmap=False)."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"trace {str(path)!r} does not exist")
+        """Read a trace written by `save` (directory form is memory-mapped unless mmap=False).
+
+        A missing path is a MissingFileError (also a FileNotFoundError); a file that is not an sdm
+        trace, or of another format version, a StoreFormatError naming it."""
+        path = require_file(path, "trace")
         try:
             if path.is_dir():
                 meta_file = path / "meta.json"
                 if not meta_file.exists():
                     raise StoreFormatError(f"{str(path)!r} is a directory but has no meta.json: not an sdm trace")
-                meta = json.loads(meta_file.read_text())
-                _check_meta(meta, path)
+                meta = read_json(meta_file, kind="trace", file_format=TRACE_FORMAT, version=TRACE_VERSION)
                 mode = "r" if mmap else None
                 T = len(meta["table_names"])
                 idx = [np.load(path / f"indices_{t}.npy", mmap_mode=mode) for t in range(T)]
@@ -251,8 +252,8 @@ class Trace:
                 with np.load(path, allow_pickle=False) as z:
                     if "meta_json" not in z.files:
                         raise StoreFormatError(f"{str(path)!r} is an .npz without meta_json: not an sdm trace")
-                    meta = json.loads(bytes(z["meta_json"]).decode())
-                    _check_meta(meta, path)
+                    meta = check_header(json.loads(bytes(z["meta_json"]).decode()), path, kind="trace",
+                                        file_format=TRACE_FORMAT, version=TRACE_VERSION)
                     T = len(meta["table_names"])
                     idx = [z[f"indices_{t}"] for t in range(T)]
                     off = [z[f"offsets_{t}"] for t in range(T)]
@@ -277,31 +278,17 @@ def check_bags(table: str, indices, offsets, num_rows: int, *, check_ids: bool =
     """`(indices, offsets)` of one table's bags as int64, or InvalidInputError naming the table and
     the position: indices 1-D integers in [0, num_rows) (skipped with check_ids=False, for callers
     that check ranges chunk by chunk), offsets 1-D, from 0 to len(indices), never decreasing.
-    The one check every consumer of bags (traces, profiles, page layout) shares."""
-    idx = integer_array(indices, f"indices of table {table!r}")
-    off = integer_array(offsets, f"offsets of table {table!r}")
-    if idx.ndim != 1 or off.ndim != 1:
-        raise InvalidInputError(f"table {table!r}: indices and offsets must be 1-D")
-    if off.size == 0:
-        raise InvalidInputError(f"table {table!r}: offsets must have num_samples + 1 >= 1 entries")
-    if off[0] != 0:
-        raise InvalidInputError(f"table {table!r}: offsets[0] must be 0, got {int(off[0])}")
-    if off[-1] != idx.size:
-        raise InvalidInputError(f"table {table!r}: offsets[-1] = {int(off[-1])} but there are {idx.size} indices")
-    if off.size > 1:
-        bad = np.flatnonzero(np.diff(off) < 0)
-        if bad.size:
-            raise InvalidInputError(
-                f"table {table!r}: offsets decrease at position {int(bad[0]) + 1} "
-                f"({int(off[bad[0]])} -> {int(off[bad[0] + 1])})"
-            )
-    if check_ids and idx.size:
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0 or hi >= num_rows:
-            pos = int(np.flatnonzero((idx < 0) | (idx >= num_rows))[0])
-            raise InvalidInputError(
-                f"table {table!r}: index {int(idx[pos])} at position {pos} is out of range [0, {num_rows})"
-            )
+    The bag check of traces, profiles and page layout; the rules are sdm.core.checks'."""
+    what = f"table {table!r}"
+    idx = integer_array(indices, f"indices of {what}")
+    off = integer_array(offsets, f"offsets of {what}")
+    if idx.ndim != 1:
+        raise InvalidInputError(f"{what}: indices must be 1-D, got shape {tuple(idx.shape)}")
+    if off.ndim == 1 and off.size == 0:
+        raise InvalidInputError(f"{what}: offsets must have num_samples + 1 >= 1 entries")
+    bag_offsets(off, idx.size, what, exact_end=True)
+    if check_ids:
+        ids_in_range(idx, num_rows, what)
     return idx, off
 
 
@@ -318,19 +305,3 @@ def from_bags(
         off.append(np.concatenate([[0], np.cumsum(lens)]).astype(np.int64))
         idx.append(np.array([i for b in t_bags for i in b], dtype=np.int64))
     return Trace(list(table_names), list(num_rows), idx, off, batch_size)
-
-
-def _check_meta(meta: dict, path: Path) -> None:
-    if meta.get("format") != TRACE_FORMAT:
-        raise StoreFormatError(f"{str(path)!r} is not an sdm trace (format {meta.get('format')!r})")
-    if meta.get("version") != TRACE_VERSION:
-        raise StoreFormatError(
-            f"trace {str(path)!r} has format version {meta.get('version')}; this sdm reads {TRACE_VERSION}"
-        )
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir():
-        shutil.rmtree(p)
-    elif p.exists():
-        p.unlink()
