@@ -43,6 +43,7 @@ class StoreTable:
         self.spec = spec
         self.opts = opts
         self.width = row_formats.storage_width(spec.dim, spec.row_format)
+        self.row_bytes = spec.row_bytes  # read per batch; TableSpec computes (and checks) it per call
         self.dtype = torch.from_numpy(np.zeros(0, row_formats.storage_dtype(spec.row_format))).dtype
         hw = hardware
         card_mem, _ = card_memory(hw)
@@ -156,7 +157,7 @@ class StoreTable:
         """Device-model time of `n_rows` host DRAM row reads (HOST_QUEUE_DEPTH misses in flight)."""
         if self.dram_dev is None or not n_rows:
             return 0.0
-        return float(self.dram_dev.read_time_s(int(n_rows), self.spec.row_bytes, HOST_QUEUE_DEPTH))
+        return float(self.dram_dev.read_time_s(int(n_rows), self.row_bytes, HOST_QUEUE_DEPTH))
 
     # ---- lookup --------------------------------------------------------------------------------
     def lookup(self, batch: BagBatch) -> tuple[torch.Tensor, LookupRecord]:
@@ -191,7 +192,7 @@ class StoreTable:
                 out = pool(cache.data, torch.from_numpy(slots), batch, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
-        c.bytes = len(idx) * self.spec.row_bytes
+        c.bytes = len(idx) * self.row_bytes
         c.measured_s = time.perf_counter() - t0
         c.modelled_s = rec.modelled_s = self._dram_model_s(len(idx))
         return out
@@ -217,7 +218,7 @@ class StoreTable:
                 tier[sel] = 0 if counters is ca else 1
                 counters.rows += len(sel)
                 counters.reads += len(sel)
-                counters.bytes += len(sel) * self.spec.row_bytes
+                counters.bytes += len(sel) * self.row_bytes
                 counters.modelled_s += static.modelled_read_s(len(sel))
             counters.measured_s += time.perf_counter() - t0
             rest = rest[~got]
@@ -267,7 +268,7 @@ class StoreTable:
         n_dram = int(dram.sum())
         cd.rows += n_dram
         cd.reads += n_dram
-        cd.bytes += n_dram * self.spec.row_bytes
+        cd.bytes += n_dram * self.row_bytes
         cd.measured_s += time.perf_counter() - t0
         cd.modelled_s += self._dram_model_s(n_dram)
         occ = np.bincount(tier[inverse.numpy()], minlength=3)
