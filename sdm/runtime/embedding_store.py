@@ -228,11 +228,15 @@ class EmbeddingStore:
                                   inject=inject, clock=self.clock)
         self.specs = rec.specs
         self.placement = rec.placement
-        self._tables = {
-            s.name: StoreTable(s, rec.options[s.name], rec.placement[s.name], scm=self.scm, hardware=self.hardware,
-                               settings=self.settings)
-            for s in rec.specs
-        }
+        try:
+            self._tables = {
+                s.name: StoreTable(s, rec.options[s.name], rec.placement[s.name], scm=self.scm,
+                                   hardware=self.hardware, settings=self.settings)
+                for s in rec.specs
+            }
+        except BaseException:  # e.g. admission="warm" for a store without a profile: leave no open files
+            self.scm.close()
+            raise
         self._stats = StoreStats([s.name for s in rec.specs])
         self._closed = False
         return self
