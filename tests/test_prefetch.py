@@ -57,7 +57,7 @@ def test_prefetch_never_evicts_protected_rows(store):
 def test_errors_reach_the_consumer(store):
     s, _ = store
     bad = [[(np.array([1, 5000]), np.array([0, 2])), (np.array([1]), np.array([0, 1]))]]
-    with pytest.raises(InvalidInputError, match=r"id 5000 at position 1 is out of range"):
+    with pytest.raises(InvalidInputError, match=r"index 5000 at position 1 is out of range"):
         list(Prefetcher(s, bad, depth=1))
     with pytest.raises(InvalidInputError, match="depth"):
         Prefetcher(s, [], depth=0)

@@ -103,7 +103,7 @@ def _state(store):
         (("a", torch.tensor([1, 300]), torch.tensor([0])), r"index 300 at position 1"),
         (("a", torch.tensor([-1, 2]), torch.tensor([0])), r"index -1 at position 0"),
         (("a", torch.tensor([1, 2, 3]), torch.tensor([0, 2, 1])), r"offsets\[2\]=1 < offsets\[1\]=2"),
-        (("a", torch.tensor([1, 2]), torch.tensor([0, 3])), r"past the end"),
+        (("a", torch.tensor([1, 2]), torch.tensor([0, 3])), r"offsets\[1\]=3 but there are 2 indices"),
         (("a", torch.tensor([1, 2]), torch.tensor([1])), r"offsets\[0\] must be 0"),
         (("a", torch.tensor([1.0, 2.0]), torch.tensor([0])), r"int64 or int32"),
         (("a", torch.tensor([1, 2]), torch.tensor([0.0])), r"offsets must be int64"),

@@ -40,14 +40,14 @@ def _same(before, after):
 @pytest.mark.parametrize(
     "batch, protect, match",
     [
-        ({"a": np.array([4, 300])}, None, r"table 'a': prefetch ids: id 300 at position 1 is out of range \[0, 300\)"),
-        ({"a": np.array([-2, 4])}, None, r"id -2 at position 0"),
+        ({"a": np.array([4, 300])}, None, r"table 'a': prefetch ids: index 300 at position 1 is out of range \[0, 300\)"),
+        ({"a": np.array([-2, 4])}, None, r"index -2 at position 0"),
         ({"a": np.array([4.0, 5.0])}, None, r"prefetch ids must be integers, got dtype float64"),
         ({"a": torch.tensor([True, False])}, None, r"must be integers, got dtype bool"),
         ({"a": np.array([4]), "zz": np.array([1])}, None, r"unknown table 'zz'"),
         # the bad entry comes second: the first table must not have been prefetched either
-        ({"a": np.array([10, 11, 12]), "b": np.array([0, 120])}, None, r"table 'b'.*id 120 at position 1"),
-        ({"a": np.array([10, 11])}, {"a": np.array([400])}, r"protect ids: id 400 at position 0"),
+        ({"a": np.array([10, 11, 12]), "b": np.array([0, 120])}, None, r"table 'b'.*index 120 at position 1"),
+        ({"a": np.array([10, 11])}, {"a": np.array([400])}, r"protect ids: index 400 at position 0"),
         ({"a": torch.tensor([1, 2], device="meta")}, None, r"must be on the CPU, got device meta"),
         ([np.array([1])], None, r"prefetch takes \{table: ids\} mappings"),
     ],
@@ -112,7 +112,8 @@ def test_drop_in_module_bad_input_changes_nothing(small):
         ({"queue_depth": 0}, r"queue_depth must be a whole number >= 1"),
         ({"page_bytes": "4k"}, r"page_bytes must be a whole number"),
         ({"dram_cache_bytes": -1}, r"dram_cache_bytes must be a whole number >= 0"),
-        ({"layout": "sideways"}, r"layout must be one of"),
+        ({"page_layout": "sideways"}, r"page_layout must be one of"),
+        ({"cache_layout": "sideways"}, r"cache_layout must be one of"),
         ({"admission": "some"}, r"admission must be one of"),
         ({"options": {"zz": None}}, r"options given for unknown table 'zz'"),
     ],
@@ -153,7 +154,7 @@ def test_create_on_a_file_and_open_of_non_stores(tmp_path):
     with pytest.raises(StoreFormatError, match="format 'something-else'"):
         EmbeddingStore.open(tmp_path / "other")
     (tmp_path / "other" / "store.json").write_text("{not json")
-    with pytest.raises(StoreFormatError, match="unreadable"):
+    with pytest.raises(StoreFormatError, match="is not JSON"):
         EmbeddingStore.open(tmp_path / "other")
 
 
@@ -196,7 +197,7 @@ def test_open_of_an_incomplete_store_json(tmp_path):
     with pytest.raises(StoreFormatError, match="missing queue_depth, page_bytes, tables"):
         EmbeddingStore.open(tmp_path / "s")
     (tmp_path / "s" / "store.json").write_text("[1, 2]")
-    with pytest.raises(StoreFormatError, match="format None"):
+    with pytest.raises(StoreFormatError, match=r"not an sdm embedding store \(format 'list'"):
         EmbeddingStore.open(tmp_path / "s")
 
 

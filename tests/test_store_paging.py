@@ -174,8 +174,8 @@ def test_bad_modes_are_refused(tmp_path):
     spec = [TableSpec("t", N, DIM)]
     with pytest.raises(InvalidInputError, match="page_admit"):
         EmbeddingStore.create(tmp_path / "a", spec, page_admit="some")
-    with pytest.raises(InvalidInputError, match="layout='hot' needs a profile"):
-        EmbeddingStore.create(tmp_path / "b", spec, layout="hot")
+    with pytest.raises(InvalidInputError, match="page_layout='hot' needs a profile"):
+        EmbeddingStore.create(tmp_path / "b", spec, page_layout="hot")
     with EmbeddingStore.create(tmp_path / "c", spec, dram_cache_bytes=CACHE) as s:
         s.close()
     with pytest.raises(InvalidInputError, match="admission='warm' needs a profile"):

@@ -120,7 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--page-admit", default="auto", choices=["auto", "off", "warm", "all"],
                     help="page-granular admission of the profiled store")
     ap.add_argument("--admission", default="warm", choices=["auto", "all", "warm"], help="admission of the profiled store")
-    ap.add_argument("--layout", default="hot", choices=["hot", "id"], help="SCM page layout of the profiled store")
+    ap.add_argument("--page-layout", "--layout", dest="page_layout", default="hot", choices=["hot", "id"],
+                    help="SCM page layout of the profiled store (--layout: its old name)")
     ap.add_argument("--no-warm-start", action="store_true", help="profiled runs: do not preload the hot set")
     ap.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {RUNS}")
     ap.add_argument("--threads", type=int, default=1,
@@ -163,7 +164,7 @@ def main(argv=None) -> int:
         if "lru" in runs:
             t0 = time.perf_counter()
             s = wrap(copy.deepcopy(model), Path(d) / "lru", hardware=a.hardware, dram_cache_bytes=cache_bytes,
-                     policy=a.policy, queue_depth=a.queue_depth, admission="all", page_admit="off", layout="id")
+                     policy=a.policy, queue_depth=a.queue_depth, admission="all", page_admit="off", page_layout="id")
             s.close()
             paths["lru"] = Path(d) / "lru"
             print(f"store 'lru' written in {time.perf_counter() - t0:.1f} s (id-order pages)", flush=True)
@@ -173,11 +174,11 @@ def main(argv=None) -> int:
             profile = {f"emb_l.{t}": np.bincount(np.concatenate([h[t][0] for h in hist]), minlength=rows[t])
                        for t in range(a.tables)}
             s = wrap(copy.deepcopy(model), Path(d) / "prof", hardware=a.hardware, dram_cache_bytes=cache_bytes,
-                     policy=a.policy, queue_depth=a.queue_depth, profile=profile, layout=a.layout,
+                     policy=a.policy, queue_depth=a.queue_depth, profile=profile, page_layout=a.page_layout,
                      admission=a.admission, page_admit=a.page_admit)
             s.close()
             paths["profiled"] = paths["profiled+pf"] = Path(d) / "prof"
-            print(f"store 'profiled' written in {time.perf_counter() - t0:.1f} s ({a.layout} layout, admission "
+            print(f"store 'profiled' written in {time.perf_counter() - t0:.1f} s ({a.page_layout} page layout, admission "
                   f"{a.admission}, page admission {a.page_admit}; profile of the {a.history} batches before the served ones)", flush=True)
         sdm_model = copy.deepcopy(model)
         for name in runs:

@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--alpha", type=float, default=0.0, help="Zipf exponent of ids (0: uniform)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads for both (default 1; 0: leave torch's default)")
-    ap.add_argument("--layout", default="auto", choices=["auto", "hashed"],
-                    help="cache layout: auto (direct: row r in slot r, as the budget covers the table) "
+    ap.add_argument("--cache-layout", "--layout", dest="cache_layout", default="auto", choices=["auto", "hashed"],
+                    help="DRAM cache layout (--layout: its old name): auto (direct: row r in slot r, as the budget covers the table) "
                          "or hashed (16-way set-associative, probe per index; needs ~7%% more budget)")
     ap.add_argument("--dir", default=None, help="where to put the store (default: a temp dir)")
     a = ap.parse_args(argv)
@@ -58,14 +58,14 @@ def main(argv=None) -> int:
     offsets = torch.arange(0, n, a.pooling)
     # hashed: sets fill unevenly, so give it room for every row even in its fullest set
     per_row = a.dim * 4 + INDEX_BYTES_PER_ROW
-    cache_bytes = a.rows * per_row if a.layout == "auto" else int(a.rows * 1.5) * per_row
+    cache_bytes = a.rows * per_row if a.cache_layout == "auto" else int(a.rows * 1.5) * per_row
     if a.dir:
         os.makedirs(a.dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=a.dir) as d:
         t0 = time.perf_counter()
         store = EmbeddingStore.create(Path(d) / "s", [TableSpec("t", a.rows, a.dim)], hardware="host-nand",
                                       weights={"t": ref.weight}, dram_cache_bytes=cache_bytes,
-                                      options={"t": BagOptions(a.mode)}, cache_layout=a.layout)
+                                      options={"t": BagOptions(a.mode)}, cache_layout=a.cache_layout)
         store.prefetch({"t": np.arange(a.rows)})          # warm: every row into the DRAM cache
         print(f"store built and warmed in {time.perf_counter() - t0:.1f} s; cache rows "
               f"{store.cache('t').resident_rows}/{a.rows} (slots {store.cache('t').capacity_rows}), "
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         store.close()
     rr = n / statistics.median(t_ref)
     rs = n / statistics.median(t_sdm)
-    print(f"cache layout {a.layout}; table {a.rows} x {a.dim} fp32, mode {a.mode}, batch {a.batch} x {a.pooling} = {n} ids, "
+    print(f"cache layout {a.cache_layout}; table {a.rows} x {a.dim} fp32, mode {a.mode}, batch {a.batch} x {a.pooling} = {n} ids, "
           f"{a.batches} batches, torch threads {torch.get_num_threads()}")
     print(f"nn.EmbeddingBag (baseline) : {rr / 1e6:8.2f} M rows/s  (median {statistics.median(t_ref) * 1e3:.2f} ms/batch)")
     print(f"sdm EmbeddingStore (DRAM)  : {rs / 1e6:8.2f} M rows/s  (median {statistics.median(t_sdm) * 1e3:.2f} ms/batch)")

@@ -10,33 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sdm.core.checks import bag_offsets, ids_in_range
 from sdm.core.errors import InvalidInputError
 
 MODES = ("sum", "mean", "max")
-
-
-# One pass each over ids and offsets (compiled): validation must cost little next to the lookup.
-@numba.njit(cache=True, nogil=True)
-def _any_out_of_range(ids, num_rows):
-    # branch-free (vectorizes); as unsigned, negative ids compare above any row count
-    bad = False
-    limit = np.uint64(num_rows)
-    for i in range(ids.shape[0]):
-        bad |= np.uint64(ids[i]) >= limit
-    return bad
-
-
-@numba.njit(cache=True, nogil=True)
-def _first_decrease(off):
-    for i in range(1, off.shape[0]):
-        if off[i] < off[i - 1]:
-            return i
-    return -1
 
 
 @dataclass
@@ -106,8 +87,6 @@ def validate(
         off = _as_tensor(offsets, "offsets", table)
         if off.dtype not in (torch.int64, torch.int32):
             raise InvalidInputError(f"table {table!r}: offsets must be int64 or int32, got {off.dtype}")
-        if off.dim() != 1:
-            raise InvalidInputError(f"table {table!r}: offsets must be 1-D, got shape {tuple(off.shape)}")
     else:
         raise InvalidInputError(f"table {table!r}: indices must be 1-D or 2-D, got shape {tuple(idx.shape)}")
     idx = idx.to(torch.int64).contiguous()
@@ -115,26 +94,9 @@ def validate(
     n = idx.numel()
     if include_last_offset and off.numel() == 0:
         raise InvalidInputError(f"table {table!r}: include_last_offset needs at least one offset")
-    if off.numel():
-        if int(off[0]) != 0:
-            raise InvalidInputError(f"table {table!r}: offsets[0] must be 0, got {int(off[0])}")
-        pos = int(_first_decrease(off.numpy()))
-        if pos >= 0:
-            raise InvalidInputError(
-                f"table {table!r}: offsets must be non-decreasing; offsets[{pos}]={int(off[pos])} "
-                f"< offsets[{pos - 1}]={int(off[pos - 1])}"
-            )
-        if int(off[-1]) > n:
-            raise InvalidInputError(
-                f"table {table!r}: offsets[{off.numel() - 1}]={int(off[-1])} is past the end of indices (length {n})"
-            )
-    if n:
-        if _any_out_of_range(idx.numpy(), num_rows):
-            ids_np = idx.numpy()
-            pos = int(np.flatnonzero((ids_np < 0) | (ids_np >= num_rows))[0])
-            raise InvalidInputError(
-                f"table {table!r}: index {int(idx[pos])} at position {pos} is out of range [0, {num_rows})"
-            )
+    # the shared checks (sdm.core.checks): one numpy min/max pass over the ids, one over the offsets
+    bag_offsets(off.numpy(), n, f"table {table!r}", exact_end=False)
+    ids_in_range(idx.numpy(), num_rows, f"table {table!r}")
     psw = None
     if per_sample_weights is not None:
         psw = _as_tensor(per_sample_weights, "per_sample_weights", table)

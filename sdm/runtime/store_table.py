@@ -1,14 +1,13 @@
 """Run-time state of one EmbeddingStore table: its tiers (card rows, pinned DRAM rows, DRAM cache,
 SCM pages) and the lookup and prefetch paths through them.
 
-Split from sdm/runtime/embedding_store.py, which owns the store's files and public API; this module owns
-what happens per batch. See that module's doc for the order of a lookup.
+sdm/runtime/embedding_store.py owns the public API and builds one StoreTable per table from the
+stored specs, options and placement (sdm/runtime/store_files.py); this module owns what happens per
+batch. See embedding_store's doc for the order of a lookup.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,77 +15,43 @@ import torch
 from sdm.runtime import row_formats
 from sdm.hardware.platform import HOST_QUEUE_DEPTH
 from sdm.core.errors import InvalidInputError
-from sdm.core.checks import integer_array
+from sdm.core.checks import ids_in_range, integer_array
 from sdm.runtime.pooling import BagBatch, compact, pool
 from sdm.core.spec import TableSpec
+from sdm.runtime.store_config import BagOptions, StoreSettings, card_memory, resolve_admission, resolve_page_admit
 from sdm.runtime.store_placement import TablePlacement
 from sdm.runtime.store_stats import LookupRecord, TierCounters
 from sdm.tiers.device_memory import DeviceMemoryTier
 from sdm.cache.dram_cache import DramCache
 
-if TYPE_CHECKING:
-    from sdm.runtime.embedding_store import EmbeddingStore
-
 # Rows per SCM read call when loading a static tier at open: bounds the temporary buffers.
 READ_CHUNK_ROWS = 1 << 16
-
-
-@dataclass(frozen=True)
-class BagOptions:
-    """The nn.EmbeddingBag options a table is looked up with."""
-
-    mode: str = "sum"
-    include_last_offset: bool = False
-    padding_idx: int | None = None
-
-
-def card_memory(hw):
-    """(memory model of a card, total card memory bytes) of the hardware; (None, 0) without cards."""
-    cards = getattr(hw, "cards", ()) if hw is not None else ()
-    if not cards:
-        return None, 0
-    return cards[0].lpddr, int(getattr(hw, "card_memory_bytes", 0) or sum(int(c.lpddr.capacity_bytes) for c in cards))
-
-
-ADMISSION_MODES = ("auto", "all", "warm")
-PAGE_ADMIT_MODES = ("auto", "off", "warm", "all")
 # Rows counted "predicted warm" = this x the table's DRAM cache rows (+ its card and pinned rows),
 # hottest first by the profile. 1.0: exactly what a static placement of that size would hold.
 WARM_ROWS_FACTOR = 1.0
 
 
-def _resolve_mode(what: str, mode: str, warm, table: str, admission: str = "all") -> str:
-    """admission: "auto" -> "warm" with a profile, else "all". page_admit: "auto" -> "warm" with a
-    profile when admission is "all", else "off" (measured: with warm admission the warm rows are
-    already cached and page mates bring nothing; tools/bench_dlrm.py). "warm" needs a profile."""
-    allowed = ADMISSION_MODES if what == "admission" else PAGE_ADMIT_MODES
-    if mode not in allowed:
-        raise InvalidInputError(f"{what} must be one of {allowed}, got {mode!r}")
-    if mode == "auto":
-        if what == "admission":
-            return "warm" if warm is not None else "all"
-        return "warm" if warm is not None and admission == "all" else "off"
-    if mode == "warm" and warm is None:
-        raise InvalidInputError(f"table {table!r}: {what}='warm' needs a profile (create(..., profile=...))")
-    return mode
-
-
 class StoreTable:
     """Run-time state of one table: its tiers and how to look up through them."""
 
-    def __init__(self, store: "EmbeddingStore", spec: TableSpec, opts: BagOptions, place: TablePlacement):
-        self.store = store
+    def __init__(self, spec: TableSpec, opts: BagOptions, place: TablePlacement, *, scm, hardware,
+                 settings: StoreSettings):
+        """`scm`: the store's open PageStore (holds every row); `hardware`: a HardwareSpec or None
+        (no device models: modelled times are 0)."""
+        self.scm = scm
+        self.settings = settings
         self.spec = spec
         self.opts = opts
         self.width = row_formats.storage_width(spec.dim, spec.row_format)
+        self.row_bytes = spec.row_bytes  # read per batch; TableSpec computes (and checks) it per call
         self.dtype = torch.from_numpy(np.zeros(0, row_formats.storage_dtype(spec.row_format))).dtype
-        hw = store.hardware
+        hw = hardware
         card_mem, _ = card_memory(hw)
         self.accel = None
         if len(place.accel_ids):
             self.accel = DeviceMemoryTier(
                 spec.name, spec.num_rows, place.accel_ids, self._read_scm_bulk(place.accel_ids),
-                device=store.accel_device, memory=card_mem,
+                device=settings.accel_device, memory=card_mem,
             )
         self.pinned = None
         dram_dev = getattr(getattr(hw, "host", None), "dram", None)
@@ -96,11 +61,9 @@ class StoreTable:
                 device="cpu", memory=dram_dev,
             )
         self.dram_dev = dram_dev
-        self._dram_model_memo: dict[int, float] = {}
-        self._scm_model_memo: dict[int, float] = {}
         self.cache = DramCache(
-            spec.num_rows, self.width, self.dtype, place.dram_cache_bytes, ways=store.ways,
-            policy=place.policy, hot_ids=place.static_hot_ids, table=spec.name, layout=store.cache_layout,
+            spec.num_rows, self.width, self.dtype, place.dram_cache_bytes, ways=settings.ways,
+            policy=place.policy, hot_ids=place.static_hot_ids, table=spec.name, layout=settings.cache_layout,
         )
         hot = self.cache.needs_static_fill()
         if hot is not None and len(hot):
@@ -109,7 +72,7 @@ class StoreTable:
         self.fast_ok = spec.row_format == "fp32" and self.accel is None and self.pinned is None
         # SCM page layout (row_order[slot] = row id; None: id order), to find a fetched page's rows
         self.row_order = place.row_order
-        self.rows_per_page = int(store.scm.table_info(spec.name).rows_per_page)
+        self.rows_per_page = int(scm.table_info(spec.name).rows_per_page)
         self.hot_order = place.hot_order
         # "Predicted warm": the rows a static placement of this size would keep in fast tiers
         # (card + pinned + cache capacity), by the profile's hotness.
@@ -121,14 +84,15 @@ class StoreTable:
             self.warm[place.hot_order[:n_warm]] = True
         # prefetched rows the cache did not take (sorted ids, stored rows); see prefetch
         self._staged = (np.zeros(0, np.int64), torch.empty((0, self.width), dtype=self.dtype))
-        self.admission = _resolve_mode("admission", store.admission, self.warm, spec.name)
-        self.page_admit = _resolve_mode("page_admit", store.page_admit, self.warm, spec.name, self.admission)
+        profiled = self.warm is not None
+        self.admission = resolve_admission(settings.admission, profiled, spec.name)
+        self.page_admit = resolve_page_admit(settings.page_admit, profiled, spec.name, self.admission)
         if self.admission == "warm" and not self.cache.direct:
             self.cache.admit_mask = self.warm
 
     # ---- SCM -----------------------------------------------------------------------------------
     def _read_scm_bulk(self, ids: np.ndarray) -> np.ndarray:
-        parts = [self.store.scm.read_rows(self.spec.name, ids[a : a + READ_CHUNK_ROWS])
+        parts = [self.scm.read_rows(self.spec.name, ids[a : a + READ_CHUNK_ROWS])
                  for a in range(0, len(ids), READ_CHUNK_ROWS)]
         return np.concatenate(parts) if parts else np.zeros((0, self.width), row_formats.storage_dtype(self.spec.row_format))
 
@@ -139,7 +103,7 @@ class StoreTable:
         if self.page_admit == "off" or not len(ids) or not self.cache.capacity_rows or self.cache.direct:
             return np.zeros(0, np.int64)
         rpp = self.rows_per_page
-        pages = np.unique(self.store.scm.page_of(self.spec.name, ids))
+        pages = np.unique(self.scm.page_of(self.spec.name, ids))
         slots = (pages[:, None] * rpp + np.arange(rpp)).reshape(-1)
         slots = slots[slots < self.spec.num_rows]
         mates = self.row_order[slots] if self.row_order is not None else slots
@@ -159,12 +123,12 @@ class StoreTable:
             return empty if mates is None else (empty, empty)
         t0 = time.perf_counter()
         both = ids if mates is None or not len(mates) else np.concatenate([ids, mates])
-        rows = self.store.scm.read_rows(self.spec.name, both)
+        rows = self.scm.read_rows(self.spec.name, both)
         c.measured_s += time.perf_counter() - t0
-        pages = int(len(np.unique(self.store.scm.page_of(self.spec.name, ids))))
+        pages = int(len(np.unique(self.scm.page_of(self.spec.name, ids))))
         c.rows += len(ids)
         c.reads += pages
-        c.bytes += pages * self.store.page_bytes
+        c.bytes += pages * self.settings.page_bytes
         c.modelled_s += self._scm_model_s(pages)
         out = torch.from_numpy(np.ascontiguousarray(rows))
         if mates is None:
@@ -183,30 +147,17 @@ class StoreTable:
         c.admitted += int((placed >= 0).sum())
 
     def _scm_model_s(self, pages: int) -> float:
-        """Device-model time of `pages` page reads at the store's queue depth (memoized: the
-        model's call costs ~0.3 ms, a noticeable share of a cached lookup)."""
-        dev = self.store.scm.device
+        """Device-model time of `pages` page reads at the store's queue depth."""
+        dev = self.scm.device
         if dev is None or not pages:
             return 0.0
-        memo = self._scm_model_memo
-        t = memo.get(pages)
-        if t is None:
-            if len(memo) > 4096:
-                memo.clear()
-            t = memo[pages] = float(dev.read_time_s(pages, self.store.page_bytes, self.store.queue_depth))
-        return t
+        return float(dev.read_time_s(pages, self.settings.page_bytes, self.settings.queue_depth))
 
     def _dram_model_s(self, n_rows: int) -> float:
+        """Device-model time of `n_rows` host DRAM row reads (HOST_QUEUE_DEPTH misses in flight)."""
         if self.dram_dev is None or not n_rows:
             return 0.0
-        # serving repeats the same batch sizes: memoize (the model's call costs ~0.1 ms)
-        t = self._dram_model_memo.get(n_rows)
-        if t is None:
-            if len(self._dram_model_memo) > 256:
-                self._dram_model_memo.clear()
-            t = self._dram_model_memo[n_rows] = float(
-                self.dram_dev.read_time_s(int(n_rows), self.spec.row_bytes, HOST_QUEUE_DEPTH))
-        return t
+        return float(self.dram_dev.read_time_s(int(n_rows), self.row_bytes, HOST_QUEUE_DEPTH))
 
     # ---- lookup --------------------------------------------------------------------------------
     def lookup(self, batch: BagBatch) -> tuple[torch.Tensor, LookupRecord]:
@@ -241,7 +192,7 @@ class StoreTable:
                 out = pool(cache.data, torch.from_numpy(slots), batch, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
-        c.bytes = len(idx) * self.spec.row_bytes
+        c.bytes = len(idx) * self.row_bytes
         c.measured_s = time.perf_counter() - t0
         c.modelled_s = rec.modelled_s = self._dram_model_s(len(idx))
         return out
@@ -267,7 +218,7 @@ class StoreTable:
                 tier[sel] = 0 if counters is ca else 1
                 counters.rows += len(sel)
                 counters.reads += len(sel)
-                counters.bytes += len(sel) * self.spec.row_bytes
+                counters.bytes += len(sel) * self.row_bytes
                 counters.modelled_s += static.modelled_read_s(len(sel))
             counters.measured_s += time.perf_counter() - t0
             rest = rest[~got]
@@ -317,7 +268,7 @@ class StoreTable:
         n_dram = int(dram.sum())
         cd.rows += n_dram
         cd.reads += n_dram
-        cd.bytes += n_dram * self.spec.row_bytes
+        cd.bytes += n_dram * self.row_bytes
         cd.measured_s += time.perf_counter() - t0
         cd.modelled_s += self._dram_model_s(n_dram)
         occ = np.bincount(tier[inverse.numpy()], minlength=3)
@@ -368,19 +319,13 @@ class StoreTable:
 
     def check_ids(self, ids, what: str) -> np.ndarray:
         """`ids` as a flat int64 array of rows of this table, else InvalidInputError naming the
-        table, the first bad id and its position (as lookup's validation does)."""
+        table, the first bad id and its position (the checks lookup's validation uses)."""
+        where = f"table {self.spec.name!r}: {what}"
         if isinstance(ids, torch.Tensor):
             if ids.device.type != "cpu":
-                raise InvalidInputError(f"table {self.spec.name!r}: {what} must be on the CPU, got device {ids.device}")
+                raise InvalidInputError(f"{where} must be on the CPU, got device {ids.device}")
             ids = ids.numpy()
-        a = integer_array(ids, f"table {self.spec.name!r}: {what}").reshape(-1)
-        bad = (a < 0) | (a >= self.spec.num_rows)
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(
-                f"table {self.spec.name!r}: {what}: id {int(a[pos])} at position {pos} is out of range [0, {self.spec.num_rows})"
-            )
-        return a
+        return ids_in_range(integer_array(ids, where).reshape(-1), self.spec.num_rows, where)
 
     def _staged_rows(self, ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """(mask of `ids` held in the prefetch staging buffer, their stored rows)."""

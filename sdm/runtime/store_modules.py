@@ -1,0 +1,89 @@
+"""A store's tables as torch modules: `StoreEmbeddingBag` (one table behind nn.EmbeddingBag's call
+signature); the tables, weights and options of nn.EmbeddingBag modules (`from_embedding_bags`); and
+the two halves of `sdm.wrap`: finding a model's nn.EmbeddingBag modules and putting
+StoreEmbeddingBag modules in their place.
+
+These need of the store only the three calls in `TableLookup`, so this module does not import the
+store (sdm/runtime/embedding_store.py imports it).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Protocol
+
+import torch
+from torch import nn
+
+from sdm.core.errors import InvalidInputError
+from sdm.core.spec import TableSpec
+from sdm.runtime.store_config import BagOptions
+
+__all__ = ["TableLookup", "StoreEmbeddingBag", "bag_tables", "embedding_bags_in", "swap_in"]
+
+
+class TableLookup(Protocol):
+    """What a StoreEmbeddingBag calls: an EmbeddingStore."""
+
+    def spec(self, name: str) -> TableSpec: ...
+
+    def bag_options(self, name: str) -> BagOptions: ...
+
+    def lookup(self, name: str, indices, offsets=None, per_sample_weights=None) -> torch.Tensor: ...
+
+
+class StoreEmbeddingBag(nn.Module):
+    """One table of an EmbeddingStore behind nn.EmbeddingBag's call signature."""
+
+    def __init__(self, store: TableLookup, name: str):
+        super().__init__()
+        spec = store.spec(name)
+        self.store, self.name = store, name
+        self.num_embeddings, self.embedding_dim = spec.num_rows, spec.dim
+        o = store.bag_options(name)
+        self.mode, self.include_last_offset, self.padding_idx = o.mode, o.include_last_offset, o.padding_idx
+
+    def forward(self, input, offsets=None, per_sample_weights=None):  # noqa: A002 (nn.EmbeddingBag's name)
+        return self.store.lookup(self.name, input, offsets, per_sample_weights)
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, {self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
+
+
+def embedding_bags_in(model: nn.Module) -> dict[str, nn.EmbeddingBag]:
+    """Every nn.EmbeddingBag in `model`, by module path (e.g. "emb_l.3"); InvalidInputError if none."""
+    if not isinstance(model, nn.Module):
+        raise InvalidInputError(f"wrap needs an nn.Module, got {type(model).__name__}")
+    found = {n: m for n, m in model.named_modules() if isinstance(m, nn.EmbeddingBag)}
+    if not found:
+        raise InvalidInputError(f"{type(model).__name__} holds no nn.EmbeddingBag to wrap")
+    return found
+
+
+def swap_in(model: nn.Module, store: TableLookup, names) -> None:
+    """Replace the module at each path in `names` by a StoreEmbeddingBag of the table of that name."""
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, StoreEmbeddingBag(store, name))
+
+
+def bag_tables(bags, names: list[str] | None = None) -> tuple[list[TableSpec], dict, dict[str, BagOptions]]:
+    """(specs, weights, options) of nn.EmbeddingBag modules given as a mapping name -> module, or
+    a list / ModuleList (named `names`, default t0, t1, ...), keeping each one's mode,
+    include_last_offset and padding_idx."""
+    if isinstance(bags, Mapping):
+        names, mods = list(bags), list(bags.values())
+    else:
+        mods = list(bags)
+        names = names or [f"t{i}" for i in range(len(mods))]
+    if len(names) != len(mods):
+        raise InvalidInputError(f"{len(names)} names for {len(mods)} embedding bags")
+    specs, weights, options = [], {}, {}
+    for n, m in zip(names, mods):
+        if not isinstance(m, nn.EmbeddingBag):
+            raise InvalidInputError(f"table {n!r}: expected nn.EmbeddingBag, got {type(m).__name__}")
+        if m.max_norm is not None:
+            raise InvalidInputError(f"table {n!r}: max_norm renormalizes rows on lookup; not supported")
+        specs.append(TableSpec(n, m.num_embeddings, m.embedding_dim))
+        weights[n] = m.weight.detach().to("cpu", torch.float32)
+        options[n] = BagOptions(m.mode, bool(m.include_last_offset), m.padding_idx)
+    return specs, weights, options
