@@ -62,8 +62,8 @@ def ids_in_range(ids: np.ndarray, num_rows: int, what: str) -> np.ndarray:
     """`ids` (int64) unchanged when every id is in [0, num_rows), else InvalidInputError naming
     `what`, the first bad id and its position."""
     if ids.size:
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= num_rows:
+        # one pass: a negative int64 viewed as uint64 is larger than any row count
+        if int(ids.view(np.uint64).max()) >= num_rows:
             pos = int(np.flatnonzero((ids < 0) | (ids >= num_rows))[0])
             raise InvalidInputError(
                 f"{what}: index {int(ids[pos])} at position {pos} is out of range [0, {num_rows})"

@@ -121,15 +121,14 @@ class StoreTable:
         if not len(ids):
             empty = torch.empty((0, self.width), dtype=self.dtype)
             return empty if mates is None else (empty, empty)
-        t0 = time.perf_counter()
         both = ids if mates is None or not len(mates) else np.concatenate([ids, mates])
-        rows = self.scm.read_rows(self.spec.name, both)
-        c.measured_s += time.perf_counter() - t0
-        pages = int(len(np.unique(self.scm.page_of(self.spec.name, ids))))
+        # the one SCM time account: the page store times and models the reads it made
+        rows, charge = self.scm.read_rows_charged(self.spec.name, both)
         c.rows += len(ids)
-        c.reads += pages
-        c.bytes += pages * self.settings.page_bytes
-        c.modelled_s += self._scm_model_s(pages)
+        c.reads += charge.ops
+        c.bytes += charge.bytes
+        c.measured_s += charge.measured_s
+        c.modelled_s += charge.modelled_s
         out = torch.from_numpy(np.ascontiguousarray(rows))
         if mates is None:
             return out
@@ -145,13 +144,6 @@ class StoreTable:
         placed = self.cache.insert(mates[absent], rows[torch.from_numpy(absent)], protect_slots=protect,
                                    low_priority=self.page_admit == "all")
         c.admitted += int((placed >= 0).sum())
-
-    def _scm_model_s(self, pages: int) -> float:
-        """Device-model time of `pages` page reads at the store's queue depth."""
-        dev = self.scm.device
-        if dev is None or not pages:
-            return 0.0
-        return float(dev.read_time_s(pages, self.settings.page_bytes, self.settings.queue_depth))
 
     def _dram_model_s(self, n_rows: int) -> float:
         """Device-model time of `n_rows` host DRAM row reads (HOST_QUEUE_DEPTH misses in flight)."""
