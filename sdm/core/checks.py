@@ -63,7 +63,8 @@ def ids_in_range(ids: np.ndarray, num_rows: int, what: str) -> np.ndarray:
     `what`, the first bad id and its position."""
     if ids.size:
         # one pass: a negative int64 viewed as uint64 is larger than any row count
-        if int(ids.view(np.uint64).max()) >= num_rows:
+        wide = ids.view(np.uint64) if ids.dtype == np.int64 else ids.astype(np.int64).view(np.uint64)
+        if int(wide.max()) >= num_rows:
             pos = int(np.flatnonzero((ids < 0) | (ids >= num_rows))[0])
             raise InvalidInputError(
                 f"{what}: index {int(ids[pos])} at position {pos} is out of range [0, {num_rows})"
