@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from sdm.core.errors import InvalidInputError
-from sdm.cache.policies import LFU, LRU, StaticHotSet, make_policy
+from sdm.cache.policies import LFU, LRU, Static as StaticHotSet, make_policy
 from sdm.cache.dram_cache import INDEX_BYTES_PER_ROW, DramCache
 
 
@@ -21,7 +21,8 @@ def test_index_overhead_at_most_16_bytes_per_row(cap_rows, num_rows):
     assert INDEX_BYTES_PER_ROW <= 16
     assert c.index_bytes <= 16 * c.capacity_rows
     assert c.index_bytes == c.index_bytes_per_row * c.capacity_rows
-    assert c.index_bytes_per_row == (9 if num_rows < 2**31 else 13)
+    # int32 (or int64) tag + int64 score (a stamp that does not wrap; LFU's count beside it)
+    assert c.index_bytes_per_row == (12 if num_rows < 2**31 else 16)
     # counted independently of index_bytes: every array the cache or its policy holds, row data aside
     held = [v for obj in (c, c.policy) for k, v in vars(obj).items() if isinstance(v, np.ndarray)]
     assert sum(a.nbytes for a in held) == c.index_bytes
@@ -39,7 +40,7 @@ def test_whole_table_budget_holds_every_row():
     assert c.complete and c.resident_rows == 1000
     assert torch.equal(c.data, _rows(np.arange(1000)))
     hashed = DramCache(1000, 4, torch.float32, 1000 * (16 + 13), layout="hashed")
-    assert not hashed.direct and hashed.capacity_rows == 1152   # 29,000 B // 25 B = 1160 rows, 72 full sets of 16
+    assert not hashed.direct and hashed.capacity_rows == 1024   # 29,000 B // 28 B = 1035 rows, 64 full sets of 16
 
 
 def test_lru_evicts_least_recent_in_set():

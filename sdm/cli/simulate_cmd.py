@@ -75,12 +75,12 @@ def _capacities(args) -> tuple[list[int] | None, list[int] | None]:
 
 
 def _policies(text: str) -> list:
-    from sdm.cachesim import get_policy
+    from sdm.cachesim import resolve_policy
 
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
         raise InvalidInputError("--policy: give at least one policy name")
-    policies = [get_policy(n) for n in names]  # unknown names raise here, before any work
+    policies = [resolve_policy(n) for n in names]  # unknown names raise here, before any work
     if not any(p.name == "opt" for p in policies):
         from sdm.cachesim import OPT
 
