@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from cache_reference import reference_runtime_hits
+from cache_reference_runtime import reference_runtime_hits
 from sdm.cache.policies import RUNTIME_POLICIES, POLICIES, Static, make_policy
 from sdm.cachesim import RuntimeCache, prepare, simulate
 from sdm.core.errors import InvalidInputError
