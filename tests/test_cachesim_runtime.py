@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from cache_reference_runtime import reference_runtime_hits
+from sdm.cache import index_bytes_per_row
 from sdm.cache.policies import RUNTIME_POLICIES, POLICIES, Static, make_policy
 from sdm.cachesim import RuntimeCache, prepare, simulate
 from sdm.core.errors import InvalidInputError
@@ -112,7 +113,7 @@ def test_runtime_cache_equals_embedding_store(tmp_path_factory, seed, policy, ca
     rng = np.random.default_rng(seed)
     num_rows, dim, pooling = 2000, 4, 3
     ids = _zipf(rng, batch * pooling * 12, num_rows, 1.1)
-    budget = cache_rows * (dim * 4 + 12)
+    budget = cache_rows * (dim * 4 + index_bytes_per_row(num_rows, policy))
     spec = TableSpec("t", num_rows, dim)
     with EmbeddingStore.create(tmp_path_factory.mktemp("s") / "s", [spec], dram_cache_bytes=budget,
                                policy=policy, ways=ways) as st_:

@@ -118,17 +118,17 @@ def test_replay_plan_by_hand():
     # lookups 0 5 5 0 | 6 5: pinned 0 0 -> 2/6; the cache (1 row) sees 5 5 | 6 5.
     # The runtime's cache (batch steps): batch 0 misses 5 twice (one SCM read) and caches it; batch 1
     # hits 5, and 6 may not evict it (a row of the batch): one hit. Lookup steps: 5, 5 hit, 6 evicts 5, 5.
-    # A cached row costs what it costs the runtime: 16 bytes of row + 12 of index (int32 tag, int64 score)
+    # A cached row costs what it costs the runtime: 16 bytes of row + 8 of index (int32 tag, int32 score)
     for steps in ("batch", "lookup"):
-        r = replay_plan(plan, tr, cache_bytes=28, steps=steps)
+        r = replay_plan(plan, tr, cache_bytes=24, steps=steps)
         assert (r.pinned, r.cache, r.lookups) == (pytest.approx(2 / 6), pytest.approx(1 / 6), 6)
         assert r.host_memory == pytest.approx(0.5)
-        assert replay_plan(plan, tr, cache_bytes=27, steps=steps).cache == 0.0   # no room for the index: no row
-        second = replay_plan(plan, tr, cache_bytes=28, start_batch=1, steps=steps)  # 6 5: no pinned row, no reuse
+        assert replay_plan(plan, tr, cache_bytes=23, steps=steps).cache == 0.0   # no room for the index: no row
+        second = replay_plan(plan, tr, cache_bytes=24, start_batch=1, steps=steps)  # 6 5: no pinned row, no reuse
         assert (second.pinned, second.cache, second.lookups) == (0.0, 0.0, 2)
     assert replay_plan(plan, tr).cache == 0.0                             # the plan's own budget: none
     tr3 = from_bags(["a"], [10], [[[5], [5], [6], [7], [5]]], batch_size=1)
-    assert replay_plan(plan, tr3, cache_bytes=28).cache == pytest.approx(1 / 5)   # 5 hits once, then 6 evicts it
+    assert replay_plan(plan, tr3, cache_bytes=24).cache == pytest.approx(1 / 5)   # 5 hits once, then 6 evicts it
     with pytest.raises(InvalidInputError, match=r"\['b'\] are not in the plan"):
         replay_plan(plan, from_bags(["b"], [10], [[[1]]], 1), 25)
     with pytest.raises(InvalidInputError, match="cache_bytes"):

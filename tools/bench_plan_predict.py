@@ -54,7 +54,8 @@ def replay_store(plan, tr, tables, b0, b1, tmp):
 def replay_rows(plan, spec):
     """Slots the runtime's cache of this table keeps of the plan's budget (whole 16-way sets)."""
     tp = plan.tables[spec.name]
-    return RuntimeCache(tp.dram_cache_policy).index(rows_for_budget(tp.dram_cache_bytes, tp.row_bytes, tp.num_rows),
+    return RuntimeCache(tp.dram_cache_policy).index(rows_for_budget(tp.dram_cache_bytes, tp.row_bytes, tp.num_rows,
+                                                                    tp.dram_cache_policy),
                                                     tp.num_rows).capacity_rows
 
 

@@ -1,6 +1,7 @@
 """The one cache-policy interface, shared by the runtime's DRAM cache and the simulator.
 
-A policy owns the meaning of the cache's per-slot `score` (int64): the set-associative index
+A policy owns the meaning of the cache's per-slot `score` (`score_dtype`, int32 unless the policy
+needs more): the set-associative index
 (`sdm.cache.index.CacheIndex`) evicts, within a set, the slot whose `victim_key` is lowest. Hooks
 get whole batches of slots, never single rows (cachetools style: a small base, each policy
 overriding two or three hooks). A policy may also carry `replay(stream, capacity)`, a compiled
@@ -8,7 +9,9 @@ fully associative replay one lookup at a time: the simulator's fast engine for t
 
 Stamps: the index counts its touch and insert calls (`stamp`, 1, 2, ...); a hook gets the stamp
 of the call, so "more recent" is "larger stamp". Policies that pack a count beside the stamp
-(LFU) keep the stamp in the low STAMP_BITS bits.
+(LFU) keep the stamp in the low STAMP_BITS bits. Before the clock passes `stamp_limit()` the
+index calls `renumber(score)`: the stamps become their ranks (same order, same ties), so a
+32-bit score serves forever (2**31 calls is about a day of one table at 10,000 batches a second).
 """
 from __future__ import annotations
 
@@ -53,6 +56,20 @@ class ScorePolicy:
 
     name = "base"
     runtime = True   # the DRAM cache can run it (its hooks are real)
+    score_dtype = np.int32
+
+    def stamp_limit(self) -> int:
+        return int(np.iinfo(self.score_dtype).max)
+
+    def renumber(self, score: np.ndarray) -> int:
+        """Rewrite the stamps in flat `score` as ranks 1..k (0, "never read", stays 0); return k."""
+        stamps = score & STAMP_MASK if self.score_dtype == np.int64 else score
+        nz = np.flatnonzero(stamps)
+        if not nz.size:
+            return 0
+        rank = np.unique(stamps[nz], return_inverse=True)[1].reshape(-1) + 1
+        score[nz] = (score[nz] - stamps[nz]) + rank.astype(score.dtype)
+        return int(rank.max())
 
     def admit(self, ids):
         return None

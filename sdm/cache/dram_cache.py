@@ -21,14 +21,15 @@ import torch
 
 from sdm.cache.base import CachePolicy
 from sdm.cache.index import INDEX_BYTES_PER_ROW, CacheIndex, index_bytes_per_row
+from sdm.cache.policies import make_policy
 from sdm.core.checks import whole_number
 
 __all__ = ["DramCache", "INDEX_BYTES_PER_ROW", "index_bytes_per_row", "rows_for_budget"]
 
 
-def rows_for_budget(capacity_bytes: int, row_bytes: int, num_rows: int) -> int:
+def rows_for_budget(capacity_bytes: int, row_bytes: int, num_rows: int, policy: str | CachePolicy = "lru") -> int:
     """Slots a byte budget buys before rounding to whole sets: each costs its row and its index entry."""
-    return int(capacity_bytes) // (int(row_bytes) + index_bytes_per_row(num_rows))
+    return int(capacity_bytes) // (int(row_bytes) + index_bytes_per_row(num_rows, policy))
 
 
 class DramCache(CacheIndex):
@@ -49,7 +50,8 @@ class DramCache(CacheIndex):
     ):
         capacity_bytes = whole_number(capacity_bytes, f"table {table!r}: DRAM cache capacity_bytes")
         self.row_bytes = row_width * torch.empty(0, dtype=dtype).element_size()
-        rows = rows_for_budget(capacity_bytes, self.row_bytes, num_rows)
+        policy = make_policy(policy, hot_ids, table=table, runtime=True)
+        rows = rows_for_budget(capacity_bytes, self.row_bytes, num_rows, policy)
         super().__init__(num_rows, rows, ways=ways, policy=policy, hot_ids=hot_ids, table=table, layout=layout)
         self.capacity_bytes = int(capacity_bytes)
         self.data = torch.zeros((self.capacity_rows, row_width), dtype=dtype)

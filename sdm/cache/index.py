@@ -13,7 +13,8 @@ slot r (num_sets = num_rows, one way): a probe is one compare and nothing is eve
 This class holds no row data: `sdm.cache.dram_cache.DramCache` adds the rows (and a lock) on top,
 and the simulator (`sdm.cachesim.runtime_replay`) drives this very code to replay the runtime's cache.
 
-Memory: int32 tags when row ids fit (else int64) + an int64 policy score: 12 bytes per slot, or 16.
+Memory: int32 tags when row ids fit (else int64) + the policy's score (int32; int64 for LFU, which
+packs a count beside the stamp): 8 bytes per slot (12 for LFU), or 12 (16) for tables of >= 2**31 rows.
 """
 from __future__ import annotations
 
@@ -26,13 +27,19 @@ from sdm.core.checks import whole_number
 from sdm.core.errors import InvalidInputError
 
 _INT32_TAG_LIMIT = 2**31 - 1
-# Index bytes per cached row: tag (int32 when row ids fit, else int64) + int64 policy score (a
-# stamp that cannot wrap in practice, and LFU's count beside it). INDEX_BYTES_PER_ROW: the larger.
+# Index bytes per cached row: tag (int32 when row ids fit, else int64) + the policy's score
+# (int32, int64 for LFU). INDEX_BYTES_PER_ROW: the largest case.
 INDEX_BYTES_PER_ROW = 8 + 8
 
 
-def index_bytes_per_row(num_rows: int) -> int:
-    return (4 if num_rows <= _INT32_TAG_LIMIT else 8) + 8
+def _score_dtype(policy) -> np.dtype:
+    return np.dtype(getattr(policy, "score_dtype", np.int32))
+
+
+def index_bytes_per_row(num_rows: int, policy: str | CachePolicy = "lru") -> int:
+    """Bytes of index per cached row of a table of `num_rows` rows under `policy` (tag + score)."""
+    pol = make_policy(policy, runtime=True) if isinstance(policy, str) else policy
+    return (4 if num_rows <= _INT32_TAG_LIMIT else 8) + _score_dtype(pol).itemsize
 
 
 # Fibonacci hashing (top 32 bits of x * 2**64/phi) spreads strided or clustered ids; the set is
@@ -98,14 +105,16 @@ class CacheIndex:
             raise InvalidInputError(f"table {table!r}: layout must be 'auto' or 'hashed', got {layout!r}")
         self.table = table
         self.num_rows = int(num_rows)
-        self.index_bytes_per_row = index_bytes_per_row(self.num_rows)
+        self.policy = make_policy(policy, hot_ids, table=table, runtime=True)
+        self.index_bytes_per_row = index_bytes_per_row(self.num_rows, self.policy)
         self.direct, self.num_sets, self.ways = geometry(self.num_rows, int(rows), ways, layout)
         self.capacity_rows = self.num_sets * self.ways
-        self.policy = make_policy(policy, hot_ids, table=table, runtime=True)
         tag_dtype = np.int32 if self.num_rows <= _INT32_TAG_LIMIT else np.int64
         shape = (max(self.num_sets, 1), self.ways) if self.capacity_rows else (0, self.ways)
         self.tags = np.full(shape, -1, dtype=tag_dtype)
-        self.score = np.zeros(self.tags.shape, dtype=np.int64)
+        self.score = np.zeros(self.tags.shape, dtype=_score_dtype(self.policy))
+        limit = getattr(self.policy, "stamp_limit", None)
+        self._stamp_limit = limit() if limit is not None else int(np.iinfo(self.score.dtype).max)
         # Optional admission filter (bool per row id, e.g. "predicted warm" from a profile): rows
         # outside it enter at low priority only (free or low-priority slots), so a stream of
         # one-off cold misses cannot flush warm rows, yet room the warm rows leave is used.
@@ -143,7 +152,7 @@ class CacheIndex:
             if self.admit_mask is not None:
                 # rows outside the admission mask (prefetched cold rows) stay low priority
                 slots = slots[self.admit_mask[self.tags.reshape(-1)[slots]]]
-            self.stamp += 1
+            self._tick()
             self.policy.on_hit(self.score.reshape(-1), slots, self.stamp)
 
     def place(self, ids: np.ndarray, protect_slots: np.ndarray | None = None, *, low_priority: bool = False,
@@ -196,11 +205,17 @@ class CacheIndex:
         flat_tags = self.tags.reshape(-1)
         self._resident += int((flat_tags[slots] < 0).sum())
         flat_tags[slots] = ids[placed]
-        self.stamp += 1
+        self._tick()
         hook = getattr(self.policy, "on_insert_low", None) if low_priority else None
         (hook or self.policy.on_insert)(self.score.reshape(-1), slots, self.stamp)
         out[placed] = slots
         return out
+
+    def _tick(self) -> None:
+        """Advance the policies' clock; renumber the stamps first when it would pass their limit."""
+        if self.stamp >= self._stamp_limit and hasattr(self.policy, "renumber"):
+            self.stamp = self.policy.renumber(self.score.reshape(-1))
+        self.stamp += 1
 
     def clear_index(self) -> None:
         self.tags.fill(-1)

@@ -62,6 +62,11 @@ class LFU(ScorePolicy):
         self.name = "lfu" if counts == "cache" else "lfu-global"
         self.runtime = counts == "cache"
 
+    score_dtype = np.int64
+
+    def stamp_limit(self):
+        return STAMP_MASK
+
     def on_hit(self, score, slots, stamp):
         count = np.minimum((score[slots] >> STAMP_BITS) + 1, _COUNT_MAX)
         score[slots] = (count << STAMP_BITS) | (stamp & STAMP_MASK)  # a repeated slot is written once

@@ -72,8 +72,9 @@ def _replay_runtime(plan, trace: Trace, cache_bytes, b0: int, b1: int, policy, w
         # a batch's position in the unpinned stream: where its first unpinned lookup lands
         starts = np.r_[0, np.cumsum(~pin)][pos[:-1] - pos[0]]
         rest = ids[~pin]
-        cache = RuntimeCache(policy or tp.dram_cache_policy, ways=ways, num_rows=tp.num_rows)
-        rows = rows_for_budget(int(budgets[t]), tp.row_bytes, tp.num_rows)
+        pol = policy or tp.dram_cache_policy
+        rows = rows_for_budget(int(budgets[t]), tp.row_bytes, tp.num_rows, pol)
+        cache = RuntimeCache(pol, ways=ways, num_rows=tp.num_rows)
         index = cache.index(rows, tp.num_rows)
         if rest.size and index.capacity_rows:
             hits += int(replay_batches(index, rest, starts).sum())
@@ -89,7 +90,8 @@ def _replay_lookup(plan, trace: Trace, cache_bytes, b0: int, b1: int, policy) ->
     total = sum(_table_budgets(plan, trace, cache_bytes))
     # sized as the runtime sizes it (and the planner prices it): each cached row costs its bytes
     # plus its index entry; the planner's size is a float, whole rows count
-    idx = max((index_bytes_per_row(plan.tables[n].num_rows) for n in trace.table_names), default=0)
+    idx = max((index_bytes_per_row(plan.tables[n].num_rows, policy or plan.tables[n].dram_cache_policy)
+               for n in trace.table_names), default=0)
     g = trace.global_stream(b0, b1)
     base = np.asarray(trace.table_base)
     table_of = np.searchsorted(base, g, side="right") - 1
