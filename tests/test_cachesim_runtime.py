@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from cache_reference_runtime import reference_runtime_hits
-from sdm.cache import index_bytes_per_row
+from sdm.cache import DramCache, index_bytes_per_row
 from sdm.cache.policies import RUNTIME_POLICIES, POLICIES, Static, make_policy
 from sdm.cachesim import RuntimeCache, prepare, simulate
 from sdm.core.errors import InvalidInputError
@@ -77,6 +77,8 @@ def test_one_registry_names_and_errors():
             make_policy(name, runtime=True)
         with pytest.raises(InvalidInputError, match="only in the simulator"):
             RuntimeCache(name)
+        with pytest.raises(InvalidInputError, match="table 'x': cache policy .* runs only in the simulator"):
+            DramCache(100, 4, torch.float32, 1000, policy=name, table="x")
     with pytest.raises(InvalidInputError, match="unknown cache policy"):
         simulate([1, 2], 4, "runtime-nope")
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from sdm.core.errors import InvalidInputError
-from sdm.cache.policies import LFU, LRU, Static as StaticHotSet, make_policy
+from sdm.cache.policies import LFU, LRU, Static, make_policy
 from sdm.cache.dram_cache import INDEX_BYTES_PER_ROW, DramCache
 
 
@@ -85,7 +85,7 @@ def test_policy_errors_and_plugins():
     with pytest.raises(InvalidInputError, match="unknown cache policy"):
         make_policy("arc")
     assert isinstance(make_policy(LRU()), LRU) and isinstance(make_policy("lfu"), LFU)
-    assert isinstance(make_policy("static", np.array([1])), StaticHotSet)
+    assert isinstance(make_policy("static", np.array([1])), Static)
     with pytest.raises(InvalidInputError, match=r"table 't': DRAM cache capacity_bytes must be a whole number >= 0"):
         DramCache(10, 4, torch.float32, -1, table="t")
     with pytest.raises(InvalidInputError, match=r"ways must be a whole number >= 1, got 2.5"):
