@@ -195,8 +195,11 @@ class CacheIndex:
             key[self.score[usets] != 0] = never
         key[self.tags[usets] < 0] = first  # empty slots first
         if protect_slots is not None and len(protect_slots):
-            set_slots = usets[:, None] * self.ways + np.arange(self.ways)
-            key[np.isin(set_slots, protect_slots)] = never
+            # protected slots in the sets at hand (usets is sorted): never chosen
+            prot = np.asarray(protect_slots, np.int64)
+            row = np.minimum(np.searchsorted(usets, prot // self.ways), len(usets) - 1)
+            mine = usets[row] == prot // self.ways
+            key[row[mine], prot[mine] % self.ways] = never
         victims = np.argsort(key, axis=1, kind="stable")
         evictable = (key != never).sum(axis=1)
         ok = rank < evictable[set_row]
