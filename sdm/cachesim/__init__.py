@@ -12,10 +12,10 @@ from sdm.cache.policies import FIFO, LFU, LRU, OPT, POLICIES, S3FIFO, SetAssocia
 from sdm.cachesim.runtime_replay import RuntimeCache, replay_batches, resolve_policy
 from sdm.cachesim.simulate import MissRatioCurve, miss_ratio_curve, simulate
 from sdm.cachesim.stream import DenseStream, layout_page, layout_pages, prepare
-from sdm.cachesim.types import Policy, SimResult
+from sdm.cachesim.types import Replayer, SimResult
 
 __all__ = [
     "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "SetAssociativeLRU", "Static", "POLICIES", "make_policy",
     "RuntimeCache", "replay_batches", "resolve_policy", "MissRatioCurve", "miss_ratio_curve", "simulate",
-    "DenseStream", "layout_page", "layout_pages", "prepare", "Policy", "SimResult",
+    "DenseStream", "layout_page", "layout_pages", "prepare", "Replayer", "SimResult",
 ]

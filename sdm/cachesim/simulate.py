@@ -22,7 +22,7 @@ from sdm.core.spec import row_bytes as spec_row_bytes
 from sdm.cache.lru import LRU
 from sdm.cachesim.runtime_replay import resolve_policy
 from sdm.cachesim.stream import DenseStream, prepare
-from sdm.cachesim.types import Policy, SimResult
+from sdm.cachesim.types import Replayer, SimResult
 
 # Default row: 64 fp32 values (DLRM's common embedding dim; sdm.core.spec.row_bytes).
 DEFAULT_ROW_BYTES = spec_row_bytes(64, "fp32")
@@ -104,7 +104,7 @@ def _bytes_used_paged(stream: DenseStream, hits: np.ndarray, row_bytes: int, war
     return int(_rows_used_per_residency(stream.ids, stream.rows, hits, stream.num_ids, num_rows, warmup)) * row_bytes
 
 
-def _result(policy: Policy, stream: DenseStream, geo: Geometry, capacity_rows: int, units: int,
+def _result(policy: Replayer, stream: DenseStream, geo: Geometry, capacity_rows: int, units: int,
             hits: np.ndarray, warmup: int = 0) -> SimResult:
     counted = hits[warmup:]
     n_hits = int(np.count_nonzero(counted))
@@ -159,7 +159,7 @@ def _stream(ids, page_of) -> DenseStream:
 def simulate(
     ids,
     capacity_rows: int | None = None,
-    policy: str | Policy = "lru",
+    policy: str | Replayer = "lru",
     *,
     capacity_bytes: int | None = None,
     page_of=None,
@@ -204,7 +204,7 @@ class MissRatioCurve:
 def miss_ratio_curve(
     ids,
     capacities: Sequence[int] | None = None,
-    policy: str | Policy = "lru",
+    policy: str | Replayer = "lru",
     *,
     capacities_bytes: Sequence[int] | None = None,
     page_of=None,

@@ -1,10 +1,11 @@
-"""The small interfaces of the cache simulator: what it replays (`Policy`) and what it reports.
+"""The small interfaces of the cache simulator: what it replays (`Replayer`) and what it reports.
 
-`Policy`: `replay(stream, capacity) -> hits`, a bool per access for a whole stream. The policies of
-`sdm.cache` carry one (a numba kernel, or one numpy expression, whose inner loop is written as the
-classic hooks: find, insert, evict); `sdm.cachesim.runtime_replay.RuntimeCache` replays the
-runtime's own set-associative cache batch by batch. The plain-Python references the tests hold
-them to live in tests/cache_reference.py.
+A policy is a `sdm.cache.base.CachePolicy` (one registry, `sdm.cache.policies`). A `Replayer` is
+what the simulator runs for it: `replay(stream, capacity) -> hits`, a bool per access for a whole
+stream. The policies of `sdm.cache` carry one (a numba kernel, or one numpy expression, whose
+inner loop is written as the classic hooks: find, insert, evict); `sdm.cachesim.runtime_replay.
+RuntimeCache` replays the runtime's own set-associative cache batch by batch. The plain-Python
+references the tests hold them to live in tests/cache_reference*.py.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
 
 
 @runtime_checkable
-class Policy(Protocol):
-    """A replacement policy. `capacity` is in cache units (rows, or pages in page mode)."""
+class Replayer(Protocol):
+    """A policy's replay. `capacity` is in cache units (rows, or pages in page mode)."""
 
     name: str
 
