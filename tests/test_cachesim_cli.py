@@ -137,3 +137,20 @@ def test_plan_page_layout(trace_file, tmp_path, capsys):
     assert (lru["misses"], lru["bytes_used"]) == (ref.misses, ref.bytes_used)
     assert main(["simulate", str(path), "--capacity", "10", "--plan", str(plan_file), "--no-progress"]) == 1
     assert "--page-bytes" in capsys.readouterr().err
+
+
+def test_runtime_policies_replay_the_trace_batches(trace_file, capsys):
+    """runtime-NAME: the store's 16-way cache, one batch of the trace at a time, capacity in whole sets."""
+    from sdm.cachesim import RuntimeCache
+
+    trace, path = trace_file
+    out = run_json(capsys, path, "--capacity", 84, "--policy", "runtime-lru,runtime-lfu", "--row-bytes", 128)
+    got = {r["policy"]: r for r in out["results"]}
+    ids = trace.global_stream()
+    starts = np.r_[0, np.cumsum(np.bincount(trace.batch_of_lookup()))[:-1]]   # where each batch begins
+    for name in ("lru", "lfu"):
+        r = got[f"runtime-{name}"]
+        ref = simulate(ids, 84, RuntimeCache(name, batch_starts=starts), row_bytes=128)
+        assert r["capacity_units"] == ref.capacity_units == 80 and r["hits"] == ref.hits > 0
+    bad = main(["simulate", str(path), "--capacity", "8", "--policy", "runtime-opt", "--no-progress"])
+    assert bad != 0 and "only in the simulator" in capsys.readouterr().err

@@ -5,10 +5,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdm.cachesim.lru import INFINITE_DISTANCE
-from sdm.cachesim.reference import reference_hits, reference_stack_distances
-from sdm.cachesim.s3fifo import S3FIFO
-from sdm.cachesim.simulate import get_policy, miss_ratio_curve, simulate
+from sdm.cache.lru import INFINITE_DISTANCE
+from cache_reference import reference_hits, reference_stack_distances
+from sdm.cache.s3fifo import S3FIFO
+from sdm.cache.policies import make_policy
+from sdm.cachesim.simulate import miss_ratio_curve, simulate
 from sdm.cachesim.stream import prepare
 
 # Small alphabets make reuse (and so evictions) common; a sparse alphabet exercises the remap.
@@ -22,7 +23,7 @@ POLICY_NAMES = ["lru", "fifo", "lfu", "lfu-global", "s3fifo", "static", "setasso
 
 
 def fast_hits(ids, capacity, policy):
-    return get_policy(policy).replay(prepare(np.array(ids, dtype=np.int64)), capacity).tolist()
+    return make_policy(policy).replay(prepare(np.array(ids, dtype=np.int64)), capacity).tolist()
 
 
 @SETTINGS

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdm.cachesim import Static, miss_ratio_curve, prepare, simulate
-from sdm.cachesim.reference import reference_bytes_used, reference_hits
+from cache_reference import reference_bytes_used, reference_hits
 from sdm.core.errors import InvalidInputError
 
 POLICIES = ["lru", "fifo", "lfu", "s3fifo", "static", "setassoc", "opt"]

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from sdm.core.errors import InvalidInputError
-from sdm.cache.policies import LFU, LRU, StaticHotSet, make_policy
+from sdm.cache.policies import LFU, LRU, Static, make_policy
 from sdm.cache.dram_cache import INDEX_BYTES_PER_ROW, DramCache
 
 
@@ -21,7 +21,11 @@ def test_index_overhead_at_most_16_bytes_per_row(cap_rows, num_rows):
     assert INDEX_BYTES_PER_ROW <= 16
     assert c.index_bytes <= 16 * c.capacity_rows
     assert c.index_bytes == c.index_bytes_per_row * c.capacity_rows
-    assert c.index_bytes_per_row == (9 if num_rows < 2**31 else 13)
+    # int32 (or int64) tag + int32 score (the scratch mark inserts used is gone: 1 byte less)
+    assert c.index_bytes_per_row == (8 if num_rows < 2**31 else 12)
+    lfu = DramCache(num_rows, 16, torch.float32, cap_rows * (64 + INDEX_BYTES_PER_ROW), policy="lfu")
+    assert lfu.index_bytes_per_row == c.index_bytes_per_row + 4      # int64 score: count and stamp
+    assert lfu.index_bytes == lfu.index_bytes_per_row * lfu.capacity_rows <= 16 * lfu.capacity_rows
     # counted independently of index_bytes: every array the cache or its policy holds, row data aside
     held = [v for obj in (c, c.policy) for k, v in vars(obj).items() if isinstance(v, np.ndarray)]
     assert sum(a.nbytes for a in held) == c.index_bytes
@@ -39,7 +43,7 @@ def test_whole_table_budget_holds_every_row():
     assert c.complete and c.resident_rows == 1000
     assert torch.equal(c.data, _rows(np.arange(1000)))
     hashed = DramCache(1000, 4, torch.float32, 1000 * (16 + 13), layout="hashed")
-    assert not hashed.direct and hashed.capacity_rows == 1152   # 29,000 B // 25 B = 1160 rows, 72 full sets of 16
+    assert not hashed.direct and hashed.capacity_rows == 1200   # 29,000 B // 24 B = 1208 rows, 75 full sets of 16
 
 
 def test_lru_evicts_least_recent_in_set():
@@ -81,7 +85,7 @@ def test_policy_errors_and_plugins():
     with pytest.raises(InvalidInputError, match="unknown cache policy"):
         make_policy("arc")
     assert isinstance(make_policy(LRU()), LRU) and isinstance(make_policy("lfu"), LFU)
-    assert isinstance(make_policy("static", np.array([1])), StaticHotSet)
+    assert isinstance(make_policy("static", np.array([1])), Static)
     with pytest.raises(InvalidInputError, match=r"table 't': DRAM cache capacity_bytes must be a whole number >= 0"):
         DramCache(10, 4, torch.float32, -1, table="t")
     with pytest.raises(InvalidInputError, match=r"ways must be a whole number >= 1, got 2.5"):
@@ -112,3 +116,19 @@ def test_cache_always_returns_the_right_row(batches, policy, ways):
         assert torch.equal(c.data[torch.from_numpy(s)], _rows(resident))
         # hits of this batch were protected, so they are still there
         assert set(ids[slots >= 0].tolist()) <= set(resident.tolist())
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu", "fifo"])
+def test_clock_renumbers_before_its_limit_and_decides_the_same(policy):
+    """A 32-bit score serves forever: near the clock's limit the stamps become their ranks, and the
+    cache evicts exactly what it would have (the same stream from a fresh clock)."""
+    from sdm.cache.index import CacheIndex
+    from sdm.cachesim import replay_batches
+
+    ids = np.random.default_rng(5).zipf(1.1, 4000) % 3000
+    starts = np.arange(0, ids.size, 7)
+    fresh = CacheIndex(10**6, 64, ways=8, policy=policy)
+    late = CacheIndex(10**6, 64, ways=8, policy=policy)
+    late.stamp = late._stamp_limit - 50                       # passes the limit a few batches in
+    assert replay_batches(late, ids, starts).tolist() == replay_batches(fresh, ids, starts).tolist()
+    assert late.stamp < 10**6 and late.score.max() <= np.iinfo(late.score.dtype).max

@@ -6,7 +6,7 @@
 Every figure is end to end: `simulate(ids, capacity, policy)` on the raw global ids, so it includes
 validation, the dense remap and (OPT) the next-use pass. The one-time numba compile is timed apart,
 on a tiny trace, in a fresh cache directory unless --warm-jit. Baselines measured in the same run:
-per-lookup Python on a prefix (cachetools' LRU/LFU/FIFO caches, a heapq Belady, sdm's plain
+per-lookup Python on a prefix (cachetools' LRU/LFU/FIFO caches, a heapq Belady, tests/cache_reference.py's plain
 reference for S3-FIFO, static and set-associative), with the capacity scaled to the prefix so the
 cache fills; and for the miss-ratio curve, one LRU replay per capacity against the one-pass curve.
 Target (issue 3): >= 1M lookups/s per policy.
@@ -59,7 +59,8 @@ def python_baseline(name: str, ids: list, capacity: int, next_use: list) -> tupl
     """(which baseline, hits): cachetools where it has the policy, else sdm's plain reference."""
     import cachetools
 
-    from sdm.cachesim.reference import reference_hits
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from cache_reference import reference_hits   # tests/cache_reference.py: the plain references
 
     if name.startswith("opt"):
         return "heapq Belady", heapq_belady(ids, capacity, next_use, name == "opt")

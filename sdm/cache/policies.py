@@ -1,125 +1,69 @@
-"""Replacement policies of the DRAM cache: each a small class overriding a few vectorized hooks.
+"""The one registry of cache policies: a name means the same policy in the runtime and the simulator.
 
-A policy owns the meaning of the cache's per-slot `score` (int32): the set-associative cache
-evicts, within a set, the slot whose `victim_key` is lowest. Hooks get whole batches of slots,
-never single rows. Adding a policy touches nothing else: subclass `CachePolicy` and register it.
+Each policy is one module of this package (lru, lfu, fifo, static, s3fifo, opt, setassoc), one class
+implementing `sdm.cache.base.CachePolicy`'s hooks (what the runtime's DRAM cache runs) and, where
+there is one, `replay(stream, capacity)` (the simulator's compiled fully associative replay of the
+same rule). `RUNTIME_POLICIES` are the names the DRAM cache can run; the others need the future or
+state the set-associative index does not keep and run only in the simulator. Adding a policy: a
+module with its class, and one line in POLICIES.
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Callable
 
 import numpy as np
 
+from sdm.cache.base import CachePolicy, OfflinePolicy, ScorePolicy
+from sdm.cache.fifo import FIFO
+from sdm.cache.lfu import LFU
+from sdm.cache.lru import LRU
+from sdm.cache.opt import OPT
+from sdm.cache.s3fifo import S3FIFO
+from sdm.cache.setassoc import SetAssociativeLRU
+from sdm.cache.static import Static
 from sdm.core.errors import InvalidInputError
 
-_INT32_MAX = np.iinfo(np.int32).max
+POLICIES: dict[str, Callable[[], CachePolicy]] = {
+    "lru": LRU,
+    "lfu": LFU,
+    "fifo": FIFO,
+    "static": Static,
+    "lfu-global": lambda: LFU(counts="global"),
+    "s3fifo": S3FIFO,
+    "setassoc": SetAssociativeLRU,
+    "opt": OPT,
+    "opt-demand": lambda: OPT(bypass=False),
+}
+RUNTIME_POLICIES = ("lru", "lfu", "fifo", "static")
+
+__all__ = ["CachePolicy", "OfflinePolicy", "ScorePolicy", "POLICIES", "RUNTIME_POLICIES", "make_policy",
+           "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "SetAssociativeLRU", "Static"]
 
 
-@runtime_checkable
-class CachePolicy(Protocol):
-    name: str
+def make_policy(policy: str | CachePolicy, hot_ids: np.ndarray | None = None, *, table: str | None = None,
+                runtime: bool = False) -> CachePolicy:
+    """A policy object from its name (see POLICIES; "setassocN" = N ways) or the object itself.
 
-    def admit(self, ids: np.ndarray) -> np.ndarray | None:
-        """Bool mask of which missed ids may enter the cache (None: all)."""
-
-    def on_hit(self, score: np.ndarray, slots: np.ndarray, stamp: int) -> None:
-        """Update flat `score` for slots just read (duplicates possible)."""
-
-    def on_insert(self, score: np.ndarray, slots: np.ndarray, stamp: int) -> None:
-        """Set flat `score` for slots just filled (distinct)."""
-
-    # Optional hook (not part of the protocol, so older policy objects still qualify):
-    # on_insert_low(score, slots, stamp): set `score` for slots filled at low priority (rows that
-    # came along on a fetched page, not asked for) so they go before any row a lookup has read.
-    # Without it, the cache uses on_insert.
-
-    def victim_key(self, score_rows: np.ndarray) -> np.ndarray:
-        """Eviction key for each slot of some sets [k, ways]; lowest goes first."""
-
-
-class LRU:
-    """Least recently used: score = stamp of the last batch that read the row."""
-
-    name = "lru"
-
-    def admit(self, ids):
-        return None
-
-    def on_hit(self, score, slots, stamp):
-        score[slots] = stamp
-
-    def on_insert(self, score, slots, stamp):
-        score[slots] = stamp
-
-    def on_insert_low(self, score, slots, stamp):
-        # older than anything read: evicted first unless read before the set fills
-        score[slots] = 0
-
-    def victim_key(self, score_rows):
-        return score_rows
-
-
-class LFU:
-    """Least frequently used: score = reads since the row entered (saturating at int32 max)."""
-
-    name = "lfu"
-
-    def admit(self, ids):
-        return None
-
-    def on_hit(self, score, slots, stamp):
-        # saturate rather than wrap: a row read 2**31 times stays the most frequent
-        np.add.at(score, slots[score[slots] < _INT32_MAX], 1)
-
-    def on_insert(self, score, slots, stamp):
-        score[slots] = 1
-
-    def on_insert_low(self, score, slots, stamp):
-        score[slots] = 0  # never read yet: below every row that was
-
-    def victim_key(self, score_rows):
-        return score_rows
-
-
-class StaticHotSet:
-    """A fixed set of hot rows (from a profile or plan), loaded once and never evicted.
-
-    Rows outside the set are never admitted, so misses on them go to SCM every time: the
-    behaviour of a static placement, for comparison with the dynamic policies.
+    `hot_ids`: the rows a "static" policy holds. `runtime=True`: the caller is the DRAM cache, so
+    the policy must be one it can run (`table` names the table in errors).
     """
-
-    name = "static"
-
-    def __init__(self, hot_ids: np.ndarray):
-        self.hot_ids = np.unique(np.asarray(hot_ids, dtype=np.int64))
-
-    def admit(self, ids):
-        return np.isin(ids, self.hot_ids, assume_unique=False)
-
-    def on_hit(self, score, slots, stamp):
-        pass
-
-    def on_insert(self, score, slots, stamp):
-        score[slots] = 0
-
-    def on_insert_low(self, score, slots, stamp):
-        score[slots] = 0
-
-    def victim_key(self, score_rows):
-        return score_rows
-
-
-POLICIES = {"lru": LRU, "lfu": LFU, "static": StaticHotSet}
-
-
-def make_policy(policy: str | CachePolicy, hot_ids: np.ndarray | None = None, *, table: str = "?") -> CachePolicy:
-    """A policy object from a name ("lru", "lfu", "static") or pass an object through."""
+    where = "" if table is None else f"table {table!r}: "
     if not isinstance(policy, str):
-        if not isinstance(policy, CachePolicy):
-            raise InvalidInputError(f"table {table!r}: cache policy {policy!r} lacks the CachePolicy hooks")
-        return policy
-    if policy not in POLICIES:
-        raise InvalidInputError(f"table {table!r}: unknown cache policy {policy!r}; expected one of {sorted(POLICIES)}")
-    if policy == "static":
-        return StaticHotSet(np.zeros(0, np.int64) if hot_ids is None else hot_ids)
-    return POLICIES[policy]()
+        if not isinstance(policy, CachePolicy) and not hasattr(policy, "replay"):
+            raise InvalidInputError(f"{where}cache policy {policy!r} has neither the CachePolicy hooks nor replay()")
+        pol = policy
+    else:
+        name = policy.strip().lower()
+        if name == "static":
+            pol = Static(hot_ids=np.zeros(0, np.int64) if hot_ids is None and runtime else hot_ids)
+        elif name in POLICIES:
+            pol = POLICIES[name]()
+        elif name.startswith("setassoc") and name[len("setassoc"):].isdigit():
+            pol = SetAssociativeLRU(int(name[len("setassoc"):]))
+        else:
+            raise InvalidInputError(f"{where}unknown cache policy {policy!r}; expected one of "
+                                    f"{sorted(POLICIES)} or setassocN")
+    if runtime and (not isinstance(pol, CachePolicy) or not getattr(pol, "runtime", True)):
+        raise InvalidInputError(f"{where}cache policy {getattr(pol, 'name', pol)!r} runs only in the simulator; "
+                                f"the DRAM cache runs {list(RUNTIME_POLICIES)}")
+    return pol

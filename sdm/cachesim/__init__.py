@@ -1,24 +1,21 @@
-"""Cache simulator: replay id streams through replacement policies and Belady's optimum.
+"""Cache simulator: replay id streams through cache policies, the runtime's own cache, and Belady's optimum.
 
 `simulate(ids, capacity_rows, policy)` -> SimResult; `miss_ratio_curve(ids, capacities, policy)`;
-`prepare(ids, page_of=None)` once to reuse a stream across policies and capacities.
-Policies: LRU, LFU, FIFO, S3FIFO, Static, SetAssociativeLRU, OPT (one module each).
+`prepare(ids, page_of=None)` once to reuse a stream across policies and capacities. A policy is a
+name of the one registry, `sdm.cache.policies` (lru lfu fifo static lfu-global s3fifo setassoc[N]
+opt opt-demand: each policy's compiled fully associative replay), "runtime-NAME" or a
+`RuntimeCache` (the runtime's set-associative DRAM cache driven batch by batch), or an object.
 """
 from __future__ import annotations
 
-from sdm.cachesim.fifo import FIFO
-from sdm.cachesim.lfu import LFU
-from sdm.cachesim.lru import LRU
-from sdm.cachesim.opt import OPT
-from sdm.cachesim.s3fifo import S3FIFO
-from sdm.cachesim.setassoc import SetAssociativeLRU
-from sdm.cachesim.simulate import POLICIES, MissRatioCurve, get_policy, miss_ratio_curve, simulate
-from sdm.cachesim.static import Static
+from sdm.cache.policies import FIFO, LFU, LRU, OPT, POLICIES, S3FIFO, SetAssociativeLRU, Static, make_policy
+from sdm.cachesim.runtime_replay import RuntimeCache, replay_batches, resolve_policy
+from sdm.cachesim.simulate import MissRatioCurve, miss_ratio_curve, simulate
 from sdm.cachesim.stream import DenseStream, layout_page, layout_pages, prepare
-from sdm.cachesim.types import HookCache, Policy, SimResult
+from sdm.cachesim.types import Replayer, SimResult
 
 __all__ = [
-    "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "SetAssociativeLRU", "Static", "POLICIES", "MissRatioCurve",
-    "get_policy", "miss_ratio_curve", "simulate", "DenseStream", "layout_page", "layout_pages", "prepare",
-    "HookCache", "Policy", "SimResult",
+    "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "SetAssociativeLRU", "Static", "POLICIES", "make_policy",
+    "RuntimeCache", "replay_batches", "resolve_policy", "MissRatioCurve", "miss_ratio_curve", "simulate",
+    "DenseStream", "layout_page", "layout_pages", "prepare", "Replayer", "SimResult",
 ]

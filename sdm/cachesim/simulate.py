@@ -19,47 +19,16 @@ from numba import njit
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import whole_number
 from sdm.core.spec import row_bytes as spec_row_bytes
-from sdm.cachesim.fifo import FIFO
-from sdm.cachesim.lfu import LFU
-from sdm.cachesim.lru import LRU
-from sdm.cachesim.opt import OPT
-from sdm.cachesim.s3fifo import S3FIFO
-from sdm.cachesim.setassoc import SetAssociativeLRU
-from sdm.cachesim.static import Static
+from sdm.cache.lru import LRU
+from sdm.cachesim.runtime_replay import resolve_policy
 from sdm.cachesim.stream import DenseStream, prepare
-from sdm.cachesim.types import Policy, SimResult
+from sdm.cachesim.types import Replayer, SimResult
 
 # Default row: 64 fp32 values (DLRM's common embedding dim; sdm.core.spec.row_bytes).
 DEFAULT_ROW_BYTES = spec_row_bytes(64, "fp32")
 # NAND reads whole 4 KiB pages (REFERENCE.md, "NAND reads whole 4 KiB pages; 3DXP ... 512 B").
 NAND_PAGE_BYTES = 4096
 XPOINT_PAGE_BYTES = 512
-
-POLICIES: dict[str, Callable[[], Policy]] = {
-    "lru": LRU,
-    "lfu": LFU,
-    "lfu-global": lambda: LFU(counts="global"),
-    "fifo": FIFO,
-    "s3fifo": S3FIFO,
-    "static": Static,
-    "setassoc": SetAssociativeLRU,
-    "opt": OPT,
-    "opt-demand": lambda: OPT(bypass=False),
-}
-
-
-def get_policy(policy: str | Policy) -> Policy:
-    """A policy object from its name (see POLICIES; "setassocN" = N ways) or the object itself."""
-    if not isinstance(policy, str):
-        if not isinstance(policy, Policy):
-            raise InvalidInputError(f"policy must be a name or have name and replay(), got {policy!r}")
-        return policy
-    name = policy.strip().lower()
-    if name in POLICIES:
-        return POLICIES[name]()
-    if name.startswith("setassoc") and name[len("setassoc"):].isdigit():
-        return SetAssociativeLRU(int(name[len("setassoc"):]))
-    raise InvalidInputError(f"unknown cache policy {policy!r}; expected one of {sorted(POLICIES)} or setassocN")
 
 
 @dataclass(frozen=True)
@@ -135,7 +104,7 @@ def _bytes_used_paged(stream: DenseStream, hits: np.ndarray, row_bytes: int, war
     return int(_rows_used_per_residency(stream.ids, stream.rows, hits, stream.num_ids, num_rows, warmup)) * row_bytes
 
 
-def _result(policy: Policy, stream: DenseStream, geo: Geometry, capacity_rows: int, units: int,
+def _result(policy: Replayer, stream: DenseStream, geo: Geometry, capacity_rows: int, units: int,
             hits: np.ndarray, warmup: int = 0) -> SimResult:
     counted = hits[warmup:]
     n_hits = int(np.count_nonzero(counted))
@@ -190,7 +159,7 @@ def _stream(ids, page_of) -> DenseStream:
 def simulate(
     ids,
     capacity_rows: int | None = None,
-    policy: str | Policy = "lru",
+    policy: str | Replayer = "lru",
     *,
     capacity_bytes: int | None = None,
     page_of=None,
@@ -204,7 +173,7 @@ def simulate(
     The first `warmup` lookups fill the cache but are not counted (a warm-cache measurement).
     """
     stream = _stream(ids, page_of)
-    pol = get_policy(policy)
+    pol = resolve_policy(policy)
     geo = _geometry(stream, row_bytes, page_bytes)
     cap_rows = _capacity_rows(capacity_rows, capacity_bytes, geo.row_bytes)
     units = geo.units(cap_rows)
@@ -235,7 +204,7 @@ class MissRatioCurve:
 def miss_ratio_curve(
     ids,
     capacities: Sequence[int] | None = None,
-    policy: str | Policy = "lru",
+    policy: str | Replayer = "lru",
     *,
     capacities_bytes: Sequence[int] | None = None,
     page_of=None,
@@ -247,7 +216,7 @@ def miss_ratio_curve(
     """Miss ratio at each capacity (rows, or bytes). LRU takes one pass (stack distances); other
     policies replay once per capacity. `progress(1)` is called after each capacity."""
     stream = _stream(ids, page_of)
-    pol = get_policy(policy)
+    pol = resolve_policy(policy)
     geo = _geometry(stream, row_bytes, page_bytes)
     if (capacities is None) == (capacities_bytes is None):
         raise InvalidInputError("give exactly one of capacities (rows) and capacities_bytes")

@@ -126,7 +126,7 @@ class DenseStream:
     def stack_distances(self) -> np.ndarray:
         """LRU stack distance of every access (see lru.stack_distances)."""
         if "stack" not in self._cache:
-            from sdm.cachesim.lru import stack_distances
+            from sdm.cache.lru import stack_distances
 
             self._cache["stack"] = stack_distances(self.ids, self.num_ids)
         return self._cache["stack"]

@@ -1,12 +1,11 @@
-"""The small interfaces of the cache simulator: a policy, its per-access hooks, and a result.
+"""The small interfaces of the cache simulator: what it replays (`Replayer`) and what it reports.
 
-Two levels, as in libCacheSim / cachetools:
-- `Policy` (fast path): `replay(stream, capacity) -> hits`, a bool per access for a whole stream.
-  Each policy module implements it with one numba kernel (or one numpy expression) whose inner
-  loop is written as the classic hooks: find, insert, evict.
-- `HookCache` (reference path): the same hooks as plain Python methods on one access at a time.
-  `sdm.cachesim.reference` builds obviously-correct, slow policies on it; tests hold every fast
-  kernel to them exactly.
+A policy is a `sdm.cache.base.CachePolicy` (one registry, `sdm.cache.policies`). A `Replayer` is
+what the simulator runs for it: `replay(stream, capacity) -> hits`, a bool per access for a whole
+stream. The policies of `sdm.cache` carry one (a numba kernel, or one numpy expression, whose
+inner loop is written as the classic hooks: find, insert, evict); `sdm.cachesim.runtime_replay.
+RuntimeCache` replays the runtime's own set-associative cache batch by batch. The plain-Python
+references the tests hold them to live in tests/cache_reference*.py.
 """
 from __future__ import annotations
 
@@ -20,56 +19,14 @@ if TYPE_CHECKING:
 
 
 @runtime_checkable
-class Policy(Protocol):
-    """A replacement policy. `capacity` is in cache units (rows, or pages in page mode)."""
+class Replayer(Protocol):
+    """A policy's replay. `capacity` is in cache units (rows, or pages in page mode)."""
 
     name: str
 
     def replay(self, stream: "DenseStream", capacity: int) -> np.ndarray:
         """Bool array, True where the access at that position hits."""
         ...
-
-
-class HookCache:
-    """One access at a time: `access` = find, or evict while full then insert (demand fill).
-
-    Subclasses override `find`, `insert`, `evict` (and `admit` to bypass). `t` is the position of
-    the current access, for policies that need time (LRU ticks, Belady's next use).
-    """
-
-    name = "base"
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = int(capacity)
-        self.init()
-
-    def init(self) -> None:  # per-policy state
-        pass
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def find(self, key: int, t: int) -> bool:
-        raise NotImplementedError
-
-    def insert(self, key: int, t: int) -> None:
-        raise NotImplementedError
-
-    def evict(self, t: int) -> None:
-        raise NotImplementedError
-
-    def admit(self, key: int, t: int) -> bool:
-        return True
-
-    def access(self, key: int, t: int) -> bool:
-        if self.find(key, t):
-            return True
-        if self.capacity <= 0 or not self.admit(key, t):
-            return False
-        while len(self) >= self.capacity:
-            self.evict(t)
-        self.insert(key, t)
-        return False
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ def register(subparsers) -> None:
                      help="cache capacities in bytes (units allowed: KiB MiB GiB, KB MB GB)")
     p.add_argument("--policy", default=DEFAULT_POLICIES,
                    help=f"comma-separated policies (default {DEFAULT_POLICIES}); names: lru lfu lfu-global "
-                   "fifo s3fifo static setassoc setassocN opt opt-demand. OPT is always added.")
+                   "fifo s3fifo static setassoc setassocN opt opt-demand, and runtime-lru runtime-lfu "
+                   "runtime-fifo runtime-static (the store's own 16-way DRAM cache, batch by batch). "
+                   "OPT is always added.")
     p.add_argument("--dim", type=int, default=None,
                    help="embedding dim, for row bytes (default: the --plan's row size, else 64)")
     p.add_argument("--row-format", default=None, help="fp32 | fp16 | int8 (default fp32)")
@@ -75,12 +77,12 @@ def _capacities(args) -> tuple[list[int] | None, list[int] | None]:
 
 
 def _policies(text: str) -> list:
-    from sdm.cachesim import get_policy
+    from sdm.cachesim import resolve_policy
 
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
         raise InvalidInputError("--policy: give at least one policy name")
-    policies = [get_policy(n) for n in names]  # unknown names raise here, before any work
+    policies = [resolve_policy(n) for n in names]  # unknown names raise here, before any work
     if not any(p.name == "opt" for p in policies):
         from sdm.cachesim import OPT
 
@@ -198,6 +200,15 @@ def run(args: argparse.Namespace) -> int:
         stream = prepare(dense, page_of=page_of)
     else:
         stream = prepare(ids)
+    from sdm.cachesim import RuntimeCache
+
+    for p in policies:
+        if isinstance(p, RuntimeCache):
+            if paged:
+                raise InvalidInputError(f"--policy {p.name}: the runtime's cache holds rows; use --fill row")
+            # the runtime serves a batch at a time: the trace's batches, in the stream's order
+            batch_of = trace.batch_of_lookup()
+            p.batch_starts = np.flatnonzero(np.r_[True, batch_of[1:] != batch_of[:-1]]) if batch_of.size else None
     if paged:
         mode = "page cache, plan layout" if args.plan else "page cache, id-order layout"
     else:

@@ -55,7 +55,7 @@ class PlanOptions:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        from sdm.cache.policies import POLICIES as RUNTIME_CACHE_POLICIES   # what the store can run
+        from sdm.cache.policies import RUNTIME_POLICIES as RUNTIME_CACHE_POLICIES   # what the store can run
 
         if self.dram_cache_policy not in RUNTIME_CACHE_POLICIES:
             raise InvalidInputError(f"unknown DRAM cache policy {self.dram_cache_policy!r}; the runtime has "

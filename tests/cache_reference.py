@@ -1,4 +1,5 @@
-"""Plain, obviously correct, slow policies: one Python call per access. For tests only.
+"""Plain, obviously correct, slow policies: one Python call per access. For tests (and
+tools/bench_cachesim.py's baseline) only.
 
 Each is a `HookCache` (find / insert / evict) over Python containers, written from the policy's
 definition rather than from the kernels, so that agreement between the two means something.
@@ -8,8 +9,49 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 
-from sdm.cachesim.setassoc import geometry
-from sdm.cachesim.types import HookCache
+from sdm.cache.setassoc import geometry
+
+
+class HookCache:
+    """One access at a time: `access` = find, or evict while full then insert (demand fill).
+
+    Subclasses override `find`, `insert`, `evict` (and `admit` to bypass). `t` is the position of
+    the current access, for policies that need time (LRU ticks, Belady's next use).
+    """
+
+    name = "base"
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self.init()
+
+    def init(self) -> None:  # per-policy state
+        pass
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def find(self, key: int, t: int) -> bool:
+        raise NotImplementedError
+
+    def insert(self, key: int, t: int) -> None:
+        raise NotImplementedError
+
+    def evict(self, t: int) -> None:
+        raise NotImplementedError
+
+    def admit(self, key: int, t: int) -> bool:
+        return True
+
+    def access(self, key: int, t: int) -> bool:
+        if self.find(key, t):
+            return True
+        if self.capacity <= 0 or not self.admit(key, t):
+            return False
+        while len(self) >= self.capacity:
+            self.evict(t)
+        self.insert(key, t)
+        return False
 
 
 class RefLRU(HookCache):
@@ -285,3 +327,4 @@ def reference_bytes_used(rows, pages, hits, row_bytes, warmup=0):
         elif page in open_rows:
             open_rows[page][1].add(row)
     return (used + sum(len(s) for c, s in open_rows.values() if c)) * row_bytes
+

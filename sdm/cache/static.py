@@ -4,13 +4,26 @@ This is what pinning the hottest rows in a fast tier does. Replay is one vectori
 test. With no hot set given, the top-capacity ids by count in the replayed stream itself are used:
 the best static set in hindsight. Ties in count go to the smaller id so the choice is deterministic.
 In page mode, given hot rows are mapped to their pages (first-listed first); counts rank pages.
+
+Runtime hooks: admit only the hot ids (the DRAM cache loads them once at open, `needs_static_fill`);
+nothing is scored, so nothing the set holds is preferred over another. Without hot ids the runtime
+admits nothing.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from sdm.cache.base import ScorePolicy
+from sdm.core.checks import integer_array
 from sdm.core.errors import InvalidInputError
-from sdm.cachesim.stream import as_id_array
+
+
+def _ids(values, what: str) -> np.ndarray:
+    arr = integer_array(values, f"Static: {what}").reshape(-1)
+    if arr.size and arr.min() < 0:
+        pos = int(np.argmax(arr < 0))
+        raise InvalidInputError(f"Static: {what}: negative id {arr[pos]} at position {pos}")
+    return arr
 
 
 def top_k(counts: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
@@ -26,7 +39,7 @@ def _first_unique(values: np.ndarray) -> np.ndarray:
     return values[np.sort(first)]
 
 
-class Static:
+class Static(ScorePolicy):
     """Pinned set: `hot_ids` in priority order (original ids), or `counts` indexed by original id,
     or neither (top ids by count in the stream). `hot_pages` (page ids in priority order) overrides
     the mapping of hot_ids through the stream's page_of in page mode, for callers whose stream
@@ -37,11 +50,25 @@ class Static:
     def __init__(self, hot_ids=None, counts=None, *, hot_pages=None) -> None:
         if hot_ids is not None and counts is not None:
             raise InvalidInputError("Static: give hot_ids or counts, not both")
-        self.hot_ids = None if hot_ids is None else as_id_array(hot_ids, "hot_ids")
-        self.hot_pages = None if hot_pages is None else as_id_array(hot_pages, "hot_pages")
+        self.hot_ids = None if hot_ids is None else _ids(hot_ids, "hot_ids")
+        self.hot_pages = None if hot_pages is None else _ids(hot_pages, "hot_pages")
         self.counts = None if counts is None else np.asarray(counts)
         if self.counts is not None and (self.counts.ndim != 1 or (self.counts.size and self.counts.min() < 0)):
             raise InvalidInputError("Static: counts must be a 1-D array of non-negative counts per id")
+
+    # ---- runtime hooks ----
+    def admit(self, ids):
+        if self.hot_ids is None:
+            return np.zeros(len(ids), dtype=bool)
+        return np.isin(ids, self.hot_ids)
+
+    def on_hit(self, score, slots, stamp):
+        pass
+
+    def on_insert(self, score, slots, stamp):
+        score[slots] = 0
+
+    on_insert_low = on_insert
 
     @classmethod
     def from_profile(cls, profile, k: int) -> "Static":

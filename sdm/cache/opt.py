@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sdm.cachesim.heap import pop_min, push, update
+from sdm.cache.base import OfflinePolicy
+
+from sdm.cache.heap import pop_min, push, update
 
 
 @njit(cache=True)
@@ -42,7 +44,7 @@ def _opt_hits(ids, nxt, capacity, num_ids, bypass):
     return hits
 
 
-class OPT:
+class OPT(OfflinePolicy):
     """Belady's MIN (bypass=True: optimal with admission; False: optimal demand paging)."""
 
     def __init__(self, bypass: bool = True) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sdm.cache.base import OfflinePolicy
+
 from sdm.core.errors import InvalidInputError
 
 FBGEMM_WAYS = 32  # FBGEMM's DEFAULT_ASSOC (REFERENCE.md, Peers: "32-way set-associative")
@@ -67,7 +69,7 @@ def _setassoc_hits(ids, set_of, sets, ways):
     return hits
 
 
-class SetAssociativeLRU:
+class SetAssociativeLRU(OfflinePolicy):
     """`ways`-way set-associative LRU (default 32, FBGEMM)."""
 
     def __init__(self, ways: int = FBGEMM_WAYS) -> None:

@@ -1,11 +1,14 @@
 """FIFO: evict the row inserted longest ago; hits change nothing.
 
-A ring buffer of insertion order is the whole state besides a membership bit per id.
+Replay: a ring buffer of insertion order is the whole state besides a membership bit per id.
+Runtime hooks: score = stamp of the insert; a read changes nothing.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from sdm.cache.base import ScorePolicy
 
 
 @njit(cache=True)
@@ -36,10 +39,13 @@ def _fifo_hits(ids, capacity, num_ids):
     return hits
 
 
-class FIFO:
+class FIFO(ScorePolicy):
     """First in, first out."""
 
     name = "fifo"
+
+    def on_hit(self, score, slots, stamp):
+        pass
 
     def replay(self, stream, capacity: int) -> np.ndarray:
         return _fifo_hits(stream.ids, int(capacity), stream.num_ids)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from sdm.cache.base import OfflinePolicy
+
 from sdm.core.errors import InvalidInputError
 
 IN_NONE, IN_SMALL, IN_MAIN = 0, 1, 2
@@ -121,7 +123,7 @@ def s3fifo_shares(capacity: int, small_ratio: float) -> tuple[int, int]:
     return small, max(capacity - small, 0)
 
 
-class S3FIFO:
+class S3FIFO(OfflinePolicy):
     """S3-FIFO with a small queue of `small_ratio` of the capacity (paper: 10%)."""
 
     name = "s3fifo"

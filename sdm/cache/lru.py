@@ -1,5 +1,7 @@
 """LRU: evict the least recently used. Also its one-pass miss-ratio curve from stack distances.
 
+Runtime hooks: score = stamp of the last batch that read the row (the base class's).
+
 Replay keeps a doubly linked list over dense ids (prev/next arrays), O(1) per access. Stack
 distances (Mattson et al. 1970) use a Fenwick tree over access positions: the distance of an access
 is the number of distinct ids read since the previous read of the same id, plus one; LRU of
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from sdm.cache.base import ScorePolicy
 
 # Stack distance of a first access (a compulsory miss at every capacity).
 INFINITE_DISTANCE = np.iinfo(np.int64).max
@@ -102,7 +106,7 @@ def stack_distances(ids: np.ndarray, num_ids: int) -> np.ndarray:
     return _stack_distances(np.ascontiguousarray(ids, dtype=np.int64), int(num_ids))
 
 
-class LRU:
+class LRU(ScorePolicy):
     """Least recently used."""
 
     name = "lru"

@@ -1,0 +1,226 @@
+"""The set-associative index of the DRAM cache: which row sits in which slot, and which slot goes next.
+
+Layout: `num_sets` sets of `ways` slots. A row id maps to one set by a multiplicative hash; a
+lookup compares the id against the set's `ways` tags (a compiled loop over the batch, no per-row
+Python). `place` admits a whole batch of missed rows at once: misses are sorted by set, ranked
+within their set, and the r-th miss of a set takes the set's r-th best victim (empty slots first,
+then lowest policy key); protected slots (rows the current or coming batches still need) are never
+chosen, and misses that find no victim bypass the cache.
+
+Direct layout: when the rows cover the whole table (and layout="auto"), row r simply lives in
+slot r (num_sets = num_rows, one way): a probe is one compare and nothing is ever evicted.
+
+This class holds no row data: `sdm.cache.dram_cache.DramCache` adds the rows (and a lock) on top,
+and the simulator (`sdm.cachesim.runtime_replay`) drives this very code to replay the runtime's cache.
+
+Memory: int32 tags when row ids fit (else int64) + the policy's score (int32; int64 for LFU, which
+packs a count beside the stamp): 8 bytes per slot (12 for LFU), or 12 (16) for tables of >= 2**31 rows.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from sdm.cache.base import CachePolicy
+from sdm.cache.policies import make_policy
+from sdm.core.checks import whole_number
+from sdm.core.errors import InvalidInputError
+
+_INT32_TAG_LIMIT = 2**31 - 1
+# Index bytes per cached row: tag (int32 when row ids fit, else int64) + the policy's score
+# (int32, int64 for LFU). INDEX_BYTES_PER_ROW: the largest case.
+INDEX_BYTES_PER_ROW = 8 + 8
+
+
+def _score_dtype(policy) -> np.dtype:
+    return np.dtype(getattr(policy, "score_dtype", np.int32))
+
+
+def index_bytes_per_row(num_rows: int, policy: str | CachePolicy = "lru") -> int:
+    """Bytes of index per cached row of a table of `num_rows` rows under `policy` (tag + score)."""
+    pol = make_policy(policy, runtime=True) if isinstance(policy, str) else policy
+    return (4 if num_rows <= _INT32_TAG_LIMIT else 8) + _score_dtype(pol).itemsize
+
+
+# Fibonacci hashing (top 32 bits of x * 2**64/phi) spreads strided or clustered ids; the set is
+# then picked by a multiply-shift (Lemire's fastrange) instead of a division.
+@numba.njit(cache=True, nogil=True, inline="always")
+def _hash_set(x, num_sets):
+    h = (np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+    return np.int64((h * np.uint64(num_sets)) >> np.uint64(32))
+
+
+@numba.njit(cache=True, nogil=True)
+def _set_of(ids, num_sets, direct):
+    out = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        out[i] = ids[i] if direct else _hash_set(ids[i], num_sets)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _probe(tags, ids, num_sets, direct):
+    ways = tags.shape[1]
+    out = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        x = ids[i]
+        s = x if direct else _hash_set(x, num_sets)
+        found = -1
+        for w in range(ways):  # no early exit: a fixed-length loop the compiler can unroll
+            if tags[s, w] == x:
+                found = w
+        out[i] = s * ways + found if found >= 0 else -1
+    return out
+
+
+def geometry(num_rows: int, rows: int, ways: int, layout: str = "auto") -> tuple[bool, int, int]:
+    """(direct, num_sets, ways) of a cache of `rows` slots over a table of `num_rows` rows: direct
+    when the rows cover the table (layout "auto"), else whole sets of `ways` (fewer ways when the
+    cache is smaller than one set), the remainder unused."""
+    if layout not in ("auto", "hashed"):
+        raise InvalidInputError(f"layout must be 'auto' or 'hashed', got {layout!r}")
+    if layout == "auto" and rows >= num_rows:
+        return True, num_rows, 1
+    ways = max(1, min(ways, rows))   # (layout="hashed" may be given more room than the table)
+    return False, rows // ways, ways
+
+
+def _keys(key) -> tuple[np.ndarray, object, object]:
+    """(keys as a writable copy, value that goes first, value that never goes). Integer keys stay
+    int64 (LFU packs a count and a 40-bit stamp: a float would round the stamp away)."""
+    key = np.asarray(key)
+    if np.issubdtype(key.dtype, np.integer):
+        info = np.iinfo(np.int64)
+        return key.astype(np.int64, copy=True), info.min, info.max
+    return key.astype(np.float64, copy=True), -np.inf, np.inf
+
+
+class CacheIndex:
+    """Tags and policy scores of a set-associative cache of `rows` slots (see module doc)."""
+
+    def __init__(self, num_rows: int, rows: int, *, ways: int = 16, policy: str | CachePolicy = "lru",
+                 hot_ids: np.ndarray | None = None, table: str = "?", layout: str = "auto"):
+        ways = whole_number(ways, f"table {table!r}: ways", minimum=1)
+        if layout not in ("auto", "hashed"):
+            raise InvalidInputError(f"table {table!r}: layout must be 'auto' or 'hashed', got {layout!r}")
+        self.table = table
+        self.num_rows = int(num_rows)
+        self.policy = make_policy(policy, hot_ids, table=table, runtime=True)
+        self.index_bytes_per_row = index_bytes_per_row(self.num_rows, self.policy)
+        self.direct, self.num_sets, self.ways = geometry(self.num_rows, int(rows), ways, layout)
+        self.capacity_rows = self.num_sets * self.ways
+        tag_dtype = np.int32 if self.num_rows <= _INT32_TAG_LIMIT else np.int64
+        shape = (max(self.num_sets, 1), self.ways) if self.capacity_rows else (0, self.ways)
+        self.tags = np.full(shape, -1, dtype=tag_dtype)
+        self.score = np.zeros(self.tags.shape, dtype=_score_dtype(self.policy))
+        limit = getattr(self.policy, "stamp_limit", None)
+        self._stamp_limit = limit() if limit is not None else int(np.iinfo(self.score.dtype).max)
+        # Optional admission filter (bool per row id, e.g. "predicted warm" from a profile): rows
+        # outside it enter at low priority only (free or low-priority slots), so a stream of
+        # one-off cold misses cannot flush warm rows, yet room the warm rows leave is used.
+        self.admit_mask: np.ndarray | None = None
+        self._resident = 0
+        self.stamp = 0  # touch/insert calls so far: the policies' clock
+
+    @property
+    def index_bytes(self) -> int:
+        """Bytes of the index arrays (tags, scores), not counting row data."""
+        return self.tags.nbytes + self.score.nbytes
+
+    @property
+    def resident_rows(self) -> int:
+        return self._resident
+
+    @property
+    def complete(self) -> bool:
+        """Every row of the table is cached in the direct layout: row r is at slot r."""
+        return self.direct and self._resident == self.num_rows
+
+    def contents(self) -> np.ndarray:
+        """Sorted ids of the cached rows (a copy; for tests and reports)."""
+        return np.sort(self.tags[self.tags >= 0]).astype(np.int64)
+
+    def probe(self, ids: np.ndarray) -> np.ndarray:
+        """Slot of each id, -1 where absent. Changes nothing."""
+        if not self.capacity_rows:
+            return np.full(len(ids), -1, dtype=np.int64)
+        return _probe(self.tags, np.ascontiguousarray(ids, dtype=np.int64), self.num_sets, self.direct)
+
+    def touch(self, slots: np.ndarray) -> None:
+        """Tell the policy one batch read these slots (moot in the direct layout: no evictions)."""
+        if len(slots) and not self.direct:
+            if self.admit_mask is not None:
+                # rows outside the admission mask (prefetched cold rows) stay low priority
+                slots = slots[self.admit_mask[self.tags.reshape(-1)[slots]]]
+            self._tick()
+            self.policy.on_hit(self.score.reshape(-1), slots, self.stamp)
+
+    def place(self, ids: np.ndarray, protect_slots: np.ndarray | None = None, *, low_priority: bool = False,
+              ignore_mask: bool = False) -> np.ndarray:
+        """Assign slots to distinct absent ids (their tags set, the policy told); each one's slot or -1.
+
+        Slots in `protect_slots` are not evicted. Misses that find no evictable slot in their set,
+        or that the policy does not admit, get -1 (bypass). Rows outside `admit_mask` are placed at
+        low priority. `low_priority` (rows that came along on a fetched page, unasked): they take
+        empty slots or replace other low-priority rows only (score 0: never read), never a row some
+        lookup has read, and are scored by the policy's `on_insert_low` (first to go).
+        `ignore_mask`: skip `admit_mask` (prefetched rows, which a coming batch is known to need).
+        """
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        out = np.full(len(ids), -1, dtype=np.int64)
+        if not self.capacity_rows or not len(ids):
+            return out
+        if self.admit_mask is not None and not ignore_mask and not low_priority:
+            # rows outside the mask (predicted cold) come in at low priority only: they use room
+            # the warm rows leave free and never evict a row that was read
+            warm = self.admit_mask[ids]
+            if not warm.all():
+                wi, ci = np.flatnonzero(warm), np.flatnonzero(~warm)
+                out[wi] = self.place(ids[wi], protect_slots, ignore_mask=True)
+                placed = out[wi][out[wi] >= 0]
+                prot = placed if protect_slots is None else np.concatenate([np.asarray(protect_slots, np.int64), placed])
+                out[ci] = self.place(ids[ci], prot, low_priority=True, ignore_mask=True)
+                return out
+        admit = self.policy.admit(ids)
+        cand = np.arange(len(ids)) if admit is None else np.flatnonzero(admit)
+        if not len(cand):
+            return out
+        sets = _set_of(ids[cand], self.num_sets, self.direct)
+        order = np.argsort(sets, kind="stable")
+        cand, sets = cand[order], sets[order]
+        rank = np.arange(len(sets)) - np.searchsorted(sets, sets, side="left")
+        usets, set_row = np.unique(sets, return_inverse=True)
+        key, first, never = _keys(self.policy.victim_key(self.score[usets]))
+        if low_priority:  # only empty or other low-priority (never read, score 0) slots
+            key[self.score[usets] != 0] = never
+        key[self.tags[usets] < 0] = first  # empty slots first
+        if protect_slots is not None and len(protect_slots):
+            # protected slots in the sets at hand (usets is sorted): never chosen
+            prot = np.asarray(protect_slots, np.int64)
+            row = np.minimum(np.searchsorted(usets, prot // self.ways), len(usets) - 1)
+            mine = usets[row] == prot // self.ways
+            key[row[mine], prot[mine] % self.ways] = never
+        victims = np.argsort(key, axis=1, kind="stable")
+        evictable = (key != never).sum(axis=1)
+        ok = rank < evictable[set_row]
+        slots = sets[ok] * self.ways + victims[set_row[ok], rank[ok]]
+        placed = cand[ok]
+        flat_tags = self.tags.reshape(-1)
+        self._resident += int((flat_tags[slots] < 0).sum())
+        flat_tags[slots] = ids[placed]
+        self._tick()
+        hook = getattr(self.policy, "on_insert_low", None) if low_priority else None
+        (hook or self.policy.on_insert)(self.score.reshape(-1), slots, self.stamp)
+        out[placed] = slots
+        return out
+
+    def _tick(self) -> None:
+        """Advance the policies' clock; renumber the stamps first when it would pass their limit."""
+        if self.stamp >= self._stamp_limit and hasattr(self.policy, "renumber"):
+            self.stamp = self.policy.renumber(self.score.reshape(-1))
+        self.stamp += 1
+
+    def clear_index(self) -> None:
+        self.tags.fill(-1)
+        self.score.fill(0)
+        self._resident = 0
