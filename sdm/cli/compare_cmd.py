@@ -13,8 +13,8 @@ import argparse
 import json
 
 from sdm.core.errors import InfeasibleError, InvalidInputError
-from sdm.cli.plan_cmd import (add_common, card_view, dram_curve, format_card_view, load_hardware, load_inputs,
-                       options_from_args, split_sets)
+from sdm.cli.plan_cmd import (add_common, card_view, format_card_view, load_hardware, load_inputs, options_from_args,
+                              split_sets)
 
 
 COMPARE_EXAMPLES = """examples:
@@ -39,7 +39,7 @@ def run(args) -> int:
     from sdm.placement import report
     from sdm.placement.fleet import ServerProfile, savings, size_fleet
     from sdm.placement.model_spec import load_model
-    from sdm.placement.planner import plan_model
+    from sdm.placement.planner import Planner, dram_curve
 
     model = load_model(args.model)
     hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)
@@ -50,10 +50,11 @@ def run(args) -> int:
     opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
     hot, trace = load_inputs(model, args)
     opts.shard = True
+    planner = Planner.from_options(opts)
     results, curves, failed = [], {}, []
     for hw in hws:
         try:
-            res = plan_model(model.tables, hot, hw, opts, model.name)
+            res = planner.plan(model.tables, hot, hw, model_name=model.name)
         except InfeasibleError as exc:
             failed.append(f"{hw.name}: {exc}")
             continue
@@ -71,7 +72,7 @@ def run(args) -> int:
         if cards is not None:
             results[-1]["cards"] = cards
         if args.plot:
-            curves[hw.name] = dram_curve(model, hot, hw, opts)
+            curves[hw.name] = dram_curve(model.tables, hot, hw, opts)
     if not results:
         raise InfeasibleError("no configuration could be planned: " + "; ".join(failed))
     base_name = args.baseline or results[0]["hardware"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from sdm.core.text_table import text_table
 from sdm.placement.plan import Plan
 from sdm.placement.types import TIER_ORDER
 
@@ -12,20 +13,15 @@ GB = 1e9
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Plain aligned text table (numbers right-aligned)."""
+    """`rows` as the one text table (sdm.core.text_table), floats to 3 significant digits; a column
+    of numbers (with "-" for not applicable) is right-aligned."""
     if not rows:
         return "(none)"
     cols = list(columns or rows[0].keys())
-    cells = [[_fmt("-" if r.get(c, "") is None else r.get(c, "")) for c in cols] for r in rows]
-    width = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    # a column of numbers (with "-" for not applicable) is right-aligned
-    num = [all(isinstance(r.get(c), (int, float)) or r.get(c) in ("-", None) for r in rows)
-           and any(isinstance(r.get(c), (int, float)) for r in rows) for c in cols]
-    out = ["  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cols, width, num)).rstrip(),
-           "  ".join("-" * w for w in width)]
-    for row in cells:
-        out.append("  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, width, num)).rstrip())
-    return "\n".join(out)
+    align = "".join("r" if all(isinstance(r.get(c), (int, float)) or r.get(c) in ("-", None) for r in rows)
+                    and any(isinstance(r.get(c), (int, float)) for r in rows) else "l" for c in cols)
+    return text_table(cols, [[_fmt("-" if r.get(c, "") is None else r.get(c, "")) for c in cols] for r in rows],
+                      align=align)
 
 
 def _fmt(v: Any) -> str:
@@ -118,6 +114,16 @@ def format_plan(plan: Plan, top: int | None = 20) -> str:
         "", "power and cost per server:", table(power_cost_rows(s)),
     ]
     return "\n".join(lines)
+
+
+class TextReporter:
+    """The report stage: the plan's stats tables (`format_plan`), top `top` tables by lookups."""
+
+    def __init__(self, top: int | None = 20) -> None:
+        self.top = top
+
+    def report(self, plan: Plan) -> str:
+        return format_plan(plan, self.top)
 
 
 def compare_rows(results: Sequence[dict]) -> list[dict]:
