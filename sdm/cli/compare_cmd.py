@@ -5,7 +5,7 @@
 Each configuration is planned (DRAM-only ones are sharded over as many servers as the model needs),
 then a fleet is sized for the model and the QPS target; savings are against the first configuration
 (or the one named by --baseline). Configurations with accelerator cards (yosemite-v2-*) also show
-their plan per card and, given a trace, the modelled six-card timeline (sdm.accel.report.plan_summary).
+their plan per card and, given a trace, the modelled six-card timeline (sdm.accel.plan_view.plan_summary).
 """
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import argparse
 import json
 
 from sdm.core.errors import InfeasibleError, InvalidInputError
-from sdm.cli.plan_cmd import (add_common, card_view, format_card_view, load_hardware, load_inputs, options_from_args,
-                              split_sets)
+from sdm.cli.plan_cmd import add_common, load_hardware, load_inputs, options_from_args, split_sets
 
 
 COMPARE_EXAMPLES = """examples:
@@ -36,6 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from sdm.accel.plan_view import card_view, format_card_view
     from sdm.placement import report
     from sdm.placement.fleet import ServerProfile, savings, size_fleet
     from sdm.placement.model_spec import load_model

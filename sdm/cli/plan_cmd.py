@@ -4,16 +4,13 @@
     sdm-plan plan --model model.toml --profile p.npz --hardware yosemite-v2-3dxp --objective min-power --json
 
 On a preset with accelerator cards (yosemite-v2-*) it also shows the plan per card and, given a
-trace, the modelled six-card timeline of its requests (sdm.accel.report.plan_summary).
+trace, the modelled six-card timeline of its requests (sdm.accel.plan_view.plan_summary).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-
-import numpy as np
 
 from sdm.core.errors import InvalidInputError
 from sdm.hardware.overrides import parse_assignments
@@ -117,50 +114,6 @@ def load_inputs(model: ModelSpec, args):
                         progress=not args.no_progress)
 
 
-# The per-card view (sdm.accel.partitioner.partition_from_plan + routing) holds per-row arrays: about
-# 10 B per row for the partition and 12 B more to route a trace (measured: 33.7M rows, +0.73 GB).
-# Planning itself stays within its 4 GiB target at 4e9 rows; this view would not, so it is bounded.
-CARD_VIEW_MAX_ROWS = 50_000_000
-
-
-def card_view(plan, hw, trace=None, hot=None, items_per_request: int | None = None) -> dict | None:
-    """Per-card placement and (with a trace) the modelled six-card timeline of `plan` on `hw`, or None
-    when `hw` has no cards. A request is `items_per_request` samples of the trace, as the plan assumes.
-    A plan that cannot be shown per card (one spanning several servers) gives {"note": why}."""
-    from sdm.accel.report import plan_summary
-
-    if not hw.cards:
-        return None
-    rows = sum(int(tp.num_rows) for tp in plan.tables.values())
-    if rows > CARD_VIEW_MAX_ROWS:
-        return {"cards": [], "timeline": None,
-                "note": f"the model has {rows:,} rows; the per-card view builds per-row arrays (about 22 B per "
-                        f"row) and is skipped above {CARD_VIEW_MAX_ROWS:,} rows"}
-    loads = None
-    if hot and all(h.num_samples > 0 for h in hot):
-        loads = [h.total_lookups / h.num_samples for h in hot]
-    if trace is not None and items_per_request:
-        from sdm.traces.trace import Trace
-
-        if trace.batch_size != items_per_request:
-            trace = Trace(trace.table_names, trace.num_rows, trace.indices, trace.offsets, items_per_request)
-    try:
-        # reserve 0: the plan's own usable fractions (plan.sram/lpddr_usable_fraction) already keep
-        # card memory for dense weights and activations
-        return plan_summary(plan, hw, trace, reserve_bytes=0, loads=loads)
-    except InvalidInputError as exc:
-        return {"cards": [], "timeline": None, "note": str(exc)}
-
-
-def format_card_view(view: dict, hw_name: str) -> str:
-    from sdm.accel.report import format_plan_summary
-
-    head = f"per card on {hw_name} (six-card platform):"
-    if view.get("note"):
-        return f"{head} not shown: {view['note']}"
-    return head + "\n" + format_plan_summary(view)
-
-
 def options_from_args(args, policy: str | None = None, plan_sets: dict | None = None,
                       power_sets: dict | None = None, cost_sets: dict | None = None) -> PlanOptions:
     from sdm.placement.cost import CostDefaults
@@ -184,6 +137,7 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
 
 # ---- the command ----------------------------------------------------------------------------------------
 def run(args) -> int:
+    from sdm.accel.plan_view import card_view, format_card_view
     from sdm.placement import report
 
     model = load_model(args.model)

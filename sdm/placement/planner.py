@@ -27,7 +27,7 @@ from sdm.core.errors import InfeasibleError
 from sdm.core.spec import TableSpec
 from sdm.placement.assignment import Placement, check_hotness
 from sdm.placement.card_partition import CardPartitioner
-from sdm.placement.enumerator import HardwareEnumerator, check_capacity, tiers_from_hardware  # noqa: F401
+from sdm.placement.enumerator import HardwareEnumerator, check_capacity
 from sdm.placement.objectives import DefaultEstimator, objective as make_objective
 from sdm.placement.options import PlanOptions
 from sdm.placement.layout_stage import IdOrderLayout, LayoutChoice

@@ -226,7 +226,7 @@ class Estimate:
 # ---- the planner's stages (sdm.placement.planner.Planner takes one object of each) --------------------
 class Enumerator(Protocol):
     """Candidate configurations of `hardware` (tiers with capacities and device models) for a model
-    of `model_bytes`; default `sdm.placement.planner.HardwareEnumerator`."""
+    of `model_bytes`; default `sdm.placement.enumerator.HardwareEnumerator`."""
 
     def enumerate(self, hardware: Any, model_bytes: int) -> Sequence[Candidate]: ...
 
