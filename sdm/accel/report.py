@@ -42,30 +42,28 @@ def latency_breakdown(tl: Timeline) -> dict[str, float]:
 
 
 def card_power_watts(platform, util: np.ndarray) -> np.ndarray:
-    """Per card: idle + (load - idle) x utilisation (linear in busy time; card figures from CardSpec)."""
+    """Per card: idle + (load - idle) x utilisation (the card's own figures, CardSpec); their sum is
+    the "cards" part of the server model (sdm.placement.power) at the cards' mean utilisation."""
     idle = np.array([platform.card_idle_watts(k) for k in range(platform.num_cards)])
     load = np.array([platform.card_load_watts(k) for k in range(platform.num_cards)])
     return idle + (load - idle) * np.clip(util, 0.0, 1.0)
 
 
-def server_power_watts(platform, cards_w: np.ndarray, host_util: float, scm_util: float) -> dict:
-    """Server wall power: the planner's component model (sdm.placement.power: platform, CPU, DIMMs, SCM
-    from the HardwareSpec, each idle + u x (load - idle)) with the cards at their own utilisation, the card
-    carrier (PCIe switch) always on, all divided by the PSU efficiency."""
+def server_power_watts(platform, card_util: np.ndarray, host_util: float, scm_util: float) -> dict:
+    """Server power from the one server model (sdm.placement.power over the HardwareSpec): each part at
+    its utilisation (CPU and DIMMs at the host's, SCM at its own, cards at theirs; platform and card
+    carrier always on), the sum divided by the PSU efficiency: the wall figure."""
     from sdm.placement.power import parts_from_hardware, server_power
 
     pb = server_power(parts_from_hardware(platform.hardware))
-    at = lambda name, u: (pb.components[name][0] + u * (pb.components[name][1] - pb.components[name][0])  # noqa: E731
-                          if name in pb.components else 0.0)
-    host_w = at("platform", 0.0) + at("cpu", host_util) + at("dram", host_util)
-    scm_w = at("scm", scm_util)
-    carrier_w = float(getattr(platform.hardware, "carrier_watts", 0.0) or 0.0)
-    dc = host_w + scm_w + float(cards_w.sum()) + carrier_w
-    return {"cards_watts": float(cards_w.sum()), "host_watts": host_w, "scm_watts": scm_w,
-            "carrier_watts": carrier_w, "psu_efficiency": pb.psu_efficiency,
-            "server_watts": dc / pb.psu_efficiency,
-            "note": "cards: idle + (load - idle) x utilisation (CardSpec); host, DIMMs, SCM, PSU: "
-                    "sdm.placement.power over the HardwareSpec"}
+    u = np.clip(np.asarray(card_util, np.float64), 0.0, 1.0)
+    w = pb.components_at({"cpu": host_util, "dram": host_util, "scm": scm_util,
+                          "cards": float(u.mean()) if u.size else 0.0})
+    host_w = w.get("platform", 0.0) + w.get("cpu", 0.0) + w.get("dram", 0.0)
+    return {"cards_watts": w.get("cards", 0.0), "host_watts": host_w, "scm_watts": w.get("scm", 0.0),
+            "carrier_watts": w.get("carrier", 0.0), "psu_efficiency": pb.psu_efficiency,
+            "server_watts": sum(w.values()) / pb.psu_efficiency,
+            "note": "sdm.placement.power over the HardwareSpec, each part at its utilisation; at the wall"}
 
 
 def build_report(tl: Timeline, platform, partition: Partition, *, budget_s: float = BUDGET_S,
@@ -83,7 +81,7 @@ def build_report(tl: Timeline, platform, partition: Partition, *, budget_s: floa
     host_util = min(1.0, float(tl.host_used_s.mean()) * (qps if meets else qps_max) / max(tl.host_threads, 1))
     scm_rate = float((tl.host_scm_s > 0).mean())  # share of requests that touch SCM
     scm_util = min(1.0, float(tl.host_scm_s.mean()) * (qps if meets else qps_max))
-    power = server_power_watts(platform, cards_w, host_util, scm_util)
+    power = server_power_watts(platform, util, host_util, scm_util)
     items_note = ("" if BUDGET_ITEMS[0] <= B <= BUDGET_ITEMS[1]
                   else f"requests hold {B:.0f} items; the budget is stated for {BUDGET_ITEMS[0]}-{BUDGET_ITEMS[1]}")
     card_rows = []
