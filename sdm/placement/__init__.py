@@ -16,7 +16,7 @@ from sdm.core.lazy_exports import lazy_exports
 _EXPORTS = {
     # profiles
     "Profile": "sdm.placement.profile",
-    "TableProfile": "sdm.placement.profile",
+    "TableProfile": "sdm.placement.profile_table",
     # the plan file
     "Plan": "sdm.placement.plan",
     "TablePlan": "sdm.placement.plan",
