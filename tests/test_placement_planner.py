@@ -112,6 +112,26 @@ def _empty():
 def test_unknown_stage_is_refused():
     with pytest.raises(TypeError, match="no stage"):
         Planner.from_options(PlanOptions(), proposr=RowLevel())
+    with pytest.raises(TypeError, match="no stage"):
+        Planner.from_options(PlanOptions(), options=PlanOptions())
+
+
+def test_load_hotness_takes_one_source_and_a_known_count_model(tmp_path):
+    from sdm.placement.hotness import load_hotness
+
+    tables = [TableSpec("a", 4000, 16), TableSpec("b", 2000, 16)]
+    p = tmp_path / "t.npz"
+    zipf_trace([4000, 2000], 500, pooling=2, seed=3, batch_size=100).save(p)
+    raw, trace = load_hotness(tables, trace_path=p, counts="raw")
+    gt, _ = load_hotness(tables, trace_path=p)
+    assert [h.name for h in raw] == ["a", "b"] and trace.table_names == ["a", "b"]   # matched by position
+    assert raw[0].total_lookups == trace.indices[0].size and gt[0].expected and not raw[0].expected
+    with pytest.raises(InvalidInputError, match="exactly one"):
+        load_hotness(tables)
+    with pytest.raises(InvalidInputError, match="count model"):
+        load_hotness(tables, trace_path=p, counts="magic")
+    with pytest.raises(InvalidInputError, match="table counts differ"):
+        load_hotness(tables[:1] + [TableSpec("c", 10, 4), TableSpec("d", 10, 4)], trace_path=p)
 
 
 def test_co_access_layout_stage_needs_a_trace():

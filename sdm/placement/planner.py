@@ -66,7 +66,7 @@ class Planner:
     def from_options(cls, opts: PlanOptions | None = None, **stages: Any) -> "Planner":
         """The default stages for `opts`, any of them replaced by keyword (enumerator=..., ...)."""
         opts = opts or PlanOptions()
-        unknown = set(stages) - {f.name for f in dataclasses.fields(cls)} - {"options"}
+        unknown = set(stages) - ({f.name for f in dataclasses.fields(cls)} - {"options"})
         if unknown:
             raise TypeError(f"Planner has no stage(s) {sorted(unknown)}")
         default = {"enumerator": lambda: HardwareEnumerator(opts), "proposer": lambda: make_proposer(opts.policy),
