@@ -62,6 +62,8 @@ _EXPORTS = {
     "ServerProfile": "sdm.placement.fleet",
     "size_fleet": "sdm.placement.fleet",
     "savings": "sdm.placement.fleet",
+    "compare_hardware": "sdm.placement.compare",
+    "Comparison": "sdm.placement.compare",
     # a plan held against a replay of a trace (sdm.cachesim)
     "replay_plan": "sdm.placement.replay",
     "ReplayShares": "sdm.placement.replay",

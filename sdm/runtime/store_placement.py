@@ -13,7 +13,6 @@ smallest-first and the DRAM cache is split in proportion to table size.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,13 +140,9 @@ def placement_from_plan(plan, specs: list[TableSpec]) -> dict[str, TablePlacemen
     {"dram_cache_bytes": int, "policy": str, "tables": {name: {"accel_rows": ids, "dram_cache_bytes": int,
     "dram_rows": ids, "policy": str}}}."""
     if isinstance(plan, (str, Path)):
-        path = Path(plan)
-        try:
-            from sdm.placement.plan import Plan
+        from sdm.placement.plan import Plan
 
-            plan = Plan.load(path)
-        except ImportError:
-            plan = json.loads(path.read_text())
+        plan = Plan.load(plan)
     out = {}
     if isinstance(plan, dict):
         tables = plan.get("tables", {})
