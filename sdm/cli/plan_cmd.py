@@ -154,11 +154,7 @@ def run(args) -> int:
     cards = card_view(plan, hw, trace, hot, args.items_per_request)
     out = plan.save(args.out)
     if args.plot:
-        from sdm.placement.fleet import ServerProfile, size_fleet
-        fleet = size_fleet(ServerProfile.from_plan(result), model.size_bytes, args.qps or result.estimate.qps_per_server,
-                           opts.cost)
-        r = {"name": result.candidate.name, "p99_latency_s": result.estimate.p99_latency_s, "fleet": fleet.as_dict()}
-        report.plot([r], {hw.name: dram_curve(model.tables, hot, hw, opts)}, args.plot)
+        report.plot_plan(result, dram_curve(model.tables, hot, hw, opts), args.plot, qps=args.qps, cost=opts.cost)
     if args.json:
         doc = json.loads(Path(out).read_text())
         doc.pop("tables")

@@ -201,6 +201,19 @@ def format_explain(e: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_plan(result, curve: list[tuple[float, float]], path: str, *, qps: float | None = None, cost=None) -> None:
+    """`plot` of one `PlanResult`: its fleet for `qps` requests/s (default its own per-server QPS)
+    and its hit rate over DRAM sizes (`curve`, sdm.placement.planner.dram_curve)."""
+    from sdm.placement.cost import CostDefaults
+    from sdm.placement.fleet import ServerProfile, size_fleet
+
+    model_bytes = result.plan.summary["model_bytes"]
+    fleet = size_fleet(ServerProfile.from_plan(result), model_bytes, qps or result.estimate.qps_per_server,
+                       cost or CostDefaults())
+    row = {"name": result.candidate.name, "p99_latency_s": result.estimate.p99_latency_s, "fleet": fleet.as_dict()}
+    plot([row], {getattr(result.candidate.hardware, "name", result.candidate.name): curve}, path)
+
+
 def plot(results: Sequence[dict], curves: dict[str, list[tuple[float, float]]], path: str) -> None:
     """Left: power vs p99 latency per configuration. Right: hit rate above SCM vs DRAM size."""
     import matplotlib
