@@ -86,7 +86,7 @@ def default_placement(
     profile=None,
 ) -> dict[str, TablePlacement]:
     out = {s.name: TablePlacement(policy=policy) for s in specs}
-    if profile is not None:
+    if profile is not None and specs:
         _planned_placement(specs, profile, int(accel_bytes), int(dram_cache_bytes), out)
         return out
     left = accel_bytes
