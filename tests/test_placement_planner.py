@@ -172,3 +172,30 @@ def test_infeasible_names_the_reason():
     hot = [TableHotness.zipf("big", 10**10, 1e6, 1.0)]
     with pytest.raises(InfeasibleError, match="capacity"):
         Planner.from_options().plan(tables, hot, sdm.hardware("host-dram"))
+
+
+def test_store_default_placement_runs_the_planner(monkeypatch):
+    from sdm.placement import proposers
+    from sdm.runtime.store_placement import default_placement
+
+    seen = []
+    real = proposers.RowLevel.propose
+
+    def spy(self, tables, hotness, tiers, partitioner=None):
+        seen.append([t.capacity_bytes for t in tiers])
+        return real(self, tables, hotness, tiers, partitioner)
+
+    monkeypatch.setattr(proposers.RowLevel, "propose", spy)
+    specs = [TableSpec("a", 1000, 4), TableSpec("b", 500, 4)]
+    g = np.random.default_rng(0)
+    prof = {"a": g.poisson(2.0, 1000).astype(float), "b": g.poisson(5.0, 500).astype(float)}
+    place = default_placement(specs, accel_bytes=16 * 100, dram_cache_bytes=16 * 200, profile=prof)
+    assert seen and seen[0][:2] == [1600, 3200]
+    # the densest rows over both tables went to the cards, the next ones to the cache's hot set
+    dens = np.concatenate([prof["a"], prof["b"]])
+    on_card = np.concatenate([np.isin(np.arange(1000), place["a"].accel_ids),
+                              np.isin(np.arange(500), place["b"].accel_ids)])
+    assert 90 <= on_card.sum() <= 100 and dens[on_card].min() >= dens[~on_card].max()
+    assert sum(p.dram_cache_bytes for p in place.values()) == 16 * 200
+    hot = place["b"].static_hot_ids
+    assert np.all(np.diff(prof["b"][hot]) <= 0)                      # hottest first
