@@ -72,8 +72,9 @@ class Planner:
         default = {"enumerator": lambda: HardwareEnumerator(opts), "proposer": lambda: make_proposer(opts.policy),
                    "estimator": lambda: DefaultEstimator(opts.workload, opts.power, opts.cost),
                    "objective": lambda: make_objective(opts.objective, opts.workload)}
-        built = {k: stages.pop(k) if stages.get(k) is not None else make() for k, make in default.items()}
-        return cls(**built, **{k: v for k, v in stages.items() if v is not None}, options=opts)
+        given = {k: v for k, v in stages.items() if v is not None}      # None: the default stage
+        built = {k: make() for k, make in default.items() if k not in given}
+        return cls(**built, **given, options=opts)
 
     def place(self, tables: Sequence[TableSpec], hotness: Sequence[TableHotness],
               tiers: Sequence[TierSpec]) -> Placement:
