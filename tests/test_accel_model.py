@@ -7,7 +7,9 @@ from hypothesis import given, settings, strategies as st
 
 from sdm.accel.partitioner import HOST, Shard, partition, partition_from_plan, shard_bounds
 from sdm.hardware.pcie import PcieLink, serial_arrival_s
-from sdm.accel.report import build_report, format_report, move_table, partition_summary, what_if_moves
+from sdm.accel.plan_view import partition_summary
+from sdm.accel.report import build_report, format_report
+from sdm.accel.what_if import move_table, what_if_moves
 from sdm.accel.routing import Router, TableRouter, trace_shard_counts
 from sdm.accel.timeline import model_timeline
 from sdm.core.errors import InvalidInputError
@@ -243,7 +245,7 @@ def test_partition_from_plan_honours_card_rows():
 
 def test_plan_summary_for_plan_and_compare():
     import sdm
-    from sdm.accel.report import dlrm_dense_flops, plan_summary
+    from sdm.accel.plan_view import dlrm_dense_flops, plan_summary
     from sdm.accel.executor import dense_flops_per_sample
     from sdm.runtime.dlrm import DLRM
     from sdm.placement.plan import Plan, RowSet, TablePlan, TierPlacement

@@ -13,7 +13,8 @@ from sdm.core.errors import InfeasibleError
 from sdm.placement.model_spec import load_model
 from sdm.placement.objectives import Workload
 from sdm.placement.planner import PlanOptions, plan_model
-from sdm.placement.policies import RowLevel, lookups_in
+from sdm.placement.assignment import lookups_in
+from sdm.placement.proposers import RowLevel
 from sdm.placement.replay import replay_plan
 from sdm.placement.types import TableHotness, TierSpec
 from sdm.core.spec import TableSpec
@@ -95,13 +96,13 @@ def test_accel_rows_balance_lookups_over_cards():
     def tier(name, cap, cards=0):
         return TierSpec(name, int(cap), 64, 1e-6, 1e6, 1e9, cards=cards)
     tiers = [tier("lpddr", 0.3 * total, cards=6), tier("scm", 10 * total)]
-    pl = RowLevel().place(tables, hot, tiers)
+    pl = RowLevel().propose(tables, hot, tiers)
     per_card, per_bytes = _card_lookups(pl, tables, hot, "lpddr")
     assert per_card.sum() > 0
     assert per_card.max() / per_card.mean() < 1.05
     assert np.all(per_bytes <= tiers[0].capacity_bytes // 6)
     # the same rows as one pooled tier (no cards) would hold: balancing loses none to the card split
-    pooled = RowLevel().place(tables, hot, [tier("lpddr", 0.3 * total), tiers[1]])
+    pooled = RowLevel().propose(tables, hot, [tier("lpddr", 0.3 * total), tiers[1]])
     assert pl.tier_used_bytes["lpddr"] == pooled.tier_used_bytes["lpddr"]
     # every table's rows are pinned once: the deal loses and duplicates nothing
     for t, h in zip(tables, hot):

@@ -11,6 +11,7 @@ from sdm.core.errors import InvalidInputError, StoreFormatError
 from sdm.core.spec import TableSpec, row_bytes
 from sdm.placement.model_spec import load_model, parse_dlrm_list
 from sdm.placement.plan import INLINE_RANGES, Plan, RowSet, TablePlan, TierPlacement
+from sdm.placement.profile import Profile
 
 
 @settings(max_examples=60, deadline=None)
@@ -56,9 +57,44 @@ def test_plan_round_trip(tmp_path):
     assert tier.tolist() == [0, 2, 3, 3] and card.tolist() == [2, -1, -1, -1]
 
 
+# written by the landed version (e1afbae) of Plan.save: plan files from it must still load
+LANDED_PLAN = ('{"format":"sdm-plan","version":1,"created":"2026-01-01","model":"m","hardware":"host-nand",'
+               '"objective":"min-latency","policy":"row","summary":{"latency_s":0.0001},"tiers":[{"tier":"sram"}],'
+               '"tables":{"a":{"num_rows":100,"dim":4,"row_format":"fp32","row_bytes":16,"placements":[{"tier":"sram",'
+               '"card":1,"rows":{"count":10,"ranges":[[0,10]]}},{"tier":"dram","card":null,"rows":{"count":25,'
+               '"ranges":[[10,30],[50,55]]}}],"backing_tier":"scm","dram_cache":{"bytes":4096,"policy":"lru"},'
+               '"page_layout":{"kind":"id-order"},"predicted_hit_rate":{"sram":0.5,"dram":0.3,"dram_cache":0.1,'
+               '"scm":0.1},"explain":{}}}}')
+
+
+def test_plan_from_the_landed_version_loads(tmp_path):
+    from sdm.core.spec import TableSpec
+    from sdm.runtime.store_placement import placement_from_plan
+
+    path = tmp_path / "old.json"
+    path.write_text(LANDED_PLAN)
+    plan = Plan.load(path)
+    tp = plan.table("a")
+    assert [(p.tier, p.card, p.rows.count) for p in tp.placements] == [("sram", 1, 10), ("dram", None, 25)]
+    assert tp.dram_cache_bytes == 4096 and plan.summary["latency_s"] == 1e-4
+    place = placement_from_plan(path, [TableSpec("a", 100, 4)])["a"]
+    assert place.accel_ids.tolist() == list(range(10)) and place.dram_pinned_ids.size == 25
+    again = Plan.load(plan.save(tmp_path / "again.json"))
+    assert again.table("a").placements[1].rows.to_ids().tolist() == tp.placements[1].rows.to_ids().tolist()
+
+
 def test_plan_bad_files(tmp_path):
+    from sdm.core.atomic_file import MissingFileError
+
     with pytest.raises(InvalidInputError, match="does not exist"):
         Plan.load(tmp_path / "nope.json")
+    with pytest.raises(FileNotFoundError):                    # the one behaviour for a missing file
+        Plan.load(tmp_path / "nope.json")
+    with pytest.raises(MissingFileError):
+        Profile.load(tmp_path / "nope.npz")
+    with pytest.raises(InvalidInputError, match="directory"):  # nothing created where it is missing
+        _plan(tmp_path).save(tmp_path / "no" / "dir" / "p.json")
+    assert not (tmp_path / "no").exists()
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(StoreFormatError, match="not JSON"):
         Plan.load(tmp_path / "x.json")

@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.placement.objectives import MinWithinBudget, Workload
 from sdm.placement.planner import PlanOptions, plan_model
-from sdm.placement.policies import RowLevel, TableLevel, WholeTablesBaseline, lookups_in, policy
+from sdm.placement.assignment import lookups_in
+from sdm.placement.proposers import RowLevel, TableLevel, WholeTablesBaseline, proposer
 from sdm.placement.plan import RowSet
 from sdm.placement.types import TableHotness, TierSpec
 from sdm.core.spec import TableSpec
@@ -54,7 +55,7 @@ def _row_tiers(placement, tables):
 def test_row_level_respects_capacity_and_orders_by_density(seed, fs, fd):
     tables, hot = _instance(seed)
     tiers = _tiers(tables, fs, fd)
-    pl = RowLevel().place(tables, hot, tiers)
+    pl = RowLevel().propose(tables, hot, tiers)
     for t in tiers[:-1]:
         assert pl.tier_used_bytes[t.name] <= t.capacity_bytes
     where = _row_tiers(pl, tables)
@@ -84,7 +85,7 @@ def test_row_level_serves_more_from_fast_tiers_than_table_policies(seed, fd):
     tiers = _tiers(tables, 0.0, fd)
     fast = {}
     for pol in (RowLevel(), TableLevel(), WholeTablesBaseline()):
-        pl = pol.place(tables, hot, tiers)
+        pl = pol.propose(tables, hot, tiers)
         fast[pol.name] = sum(pl.tables[t.name].lookups_by_tier.get("dram", 0.0) for t in tables)
     assert fast["row"] >= fast["table"] - 1e-9
     assert fast["row"] >= fast["baseline"] - 1e-9
@@ -95,7 +96,7 @@ def test_accel_tiers_split_over_cards_within_each_card():
     total = sum(t.size_bytes for t in tables)
     tiers = [_tier("sram", total * 0.2, cards=6), _tier("lpddr", total * 0.3, cards=6), _tier("scm", 10 * total)]
     for pol in (RowLevel(), TableLevel()):
-        pl = pol.place(tables, hot, tiers)
+        pl = pol.propose(tables, hot, tiers)
         for tier in tiers[:-1]:
             per_card = np.zeros(6)
             for t in tables:
@@ -111,9 +112,9 @@ def test_table_level_places_whole_tables_and_baseline_is_hotness_blind():
     tables = [TableSpec("cold", 100, 16), TableSpec("hot", 100, 16)]
     hot = [TableHotness.from_counts("cold", np.ones(100)), TableHotness.from_counts("hot", np.full(100, 50))]
     tiers = [_tier("dram", 100 * 64), _tier("scm", 10**6)]
-    tl = TableLevel().place(tables, hot, tiers)
+    tl = TableLevel().propose(tables, hot, tiers)
     assert [p[0] for p in tl.tables["hot"].pinned] == ["dram"] and not tl.tables["cold"].pinned
-    bl = WholeTablesBaseline().place(tables, hot, tiers)
+    bl = WholeTablesBaseline().propose(tables, hot, tiers)
     assert [p[0] for p in bl.tables["cold"].pinned] == ["dram"] and not bl.tables["hot"].pinned
 
 
@@ -123,7 +124,7 @@ def test_tail_bands_are_placed_and_counted():
     assert lookups_in(RowSet(ranges=[[0, 1_000_000]]), h) == pytest.approx(1e6)
     # the tail is split in bands of falling density; a tier that fits 10k rows takes the densest
     t = TableSpec("z", 1_000_000, 16)
-    pl = RowLevel().place([t], [h], [_tier("dram", 10_000 * 64), _tier("scm", 10**9)])
+    pl = RowLevel().propose([t], [h], [_tier("dram", 10_000 * 64), _tier("scm", 10**9)])
     placed = sum(r.count for _n, _c, r in pl.tables["z"].pinned)
     assert 9_990 <= placed <= 10_000
     ids = np.concatenate([r.to_ids() for _n, _c, r in pl.tables["z"].pinned])
@@ -134,9 +135,9 @@ def test_tail_bands_are_placed_and_counted():
 
 def test_bad_inputs():
     with pytest.raises(InvalidInputError, match="unknown placement policy"):
-        policy("magic")
+        proposer("magic")
     with pytest.raises(InvalidInputError, match="does not match"):
-        RowLevel().place([TableSpec("a", 10, 4)], [TableHotness.from_counts("a", np.ones(11))], [_tier("scm", 999)])
+        RowLevel().propose([TableSpec("a", 10, 4)], [TableHotness.from_counts("a", np.ones(11))], [_tier("scm", 999)])
     with pytest.raises(InvalidInputError, match="row id 12 at position 1"):
         TableHotness.from_ids("a", 10, np.array([1, 12]))
     with pytest.raises(InvalidInputError, match="must be integers"):

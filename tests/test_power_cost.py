@@ -95,3 +95,21 @@ def test_scenarios_show_savings_where_capacity_binds_and_none_where_compute_bind
 def test_bad_defaults_are_named(make, needle):
     with pytest.raises(InvalidInputError, match=needle):
         make()
+
+
+def test_six_card_report_uses_the_same_server_model():
+    """`sdm-plan run`'s server power is the planner's model at the same utilisation (the carrier
+    counted once), and a card overridden alone changes both by the same watts."""
+    import numpy as np
+
+    from sdm.accel.report import server_power_watts
+    from sdm.hardware.platform import Platform
+
+    for hw in (hardware("yosemite-v2-nand"), hardware("yosemite-v2-nand", **{"cards.0.load_watts": 20.0})):
+        pf = Platform.from_hardware(hw)
+        pb = server_power(parts_from_hardware(hw))
+        for u in (0.0, 0.3, 1.0):
+            P = server_power_watts(pf, np.full(pf.num_cards, u), u, u)
+            assert P["server_watts"] == pytest.approx(pb.at(u))
+            assert P["carrier_watts"] == pytest.approx(hw.carrier_watts)
+        assert pb.load_watts == pytest.approx(hw.peak_watts() / pb.psu_efficiency)

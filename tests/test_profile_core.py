@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from sdm.cli import main as cli_main
 from sdm.core.errors import InvalidInputError, StoreFormatError
-from sdm.placement.profile import Profile, profile_table
+from sdm.placement.profile import Profile
+from sdm.placement.profile_table import profile_table
 from sdm.placement.sketch import CountMinSketch, HeavyHitters, HyperLogLog
 from sdm.traces import from_bags, zipf_trace
 

@@ -26,10 +26,10 @@ _EXPORTS = {
     "model_timeline": "sdm.accel.timeline",
     "build_report": "sdm.accel.report",
     "format_report": "sdm.accel.report",
-    "what_if_moves": "sdm.accel.report",
-    "partition_summary": "sdm.accel.report",
-    "plan_summary": "sdm.accel.report",
-    "format_plan_summary": "sdm.accel.report",
+    "what_if_moves": "sdm.accel.what_if",
+    "partition_summary": "sdm.accel.plan_view",
+    "plan_summary": "sdm.accel.plan_view",
+    "format_plan_summary": "sdm.accel.plan_view",
     "plot_utilisation": "sdm.accel.report",
 }
 

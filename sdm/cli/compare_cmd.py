@@ -5,16 +5,15 @@
 Each configuration is planned (DRAM-only ones are sharded over as many servers as the model needs),
 then a fleet is sized for the model and the QPS target; savings are against the first configuration
 (or the one named by --baseline). Configurations with accelerator cards (yosemite-v2-*) also show
-their plan per card and, given a trace, the modelled six-card timeline (sdm.accel.report.plan_summary).
+their plan per card and, given a trace, the modelled six-card timeline (sdm.accel.plan_view.plan_summary).
 """
 from __future__ import annotations
 
 import argparse
 import json
 
-from sdm.core.errors import InfeasibleError, InvalidInputError
-from sdm.cli.plan_cmd import (add_common, card_view, dram_curve, format_card_view, load_hardware, load_inputs,
-                       options_from_args, split_sets)
+from sdm.core.errors import InvalidInputError
+from sdm.cli.plan_cmd import add_common, load_hardware, load_inputs, options_from_args, split_sets
 
 
 COMPARE_EXAMPLES = """examples:
@@ -36,10 +35,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from sdm.accel.plan_view import card_view, format_card_view
     from sdm.placement import report
-    from sdm.placement.fleet import ServerProfile, savings, size_fleet
+    from sdm.placement.compare import compare_hardware
     from sdm.placement.model_spec import load_model
-    from sdm.placement.planner import plan_model
 
     model = load_model(args.model)
     hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)
@@ -49,42 +48,16 @@ def run(args) -> int:
     hws = [load_hardware(n, hw_sets) for n in names]
     opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
     hot, trace = load_inputs(model, args)
-    opts.shard = True
-    results, curves, failed = [], {}, []
-    for hw in hws:
-        try:
-            res = plan_model(model.tables, hot, hw, opts, model.name)
-        except InfeasibleError as exc:
-            failed.append(f"{hw.name}: {exc}")
-            continue
-        server = ServerProfile.from_plan(res)
-        qps = args.qps or server.qps
-        fleet = size_fleet(server, model.size_bytes, qps, opts.cost)
-        results.append({"name": res.candidate.name, "hardware": hw.name, "latency_s": res.estimate.latency_s,
-                        "p99_latency_s": res.estimate.p99_latency_s, "qps_per_server": res.estimate.qps_per_server,
-                        "watts": res.estimate.watts, "capex_usd": res.estimate.capex_usd,
-                        "hit_rate": res.estimate.hit_rate, "shards": res.candidate.knobs.get("shards", 1),
-                        "meets_budget": (res.estimate.p99_latency_s if opts.workload.budget_on == "p99"
-                                         else res.estimate.latency_s) <= opts.workload.latency_budget_s,
-                        "fleet": fleet.as_dict(), "_fleet": fleet})
-        cards = card_view(res.plan, hw, trace, hot, args.items_per_request)
+    cmp = compare_hardware(model.tables, hot, hws, opts, qps_target=args.qps, baseline=args.baseline,
+                           model_name=model.name, curves=bool(args.plot))
+    results, failed = cmp.configs, cmp.failed
+    for r, res in zip(results, cmp.results):
+        cards = card_view(res.plan, res.candidate.hardware, trace, hot, args.items_per_request)
         if cards is not None:
-            results[-1]["cards"] = cards
-        if args.plot:
-            curves[hw.name] = dram_curve(model, hot, hw, opts)
-    if not results:
-        raise InfeasibleError("no configuration could be planned: " + "; ".join(failed))
-    base_name = args.baseline or results[0]["hardware"]
-    base = next((r for r in results if base_name in (r["hardware"], r["name"])), None)
-    if base is None:
-        raise InvalidInputError(f"--baseline {base_name!r} is not among the planned configurations "
-                                f"{[r['hardware'] for r in results]}")
-    for r in results:
-        r["savings"] = savings(base["_fleet"], r["_fleet"])
-    for r in results:
-        r.pop("_fleet")
+            r["cards"] = cards
+    base = next(r for r in results if r["hardware"] == cmp.baseline)
     if args.plot:
-        report.plot(results, curves, args.plot)
+        report.plot(results, cmp.curves, args.plot)
     if args.json:
         print(json.dumps({"model": model.name, "model_bytes": model.size_bytes, "qps_target": args.qps,
                           "baseline": base["hardware"], "configs": results, "failed": failed},

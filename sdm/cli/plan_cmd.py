@@ -4,22 +4,22 @@
     sdm-plan plan --model model.toml --profile p.npz --hardware yosemite-v2-3dxp --objective min-power --json
 
 On a preset with accelerator cards (yosemite-v2-*) it also shows the plan per card and, given a
-trace, the modelled six-card timeline of its requests (sdm.accel.report.plan_summary).
+trace, the modelled six-card timeline of its requests (sdm.accel.plan_view.plan_summary).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-import numpy as np
-
 from sdm.core.errors import InvalidInputError
+from sdm.hardware.overrides import parse_assignments
 from sdm.placement.model_spec import ModelSpec, load_model
 from sdm.placement.objectives import Workload
-from sdm.placement.planner import PlanOptions, PlanResult, plan_model
-from sdm.placement.types import TableHotness
+from sdm.placement.options import PlanOptions
+from sdm.placement.layout_stage import page_layout
+from sdm.placement.planner import Planner, dram_curve
+from sdm.placement.report import TextReporter
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -83,18 +83,13 @@ MODEL: TOML/JSON file or a DLRM-style list ROWS-ROWS-...:DIM[:FORMAT[:POOLING]];
 
 # ---- shared helpers (compare_cmd uses them) ---------------------------------------------------------
 def split_sets(items: list[str]) -> tuple[dict, dict, dict, dict]:
+    """`--set` items (read by the one FIELD=VALUE parser) split into hardware, power.*, cost.* and
+    plan.* overrides; values stay text and are typed by the object they override."""
     hw, power, cost, plan = {}, {}, {}, {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise InvalidInputError(f"--set {item!r}: expected FIELD=VALUE")
-        key, value = key.strip(), value.strip()
+    for key, value in parse_assignments(items, "--set").items():
         for prefix, d in (("power.", power), ("cost.", cost), ("plan.", plan)):
             if key.startswith(prefix):
-                try:
-                    d[key[len(prefix):]] = float(value)
-                except ValueError:
-                    raise InvalidInputError(f"--set {item!r}: {prefix}* values must be numbers") from None
+                d[key[len(prefix):]] = value
                 break
         else:
             hw[key] = value
@@ -113,125 +108,10 @@ def load_hardware(name: str, overrides: dict):
 
 def load_inputs(model: ModelSpec, args):
     """(hotness per model table, the trace in the model's table order or None for --profile)."""
-    trace = None
-    if args.profile:
-        from sdm.placement.profile import Profile
+    from sdm.placement.hotness import load_hotness
 
-        hot = hotness_from_profile(model, Profile.load(args.profile))
-    else:
-        from sdm.traces.loaders import load_trace
-
-        trace = model_trace(model, load_trace(args.trace))
-        hot = hotness_from_trace(model, trace, progress=not args.no_progress)
-    # good_turing() leaves sketch-style profiles (heavy hitters + tail) as they are
-    return ([h.good_turing() for h in hot] if args.counts == "good-turing" else hot), trace
-
-
-def model_trace(model: ModelSpec, trace, batch_size: int | None = None):
-    """The trace with the model's tables, names and row counts, in the model's order (tables matched
-    by name, else by position), re-batched to `batch_size` samples if given. Ids are checked against
-    the model's rows (InvalidInputError naming table and position)."""
-    from sdm.traces.trace import Trace
-
-    names = [t.name for t in model.tables]
-    rows = [t.num_rows for t in model.tables]
-    B = int(batch_size or trace.batch_size)
-    if list(trace.table_names) == names and list(trace.num_rows) == rows and B == trace.batch_size:
-        return trace
-    idx = _match(model, list(trace.table_names), "trace")
-    return Trace(names, rows, [trace.indices[i] for i in idx], [trace.offsets[i] for i in idx], B)
-
-
-def _match(model: ModelSpec, names: list[str], what: str) -> list[int | None]:
-    """Trace/profile table index for each model table: by name, else by position when counts agree."""
-    by_name = {n: i for i, n in enumerate(names)}
-    if all(t.name in by_name for t in model.tables):
-        return [by_name[t.name] for t in model.tables]
-    if len(names) == len(model.tables):
-        return list(range(len(names)))
-    missing = [t.name for t in model.tables if t.name not in by_name][:5]
-    raise InvalidInputError(f"{what} has tables {names[:5]}{'...' if len(names) > 5 else ''}; model tables "
-                            f"{missing} are not among them and the table counts differ "
-                            f"({len(names)} vs {len(model.tables)})")
-
-
-# The per-card view (sdm.accel.partitioner.partition_from_plan + routing) holds per-row arrays: about
-# 10 B per row for the partition and 12 B more to route a trace (measured: 33.7M rows, +0.73 GB).
-# Planning itself stays within its 4 GiB target at 4e9 rows; this view would not, so it is bounded.
-CARD_VIEW_MAX_ROWS = 50_000_000
-
-
-def card_view(plan, hw, trace=None, hot=None, items_per_request: int | None = None) -> dict | None:
-    """Per-card placement and (with a trace) the modelled six-card timeline of `plan` on `hw`, or None
-    when `hw` has no cards. A request is `items_per_request` samples of the trace, as the plan assumes.
-    A plan that cannot be shown per card (one spanning several servers) gives {"note": why}."""
-    from sdm.accel.report import plan_summary
-
-    if not hw.cards:
-        return None
-    rows = sum(int(tp.num_rows) for tp in plan.tables.values())
-    if rows > CARD_VIEW_MAX_ROWS:
-        return {"cards": [], "timeline": None,
-                "note": f"the model has {rows:,} rows; the per-card view builds per-row arrays (about 22 B per "
-                        f"row) and is skipped above {CARD_VIEW_MAX_ROWS:,} rows"}
-    loads = None
-    if hot and all(h.num_samples > 0 for h in hot):
-        loads = [h.total_lookups / h.num_samples for h in hot]
-    if trace is not None and items_per_request:
-        from sdm.traces.trace import Trace
-
-        if trace.batch_size != items_per_request:
-            trace = Trace(trace.table_names, trace.num_rows, trace.indices, trace.offsets, items_per_request)
-    try:
-        # reserve 0: the plan's own usable fractions (plan.sram/lpddr_usable_fraction) already keep
-        # card memory for dense weights and activations
-        return plan_summary(plan, hw, trace, reserve_bytes=0, loads=loads)
-    except InvalidInputError as exc:
-        return {"cards": [], "timeline": None, "note": str(exc)}
-
-
-def format_card_view(view: dict, hw_name: str) -> str:
-    from sdm.accel.report import format_plan_summary
-
-    head = f"per card on {hw_name} (six-card platform):"
-    if view.get("note"):
-        return f"{head} not shown: {view['note']}"
-    return head + "\n" + format_plan_summary(view)
-
-
-def hotness_from_trace(model: ModelSpec, trace, progress: bool = False) -> list[TableHotness]:
-    idx = _match(model, list(trace.table_names), "trace")
-    it = list(zip(model.tables, idx))
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(it, desc="count trace", unit="table", file=sys.stderr)
-    return [TableHotness.from_ids(t.name, t.num_rows, trace.indices[i], trace.num_samples) for t, i in it]
-
-
-def hotness_from_profile(model: ModelSpec, profile) -> list[TableHotness]:
-    names = list(profile.tables)
-    idx = _match(model, names, "profile")
-    out = []
-    for t, i in zip(model.tables, idx):
-        tp = profile.tables[names[i]]
-        if tp.num_rows != t.num_rows:
-            raise InvalidInputError(f"table {t.name!r}: profile has {tp.num_rows} rows, model {t.num_rows}")
-        if tp.exact:
-            h = TableHotness.from_counts(t.name, np.asarray(tp.counts), tp.num_samples)
-        else:
-            # Heavy hitters (count-min upper estimates) + the rest as one uniform band over all
-            # untracked rows (which of them were read is unknown, so pinning any is worth the
-            # average). Rows beyond the heavy hitters were each read at least once, so the tail
-            # has at least unique - k lookups; heavy-hitter counts are scaled down to leave it.
-            order = np.argsort(tp.hh_rows)
-            ids, counts = tp.hh_rows[order], tp.hh_counts[order].astype(np.float64)
-            lookups = float(tp.num_lookups)
-            tail = min(max(lookups - counts.sum(), float(tp.unique_rows - ids.size), 0.0), lookups)
-            if counts.sum() > lookups - tail > 0:
-                counts *= (lookups - tail) / counts.sum()
-            h = TableHotness(t.name, t.num_rows, ids, counts, tail, tp.num_samples, expected=True)
-        out.append(h)
-    return out
+    return load_hotness(model.tables, trace_path=args.trace, profile_path=args.profile, counts=args.counts,
+                        progress=not args.no_progress)
 
 
 def options_from_args(args, policy: str | None = None, plan_sets: dict | None = None,
@@ -247,37 +127,17 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
             ladder = tuple(float(x) for x in args.dram_ladder.split(","))
         except ValueError:
             raise InvalidInputError(f"--dram-ladder {args.dram_ladder!r}: expected numbers like 1,0.5,0.25") from None
-    plan_sets = dict(plan_sets or {})
-    known = set(PlanOptions.__dataclass_fields__) - {"workload", "power", "cost", "pages_per_scm_read", "progress",
-                                                     "whole_dimms", "policy", "objective", "dram_ladder",
-                                                     "dram_cache_policy", "shard"}
-    bad = set(plan_sets) - known
-    if bad:
-        raise InvalidInputError(f"unknown plan.* field(s) {sorted(bad)}; known: {sorted(known)}")
-    for k in ("scm_queue_depth", "dram_queue_depth", "card_queue_depth"):
-        if k in plan_sets:
-            plan_sets[k] = int(plan_sets[k])
-    return PlanOptions(policy=policy or args.policy, objective=args.objective, workload=wl,
+    opts = PlanOptions(policy=policy or args.policy, objective=args.objective, workload=wl,
                        power=PowerDefaults().replace(**(power_sets or {})),
                        cost=CostDefaults().replace(**(cost_sets or {})),
                        dram_cache_fraction=args.dram_cache_fraction, dram_cache_policy=args.dram_cache_policy,
-                       dram_ladder=ladder, progress=not args.no_progress, **plan_sets)
-
-
-def dram_curve(model: ModelSpec, hot, hw, opts: PlanOptions) -> list[tuple[float, float]]:
-    """(DRAM GB, share of lookups served above SCM) over a ladder of DRAM sizes (for --plot)."""
-    import dataclasses
-
-    if hw.scm is None:
-        return []
-    o = dataclasses.replace(opts, objective="min-latency", dram_ladder=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0),
-                            whole_dimms=False, progress=False)
-    res = plan_model(model.tables, hot, hw, o, model.name)
-    return [(c.knobs["dram_bytes"] / 1e9, 1.0 - e.hit_rate["scm"]) for c, _p, e in res.scored]
+                       dram_ladder=ladder, progress=not args.no_progress)
+    return opts.replace(**(plan_sets or {}))
 
 
 # ---- the command ----------------------------------------------------------------------------------------
 def run(args) -> int:
+    from sdm.accel.plan_view import card_view, format_card_view
     from sdm.placement import report
 
     model = load_model(args.model)
@@ -287,25 +147,14 @@ def run(args) -> int:
     if args.page_layout == "co-access" and not args.trace:
         raise InvalidInputError("--page-layout co-access needs --trace (co-access is read from the samples)")
     hot, trace = load_inputs(model, args)
-    layouts = {}
-    if args.page_layout == "co-access":
-        layouts = compute_layouts(model, trace, hw, not args.no_progress)
-        opts.pages_per_scm_read = {n: lay["pages_per_read"] for n, lay in layouts.items()}
-    result: PlanResult = plan_model(model.tables, hot, hw, opts, model.name)
+    layout = page_layout(args.page_layout, progress=not args.no_progress) if args.page_layout != "id-order" else None
+    planner = Planner.from_options(opts, page_layout=layout, reporter=TextReporter(args.top))
+    result = planner.plan(model.tables, hot, hw, trace=trace, model_name=model.name)
     plan = result.plan
-    for name, lay in layouts.items():
-        tp = plan.tables[name]
-        tp.page_layout = lay["method"]
-        tp.row_order = lay["row_order"]
-        tp.explain["read_amplification"] = {"layout": lay["read_amplification"], "id_order": lay["id_order"]}
     cards = card_view(plan, hw, trace, hot, args.items_per_request)
     out = plan.save(args.out)
     if args.plot:
-        from sdm.placement.fleet import ServerProfile, size_fleet
-        fleet = size_fleet(ServerProfile.from_plan(result), model.size_bytes, args.qps or result.estimate.qps_per_server,
-                           opts.cost)
-        r = {"name": result.candidate.name, "p99_latency_s": result.estimate.p99_latency_s, "fleet": fleet.as_dict()}
-        report.plot([r], {hw.name: dram_curve(model, hot, hw, opts)}, args.plot)
+        report.plot_plan(result, dram_curve(model.tables, hot, hw, opts), args.plot, qps=args.qps, cost=opts.cost)
     if args.json:
         doc = json.loads(Path(out).read_text())
         doc.pop("tables")
@@ -314,38 +163,10 @@ def run(args) -> int:
             doc["cards"] = cards
         print(json.dumps(doc, indent=1, default=float))
     else:
-        print(report.format_plan(plan, args.top))
+        print(planner.report(plan))
         if cards is not None:
             print("\n" + format_card_view(cards, hw.name))
         print(f"\nwrote {out}" + (f" and {args.plot}" if args.plot else "")
               + f"; next: sdm-plan explain {out} {next(iter(plan.tables))}"
               + (f", sdm-plan run --model ... --trace ... --plan {out}" if hw.cards else ""))
     return 0
-
-
-def compute_layouts(model: ModelSpec, trace, hw, progress: bool) -> dict[str, dict]:
-    """Co-access page layout per table from the trace (a path or a `Trace`; page = the SCM device's
-    read unit, >= 4 KiB)."""
-    from sdm.placement.page_layout import _order_to_slots, co_access_layout, pages_per_read
-
-    if not hasattr(trace, "indices"):
-        from sdm.traces.loaders import load_trace
-
-        trace = load_trace(trace)
-    idx = _match(model, list(trace.table_names), "trace")
-    page_bytes = max(4096, int(hw.scm.access_bytes)) if hw.scm is not None else 4096
-    it = list(zip(model.tables, idx))
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(it, desc="page layout", unit="table", file=sys.stderr)
-    out = {}
-    for t, i in it:
-        ids, offs = np.asarray(trace.indices[i]), np.asarray(trace.offsets[i])
-        res = co_access_layout(ids, offs, t.num_rows, t.row_bytes, page_bytes, table=t.name)
-        ppr_id = pages_per_read(ids, offs, None, res.rows_per_page)
-        ppr = pages_per_read(ids, offs, _order_to_slots(res.row_order), res.rows_per_page)
-        # The latency model counts one page per SCM read; scale by how much the layout saves.
-        out[t.name] = {"row_order": res.row_order if res.method != "id-order" else None, "method": res.method,
-                       "read_amplification": res.read_amplification, "id_order": res.id_order_read_amplification,
-                       "pages_per_read": ppr / ppr_id if ppr_id else 1.0}
-    return out

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from sdm.core.errors import InvalidInputError
+from sdm.core.text_table import text_table
 
 
 def register(subparsers) -> None:
@@ -99,19 +100,8 @@ def format_table(rows: list[dict]) -> str:
     cols = [("table", "table", "{}"), ("rows", "rows", "{:,}"), ("lookups", "lookups", "{:,}"),
             ("unique", "unique", "{:,}"), ("pooling", "pooling", "{:.2f}"), ("top1%", "top 1%", "{:.1%}"),
             ("top10%", "top 10%", "{:.1%}"), ("mode", "counts", "{}"), ("memory_bytes", "memory", None)]
-    cells = [[h for _, h, _ in cols]]
-    for r in rows:
-        line = []
-        for key, _, fmt in cols:
-            line.append(_mib(r[key]) if fmt is None else fmt.format(r[key]))
-        cells.append(line)
-    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
-    out = []
-    for j, line in enumerate(cells):
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
-        if j == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    cells = [[_mib(r[key]) if fmt is None else fmt.format(r[key]) for key, _, fmt in cols] for r in rows]
+    return text_table([h for _, h, _ in cols], cells, align="l" + "r" * (len(cols) - 1))
 
 
 def _mib(n: int) -> str:

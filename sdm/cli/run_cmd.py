@@ -97,7 +97,8 @@ def handle(args) -> int:
     from sdm.accel.executor import AccelExecutor, build_host_store, dense_flops_per_sample, replay
     from sdm.accel.partitioner import partition, partition_from_plan
     from sdm.hardware.platform import Platform
-    from sdm.accel.report import build_report, format_report, plot_utilisation, what_if_moves
+    from sdm.accel.report import build_report, format_report, plot_utilisation
+    from sdm.accel.what_if import what_if_moves
     from sdm.accel.timeline import model_timeline
     from sdm.runtime.dlrm import DLRM
     from sdm.placement.model_spec import load_model

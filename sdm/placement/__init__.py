@@ -1,7 +1,8 @@
 """Placement: hotness profiles, placement policies, page layout, the plan file, power, cost and fleets.
 
-The planner is a pipeline of small stages (enumerate -> partition -> estimate -> propose -> report),
-each an interface in `sdm.placement.types`; `plan_model` runs it. Names are imported lazily so that
+The planner is a pipeline of small stages (enumerate, page layout, propose, partition, estimate,
+objective, report), each an interface in `sdm.placement.types` and each replaceable:
+`Planner.from_options(opts, proposer=...)`; `plan_model` runs the default stages. Names are imported lazily so that
 `import sdm.placement` stays cheap (numba kernels and matplotlib load only when used).
 
     from sdm.placement import Profile, plan_model, PlanOptions, Plan
@@ -15,7 +16,7 @@ from sdm.core.lazy_exports import lazy_exports
 _EXPORTS = {
     # profiles
     "Profile": "sdm.placement.profile",
-    "TableProfile": "sdm.placement.profile",
+    "TableProfile": "sdm.placement.profile_table",
     # the plan file
     "Plan": "sdm.placement.plan",
     "TablePlan": "sdm.placement.plan",
@@ -23,19 +24,25 @@ _EXPORTS = {
     "RowSet": "sdm.placement.plan",
     "PLAN_VERSION": "sdm.placement.plan",
     # pipeline stages and their types
+    "Planner": "sdm.placement.planner",
     "plan_model": "sdm.placement.planner",
-    "PlanOptions": "sdm.placement.planner",
+    "PlanOptions": "sdm.placement.options",
     "PlanResult": "sdm.placement.planner",
-    "HardwareEnumerator": "sdm.placement.planner",
+    "HardwareEnumerator": "sdm.placement.enumerator",
+    "CardPartitioner": "sdm.placement.card_partition",
+    "Placement": "sdm.placement.assignment",
+    "TableAssignment": "sdm.placement.assignment",
     "TableHotness": "sdm.placement.types",
     "TierSpec": "sdm.placement.types",
     "Candidate": "sdm.placement.types",
     "Estimate": "sdm.placement.types",
     "TIER_ORDER": "sdm.placement.types",
-    "RowLevel": "sdm.placement.policies",
-    "TableLevel": "sdm.placement.policies",
-    "WholeTablesBaseline": "sdm.placement.policies",
-    "policy": "sdm.placement.policies",
+    "RowLevel": "sdm.placement.proposers",
+    "TableLevel": "sdm.placement.proposers",
+    "WholeTablesBaseline": "sdm.placement.proposers",
+    "PROPOSERS": "sdm.placement.proposers",
+    "proposer": "sdm.placement.proposers",
+    "objective": "sdm.placement.objectives",
     "Workload": "sdm.placement.objectives",
     "DefaultEstimator": "sdm.placement.objectives",
     "MinLatency": "sdm.placement.objectives",
@@ -44,6 +51,9 @@ _EXPORTS = {
     "ModelSpec": "sdm.placement.model_spec",
     "load_model": "sdm.placement.model_spec",
     "co_access_layout": "sdm.placement.page_layout",
+    "CoAccessLayout": "sdm.placement.layout_stage",
+    "IdOrderLayout": "sdm.placement.layout_stage",
+    "load_hotness": "sdm.placement.hotness",
     "LayoutResult": "sdm.placement.page_layout",
     "PowerDefaults": "sdm.placement.power",
     "server_power": "sdm.placement.power",
@@ -52,12 +62,15 @@ _EXPORTS = {
     "ServerProfile": "sdm.placement.fleet",
     "size_fleet": "sdm.placement.fleet",
     "savings": "sdm.placement.fleet",
+    "compare_hardware": "sdm.placement.compare",
+    "Comparison": "sdm.placement.compare",
     # a plan held against a replay of a trace (sdm.cachesim)
     "replay_plan": "sdm.placement.replay",
     "ReplayShares": "sdm.placement.replay",
     # what `sdm-plan plan/compare/explain` print
     "explain": "sdm.placement.report",
     "format_plan": "sdm.placement.report",
+    "TextReporter": "sdm.placement.report",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,6 +1,6 @@
 """Capital and energy cost of one server.
 
-capex = platform + CPU socket(s) + DRAM GB x $/GB + SCM GB x $/GB + cards; energy $/year =
+capex = platform (+ card carrier) + CPU socket(s) + DRAM GB x $/GB + SCM GB x $/GB + cards; energy $/year =
 wall watts x PUE x 8766 h x $/kWh. DRAM and SCM prices come from the DeviceSpec (`usd_per_gb`,
 each with its source in sdm.hardware.presets); the rest from the sourced defaults below, all
 overridable (`CostDefaults(...).replace(...)`, `--set cost.NAME=VALUE`).
@@ -64,6 +64,7 @@ def server_capex(parts: ServerParts, defaults: CostDefaults = CostDefaults()) ->
     dram_usd_per_gb = parts.dram_usd_per_gb
     c = {
         "platform": parts.base_usd if parts.base_usd is not None else d.platform_usd,
+        **({"carrier": parts.carrier_usd} if parts.carrier_usd else {}),
         "cpu": parts.sockets * (parts.cpu_usd if parts.cpu_usd is not None else d.cpu_socket_usd),
         "dram": parts.dram_bytes / 1e9 * (dram_usd_per_gb if dram_usd_per_gb else d.dram_usd_per_gb),
     }

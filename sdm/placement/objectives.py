@@ -26,7 +26,7 @@ from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.core.spec import TableSpec
 from sdm.cache.dram_cache import index_bytes_per_row
 from sdm.placement.cost import CostDefaults, energy_usd_per_year, server_capex
-from sdm.placement.policies import Placement, rows_by_band
+from sdm.placement.assignment import Placement, rows_by_band
 from sdm.placement.power import PowerDefaults, ServerParts, server_power
 from sdm.placement.report import ms as fmt_ms   # unit-aware: "50.0 us", "12.30 ms"
 from sdm.placement.types import Candidate, Estimate, TableHotness
@@ -330,7 +330,7 @@ class DefaultEstimator:
             })
 
 
-# ---- proposers (objectives) -----------------------------------------------------------------------
+# ---- objectives: which scored candidate to keep ---------------------------------------------------
 def _budget_value(est: Estimate, workload: Workload) -> float:
     return est.p99_latency_s if workload.budget_on == "p99" else est.latency_s
 
@@ -342,7 +342,7 @@ class MinLatency:
     workload: Workload = Workload()
     name: str = "min-latency"
 
-    def propose(self, scored):
+    def select(self, scored):
         if not scored:
             raise InfeasibleError("no candidate configuration to choose from")
         return min(scored, key=lambda s: (_budget_value(s[2], self.workload), s[2].watts))
@@ -362,7 +362,7 @@ class MinWithinBudget:
             return per_server * math.ceil(self.workload.qps_target / max(est.qps_per_server, 1e-12))
         return per_server
 
-    def propose(self, scored):
+    def select(self, scored):
         if not scored:
             raise InfeasibleError("no candidate configuration to choose from")
         budget = self.workload.latency_budget_s

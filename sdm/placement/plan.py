@@ -12,7 +12,6 @@ tiers. `tier_of(table, ids)` answers "where is this row served from" in one vect
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sdm.core.atomic_file import read_json, write_json
 from sdm.core.errors import InvalidInputError, StoreFormatError
 from sdm.core.checks import integer_array
 from sdm.placement.types import TIER_ORDER
 
+PLAN_FORMAT = "sdm-plan"
 PLAN_VERSION = 1
 INLINE_RANGES = 64
 
@@ -199,6 +200,8 @@ class Plan:
     # ---- file format -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
+        if not path.parent.is_dir():       # before any row file: a bad path writes nothing
+            raise InvalidInputError(f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist")
         side = path.with_suffix(".rows")
         if side.is_dir():                  # a plan saved here before: drop its row files
             for f in side.glob("*.npy"):
@@ -223,28 +226,15 @@ class Plan:
                 np.save(side / f"{stem}.row_order.npy", np.asarray(tp.row_order, np.int64))
                 d["page_layout"]["row_order_file"] = f"{side.name}/{stem}.row_order.npy"
             tables[name] = d
-        doc = {"format": "sdm-plan", "version": self.version, "created": self.created, "model": self.model,
+        doc = {"format": PLAN_FORMAT, "version": self.version, "created": self.created, "model": self.model,
                "hardware": self.hardware, "objective": self.objective, "policy": self.policy,
                "summary": self.summary, "tiers": self.tiers, "tables": tables}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1, default=_json_default))
-        os.replace(tmp, path)          # a reader never sees half a plan
-        return path
+        return write_json(path, doc, indent=1, default=_json_default)   # a reader never sees half a plan
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Plan":
         path = Path(path)
-        if not path.exists():
-            raise InvalidInputError(f"plan file {str(path)!r} does not exist")
-        try:
-            doc = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreFormatError(f"plan file {str(path)!r} is not JSON: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != "sdm-plan":
-            raise StoreFormatError(f"{str(path)!r} is not an sdm plan (no format: sdm-plan)")
-        if doc.get("version") != PLAN_VERSION:
-            raise StoreFormatError(f"plan file {str(path)!r} has version {doc.get('version')}, "
-                                   f"this sdm reads version {PLAN_VERSION}")
+        doc = read_json(path, kind="plan file", file_format=PLAN_FORMAT, version=PLAN_VERSION)
         base = path.parent
         tables = {}
         for name, d in doc["tables"].items():

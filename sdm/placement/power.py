@@ -72,7 +72,8 @@ class ServerParts:
     dimm_load_watts: float | None = None
     cpu_idle_watts: float | None = None    # per socket
     cpu_load_watts: float | None = None
-    base_watts: float | None = None        # platform (+ card carrier) draw
+    base_watts: float | None = None        # platform draw (board, NIC, fans, BMC, boot drive)
+    carrier_watts: float = 0.0             # card carrier board incl. its PCIe switch (always on)
     scm: Any = None                        # DeviceSpec or None
     scm_count: int = 0
     cards: int = 0
@@ -80,7 +81,8 @@ class ServerParts:
     card_load_watts: float | None = None
     card_usd: float | None = None
     cpu_usd: float | None = None
-    base_usd: float | None = None          # platform (+ card carrier) price
+    base_usd: float | None = None          # platform price
+    carrier_usd: float = 0.0
     dram_usd_per_gb: float | None = None
 
     @property
@@ -90,27 +92,27 @@ class ServerParts:
 
 
 def parts_from_hardware(hw, dram_bytes: int | None = None) -> ServerParts:
-    """The priced parts of a `sdm.hardware.server.HardwareSpec` (optionally with less DRAM fitted)."""
+    """The priced parts of a `sdm.hardware.server.HardwareSpec` (optionally with less DRAM fitted).
+    Cards overridden one by one (`cards.0.idle_watts`) count by their mean, so the sums hold."""
     host = hw.host
     cards = tuple(hw.cards)
     dram = int(hw.dram_capacity_bytes if dram_bytes is None else dram_bytes)
+    mean = (lambda attr: sum(getattr(c, attr) for c in cards) / len(cards)) if cards else (lambda attr: None)
     return ServerParts(
         name=hw.name, sockets=host.sockets, dram_bytes=dram, dimm_bytes=host.dimm_capacity_bytes,
         dimm_idle_watts=host.dimm_watts, dimm_load_watts=host.dimm_watts,
         cpu_idle_watts=host.socket_idle_watts, cpu_load_watts=host.socket_watts,
-        base_watts=host.base_platform_watts + hw.carrier_watts,
+        base_watts=host.base_platform_watts, carrier_watts=float(hw.carrier_watts),
         scm=hw.scm, scm_count=hw.scm_count, cards=len(cards),
-        card_idle_watts=cards[0].idle_watts if cards else None,
-        card_load_watts=cards[0].load_watts if cards else None,
-        card_usd=cards[0].usd if cards else None,
-        cpu_usd=host.socket_usd, base_usd=host.base_platform_usd + hw.carrier_usd,
+        card_idle_watts=mean("idle_watts"), card_load_watts=mean("load_watts"), card_usd=mean("usd"),
+        cpu_usd=host.socket_usd, base_usd=host.base_platform_usd, carrier_usd=float(hw.carrier_usd),
         dram_usd_per_gb=host.dram.usd_per_gb,
     )
 
 
 @dataclass(frozen=True)
 class PowerBreakdown:
-    components: dict[str, tuple[float, float]]     # name -> (idle W, load W), wall-side
+    components: dict[str, tuple[float, float]]     # name -> (idle W, load W) drawn by the part
     psu_efficiency: float
 
     @property
@@ -122,9 +124,18 @@ class PowerBreakdown:
         return sum(l for _, l in self.components.values()) / self.psu_efficiency
 
     def at(self, utilization: float) -> float:
-        """Wall power at utilisation in [0, 1]."""
+        """Wall power with every part at utilisation in [0, 1]."""
         u = min(max(float(utilization), 0.0), 1.0)
         return self.idle_watts + u * (self.load_watts - self.idle_watts)
+
+    def components_at(self, utilization: dict[str, float]) -> dict[str, float]:
+        """Each part's draw before the supply (W), each at its own utilisation in [0, 1] (parts not
+        named idle): the six-card report's per-part figures come from here."""
+        out = {}
+        for name, (idle, load) in self.components.items():
+            u = min(max(float(utilization.get(name, 0.0)), 0.0), 1.0)
+            out[name] = idle + u * (load - idle)
+        return out
 
 
 def server_power(parts: ServerParts, defaults: PowerDefaults = PowerDefaults()) -> PowerBreakdown:
@@ -132,6 +143,8 @@ def server_power(parts: ServerParts, defaults: PowerDefaults = PowerDefaults()) 
     c: dict[str, tuple[float, float]] = {}
     base = parts.base_watts if parts.base_watts is not None else d.base_platform_watts
     c["platform"] = (base, base)
+    if parts.carrier_watts:
+        c["carrier"] = (parts.carrier_watts, parts.carrier_watts)
     c["cpu"] = (parts.sockets * (parts.cpu_idle_watts if parts.cpu_idle_watts is not None else d.cpu_socket_idle_watts),
                 parts.sockets * (parts.cpu_load_watts if parts.cpu_load_watts is not None else d.cpu_socket_load_watts))
     n_dimm = parts.dimm_count

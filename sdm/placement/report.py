@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from sdm.core.text_table import text_table
 from sdm.placement.plan import Plan
 from sdm.placement.types import TIER_ORDER
 
@@ -12,20 +13,15 @@ GB = 1e9
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Plain aligned text table (numbers right-aligned)."""
+    """`rows` as the one text table (sdm.core.text_table), floats to 3 significant digits; a column
+    of numbers (with "-" for not applicable) is right-aligned."""
     if not rows:
         return "(none)"
     cols = list(columns or rows[0].keys())
-    cells = [[_fmt("-" if r.get(c, "") is None else r.get(c, "")) for c in cols] for r in rows]
-    width = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    # a column of numbers (with "-" for not applicable) is right-aligned
-    num = [all(isinstance(r.get(c), (int, float)) or r.get(c) in ("-", None) for r in rows)
-           and any(isinstance(r.get(c), (int, float)) for r in rows) for c in cols]
-    out = ["  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cols, width, num)).rstrip(),
-           "  ".join("-" * w for w in width)]
-    for row in cells:
-        out.append("  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, width, num)).rstrip())
-    return "\n".join(out)
+    align = "".join("r" if all(isinstance(r.get(c), (int, float)) or r.get(c) in ("-", None) for r in rows)
+                    and any(isinstance(r.get(c), (int, float)) for r in rows) else "l" for c in cols)
+    return text_table(cols, [[_fmt("-" if r.get(c, "") is None else r.get(c, "")) for c in cols] for r in rows],
+                      align=align)
 
 
 def _fmt(v: Any) -> str:
@@ -120,6 +116,16 @@ def format_plan(plan: Plan, top: int | None = 20) -> str:
     return "\n".join(lines)
 
 
+class TextReporter:
+    """The report stage: the plan's stats tables (`format_plan`), top `top` tables by lookups."""
+
+    def __init__(self, top: int | None = 20) -> None:
+        self.top = top
+
+    def report(self, plan: Plan) -> str:
+        return format_plan(plan, self.top)
+
+
 def compare_rows(results: Sequence[dict]) -> list[dict]:
     return [{"config": r["name"], "servers": r["fleet"]["servers"], "bound_by": r["fleet"]["bound_by"],
              "p99": ms(r["p99_latency_s"]), "qps/server": r["qps_per_server"],
@@ -193,6 +199,19 @@ def format_explain(e: dict) -> str:
     lines += [table(rows), "", "why:"] + [f"- {r}" for r in e["reasons"]]
     lines.append(f"- SCM page layout: {e['page_layout']}")
     return "\n".join(lines)
+
+
+def plot_plan(result, curve: list[tuple[float, float]], path: str, *, qps: float | None = None, cost=None) -> None:
+    """`plot` of one `PlanResult`: its fleet for `qps` requests/s (default its own per-server QPS)
+    and its hit rate over DRAM sizes (`curve`, sdm.placement.planner.dram_curve)."""
+    from sdm.placement.cost import CostDefaults
+    from sdm.placement.fleet import ServerProfile, size_fleet
+
+    model_bytes = result.plan.summary["model_bytes"]
+    fleet = size_fleet(ServerProfile.from_plan(result), model_bytes, qps or result.estimate.qps_per_server,
+                       cost or CostDefaults())
+    row = {"name": result.candidate.name, "p99_latency_s": result.estimate.p99_latency_s, "fleet": fleet.as_dict()}
+    plot([row], {getattr(result.candidate.hardware, "name", result.candidate.name): curve}, path)
 
 
 def plot(results: Sequence[dict], curves: dict[str, list[tuple[float, float]]], path: str) -> None:

@@ -223,29 +223,59 @@ class Estimate:
     detail: dict = field(default_factory=dict)
 
 
+# ---- the planner's stages (sdm.placement.planner.Planner takes one object of each) --------------------
 class Enumerator(Protocol):
-    def enumerate(self, hardware: Any) -> Sequence[Candidate]: ...
+    """Candidate configurations of `hardware` (tiers with capacities and device models) for a model
+    of `model_bytes`; default `sdm.placement.enumerator.HardwareEnumerator`."""
+
+    def enumerate(self, hardware: Any, model_bytes: int) -> Sequence[Candidate]: ...
 
 
-class PlacementPolicy(Protocol):
-    """Partition stage: which rows of which table go to which tier (and card)."""
+class Partitioner(Protocol):
+    """Spreads the rows a proposer gave one accelerator tier over its cards: appends (tier, card, rows)
+    to `per_table[name].pinned` for each item (name, RowSet, row_bytes, lookups per row or per row of a
+    uniform band); returns the names left out (only when `allow_split` is False). Default
+    `sdm.placement.card_partition.CardPartitioner`."""
+
+    def partition(self, tier: TierSpec, items: list[tuple], per_table: dict, allow_split: bool = True
+                  ) -> list[str]: ...
+
+
+class Proposer(Protocol):
+    """Which rows of which table go to which tier (the placement policy; `--policy`). Registry:
+    `sdm.placement.proposers.PROPOSERS`. Returns a `sdm.placement.assignment.Placement`."""
 
     name: str
 
-    def place(self, tables: Sequence[TableSpec], hotness: Sequence[TableHotness],
-              tiers: Sequence[TierSpec]) -> Any: ...          # -> sdm.placement.policies.Placement
+    def propose(self, tables: Sequence[TableSpec], hotness: Sequence[TableHotness],
+                tiers: Sequence[TierSpec], partitioner: Partitioner | None = None) -> Any: ...
 
 
 class Estimator(Protocol):
+    """Predicted hit rates, latency, QPS, watts and $ of one candidate's placement; default
+    `sdm.placement.objectives.DefaultEstimator`."""
+
     def estimate(self, candidate: Candidate, placement: Any, tables: Sequence[TableSpec],
                  hotness: Sequence[TableHotness]) -> Estimate: ...
 
 
-class Proposer(Protocol):
-    """Picks the candidate to keep (objective), or raises InfeasibleError saying why none fits."""
+class Objective(Protocol):
+    """Keeps one scored (candidate, placement, estimate), or raises InfeasibleError saying why none
+    fits (`--objective`; sdm.placement.objectives.objective)."""
 
-    def propose(self, scored: Sequence[tuple[Candidate, Any, Estimate]]) -> tuple[Candidate, Any, Estimate]: ...
+    name: str
+
+    def select(self, scored: Sequence[tuple[Candidate, Any, Estimate]]) -> tuple[Candidate, Any, Estimate]: ...
+
+
+class PageLayout(Protocol):
+    """SCM page layout per table: {table: LayoutChoice} from a trace (None: no trace, id order);
+    default `sdm.placement.layout_stage.IdOrderLayout`, or `CoAccessLayout` (`--page-layout`)."""
+
+    def layout(self, tables: Sequence[TableSpec], trace: Any, hardware: Any) -> dict: ...
 
 
 class Reporter(Protocol):
+    """Text a person reads for a plan; default `sdm.placement.report.TextReporter`."""
+
     def report(self, plan: Any) -> str: ...

@@ -6,14 +6,13 @@ SCM always holds every row (the backing copy). Faster tiers hold copies:
 - `dram_cache_bytes` + `policy`: the dynamic DRAM cache in front of SCM,
 - `row_order`: page layout of the SCM copy (row_order[slot] = row id), None for id order.
 
-Default placement (no plan): with a profile, rows are ranked by lookups per byte over all tables
-and the tiers are filled hottest-first (accelerator memory, then the DRAM cache budget, which is
-split by the bytes of the rows each table got); without one, whole tables go to the accelerator
+Default placement (no plan): with a profile, the planner's row-level proposer ranks rows by
+lookups per byte over all tables and fills accelerator memory, then the DRAM cache budget (split
+over tables as the planner splits its cache); without one, whole tables go to the accelerator
 smallest-first and the DRAM cache is split in proportion to table size.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,31 +86,8 @@ def default_placement(
     profile=None,
 ) -> dict[str, TablePlacement]:
     out = {s.name: TablePlacement(policy=policy) for s in specs}
-    if profile is not None:
-        parts = [_heat(profile, s.name, s.num_rows) for s in specs]
-        tab = np.concatenate([np.full(len(p[0]), i, np.int32) for i, p in enumerate(parts)]) if parts else np.zeros(0, np.int32)
-        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-        rb = np.array([s.row_bytes for s in specs], np.int64)
-        density = np.concatenate([p[1] for p in parts]) / rb[tab] if len(tab) else np.zeros(0)
-        order = np.argsort(-density, kind="stable")
-        cum = np.cumsum(rb[tab[order]])
-        n_accel = int(np.searchsorted(cum, accel_bytes, side="right"))
-        n_dram = int(np.searchsorted(cum, accel_bytes + dram_cache_bytes, side="right")) - n_accel
-        acc, dr = order[:n_accel], order[n_accel : n_accel + n_dram]
-        dram_share = np.bincount(tab[dr], weights=rb[tab[dr]], minlength=len(specs))
-        leftover = dram_cache_bytes - int(dram_share.sum())
-        # the rest of the budget follows the lookups that reach past the card rows: a table whose
-        # traffic is mostly served by its accelerator rows needs little cache, one with a long
-        # tail more (one budget shared by hotness, not one fraction per table)
-        lookups = np.array([p[1].sum() for p in parts], np.float64)
-        beyond = lookups - np.bincount(tab[acc], weights=density[acc] * rb[tab[acc]], minlength=len(specs))
-        sizes = np.array([s.size_bytes for s in specs], np.float64)
-        weight = beyond if beyond.sum() > 0 else sizes
-        for i, s in enumerate(specs):
-            p = out[s.name]
-            p.accel_ids = np.sort(ids[acc][tab[acc] == i])
-            p.static_hot_ids = ids[dr][tab[dr] == i]  # hottest first: a smaller cache keeps the head
-            p.dram_cache_bytes = int(dram_share[i] + leftover * weight[i] / weight.sum())
+    if profile is not None and specs:
+        _planned_placement(specs, profile, int(accel_bytes), int(dram_cache_bytes), out)
         return out
     left = accel_bytes
     for s in sorted(specs, key=lambda s: s.size_bytes):
@@ -125,18 +101,48 @@ def default_placement(
     return out
 
 
+def _planned_placement(specs: list[TableSpec], profile, accel_bytes: int, dram_cache_bytes: int,
+                       out: dict[str, TablePlacement]) -> None:
+    """The planner's row-level proposer on the store's budgets: card memory, then the DRAM cache as
+    a tier (the rows it ranks there are the cache's static hot set, hottest first), then SCM. The
+    cache budget is split by `split_cache_budget`, as the planner splits its own."""
+    from sdm.placement.planner import Planner, split_cache_budget
+    from sdm.placement.types import TableHotness, TierSpec
+
+    hot = []
+    for s in specs:
+        ids, cnt = _heat(profile, s.name, s.num_rows)
+        order = np.argsort(ids, kind="stable")
+        hot.append(TableHotness(s.name, s.num_rows, ids[order], cnt[order]))
+    model_bytes = sum(s.size_bytes for s in specs)
+    # only capacities matter to the proposer; latency and rates are placeholders of the right order
+    tier = lambda name, cap: TierSpec(name, int(cap), 1, 1.0, 1.0, 1.0)  # noqa: E731
+    tiers = [tier("lpddr", accel_bytes), tier("dram", dram_cache_bytes), tier("scm", model_bytes)]
+    placement = Planner.from_options().place(specs, hot, tiers)
+    occupancy, beyond = np.zeros(len(specs)), np.zeros(len(specs))
+    for i, (s, h) in enumerate(zip(specs, hot)):
+        tp, p = placement.tables[s.name], out[s.name]
+        accel = [rows.to_ids() for t, _c, rows in tp.pinned if t == "lpddr"]
+        cached = [rows.to_ids() for t, _c, rows in tp.pinned if t == "dram"]
+        p.accel_ids = np.unique(np.concatenate(accel)) if accel else np.zeros(0, np.int64)
+        cached_ids = np.concatenate(cached) if cached else np.zeros(0, np.int64)
+        counts = h.counts[np.searchsorted(h.ids, cached_ids)] if cached_ids.size else np.zeros(0)
+        p.static_hot_ids = cached_ids[np.lexsort((cached_ids, -counts))]   # hottest first: a smaller cache keeps the head
+        occupancy[i] = cached_ids.size * s.row_bytes
+        beyond[i] = tp.lookups_by_tier.get("dram", 0.0) + tp.lookups_by_tier.get("scm", 0.0)
+    share = split_cache_budget(dram_cache_bytes, occupancy, beyond, np.array([float(s.size_bytes) for s in specs]))
+    for s, b in zip(specs, share):
+        out[s.name].dram_cache_bytes = int(b)
+
+
 def placement_from_plan(plan, specs: list[TableSpec]) -> dict[str, TablePlacement]:
     """Read a `sdm.placement.plan.Plan`, a path to one, or a dict
     {"dram_cache_bytes": int, "policy": str, "tables": {name: {"accel_rows": ids, "dram_cache_bytes": int,
     "dram_rows": ids, "policy": str}}}."""
     if isinstance(plan, (str, Path)):
-        path = Path(plan)
-        try:
-            from sdm.placement.plan import Plan
+        from sdm.placement.plan import Plan
 
-            plan = Plan.load(path)
-        except ImportError:
-            plan = json.loads(path.read_text())
+        plan = Plan.load(plan)
     out = {}
     if isinstance(plan, dict):
         tables = plan.get("tables", {})
