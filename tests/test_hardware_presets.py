@@ -9,6 +9,8 @@ import pytest
 import sdm
 from sdm.hardware.card import CardSpec, card
 from sdm.core.errors import InvalidInputError
+from sdm.placement.cost import server_capex
+from sdm.placement.power import parts_from_hardware, server_power
 from sdm.hardware.server import HardwareSpec, hardware, hardware_from_toml, hardware_names
 
 PRESETS = ["host-dram", "host-nand", "host-3dxp", "yosemite-v2-nand", "yosemite-v2-3dxp"]
@@ -38,8 +40,9 @@ def test_preset_shape(name):
         assert h.cards[0].link.bandwidth_bytes_per_s == pytest.approx(3.94e9, rel=0.01)  # PCIe 3.0 x4
     else:
         assert h.cards == () and h.pcie is None
-    assert 0 < h.idle_watts() < h.peak_watts()
-    assert h.capex_usd() > 0
+    pw = server_power(parts_from_hardware(h))
+    assert 0 < pw.idle_watts < pw.load_watts
+    assert server_capex(parts_from_hardware(h)).capex_usd > 0
 
 
 def test_nand_and_3dxp_presets_have_comparable_scm_and_less_dram_than_host_dram():
@@ -93,7 +96,8 @@ def test_card_overrides():
     assert h6.num_cards == 6 and h6.pcie is not None and h6.carrier_watts > 0
     assert isinstance(h6.cards[0], CardSpec)
     # power follows the card count
-    assert h6.peak_watts() - hardware("host-nand").peak_watts() == pytest.approx(6 * card().load_watts + h6.carrier_watts)
+    pw6, pw0 = (server_power(parts_from_hardware(h)) for h in (h6, hardware("host-nand")))
+    assert (pw6.load_watts - pw0.load_watts) * pw6.psu_efficiency == pytest.approx(6 * card().load_watts + h6.carrier_watts)
 
 
 def test_remove_scm_needs_count_zero():
@@ -137,7 +141,7 @@ def test_to_dict_is_json_and_complete():
         d = json.loads(json.dumps(hardware(name).to_dict()))
         assert d["name"] == name
         assert d["host"]["dram"]["sources"]["qd1_latency_s"]
-        assert d["derived"]["peak_watts"] == pytest.approx(hardware(name).peak_watts())
+        assert d["derived"]["scm_capacity_bytes"] == hardware(name).scm_capacity_bytes
     d = hardware("yosemite-v2-3dxp").to_dict()
     assert len(d["cards"]) == 6 and d["cards"][0]["lpddr"]["capacity_bytes"] == 16 << 30
     assert d["scm"]["name"] == "p4800x" and d["pcie"]["bandwidth_bytes_per_s"] > 0

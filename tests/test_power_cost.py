@@ -7,7 +7,8 @@ import pytest
 
 from sdm.core.errors import InvalidInputError
 from sdm.placement.cost import HOURS_PER_YEAR, CostDefaults, energy_usd_per_year, server_capex, tco_usd
-from sdm.placement.fleet import SCENARIOS, ServerProfile, savings, scenario_rows, size_fleet
+from sdm.placement.fleet import ServerProfile, savings, size_fleet
+from sdm.placement.scenarios import SCENARIOS, scenario_rows
 from sdm.placement.power import PowerDefaults, ServerParts, parts_from_hardware, server_power
 from sdm.hardware.server import hardware, hardware_names
 
@@ -18,10 +19,15 @@ def test_server_figures_follow_the_hardware_preset(name):
     parts = parts_from_hardware(hw)
     pw = server_power(parts)
     eff = PowerDefaults().psu_efficiency
-    # the preset's own sums are at the components; ours add the supply's loss
-    assert pw.load_watts == pytest.approx(hw.peak_watts() / eff)
-    assert pw.idle_watts == pytest.approx(hw.idle_watts() / eff)
-    assert server_capex(parts).capex_usd == pytest.approx(hw.capex_usd())
+    # the one model: component sums from the preset's own figures, plus the supply's loss
+    h = hw.host
+    scm_w = hw.scm.active_watts * hw.scm_count if hw.scm is not None else 0.0
+    cards_w = sum(c.load_watts for c in hw.cards)
+    load_dc = h.base_platform_watts + h.sockets * h.socket_watts + h.dram_watts + scm_w + hw.carrier_watts + cards_w
+    assert pw.load_watts == pytest.approx(load_dc / eff)
+    scm_usd = hw.scm_capacity_bytes / 1e9 * hw.scm.usd_per_gb if hw.scm is not None else 0.0
+    capex = h.base_platform_usd + h.sockets * h.socket_usd + h.dram_usd + scm_usd + hw.carrier_usd + sum(c.usd for c in hw.cards)
+    assert server_capex(parts).capex_usd == pytest.approx(capex)
     assert pw.idle_watts <= pw.at(0.5) <= pw.load_watts
 
 
@@ -112,4 +118,3 @@ def test_six_card_report_uses_the_same_server_model():
             P = server_power_watts(pf, np.full(pf.num_cards, u), u, u)
             assert P["server_watts"] == pytest.approx(pb.at(u))
             assert P["carrier_watts"] == pytest.approx(hw.carrier_watts)
-        assert pb.load_watts == pytest.approx(hw.peak_watts() / pb.psu_efficiency)

@@ -57,7 +57,9 @@ def run(args) -> int:
             r["cards"] = cards
     base = next(r for r in results if r["hardware"] == cmp.baseline)
     if args.plot:
-        report.plot(results, cmp.curves, args.plot)
+        from sdm.placement.plots import plot
+
+        plot(results, cmp.curves, args.plot)
     if args.json:
         print(json.dumps({"model": model.name, "model_bytes": model.size_bytes, "qps_target": args.qps,
                           "baseline": base["hardware"], "configs": results, "failed": failed},

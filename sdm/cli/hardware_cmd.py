@@ -17,6 +17,8 @@ from sdm.core.text_table import rows_table
 from sdm.hardware.overrides import parse_assignments
 from sdm.hardware.presets import DEVICE_PRESETS, PUBLISHED_POINTS, device
 from sdm.hardware.server import HardwareSpec, hardware, hardware_from_toml, hardware_names
+from sdm.placement.cost import server_capex
+from sdm.placement.power import parts_from_hardware, server_power
 
 
 def register(subparsers) -> None:
@@ -67,13 +69,29 @@ def run(args: argparse.Namespace) -> int:
     else:
         spec = hardware(args.name, **overrides)
     if args.json:
-        print(json.dumps(spec.to_dict(), indent=2))
+        print(json.dumps(hardware_dict(spec), indent=2))
     else:
         print(render(spec))
     return 0
 
 
 # ---- summaries ---------------------------------------------------------------------------------
+def power_and_cost(h: HardwareSpec) -> dict[str, float]:
+    """Server watts at the wall (idle and under full load) and capex: the planner's one model
+    (sdm.placement.power / cost), so `hardware`, `plan` and `compare` print the same figures."""
+    parts = parts_from_hardware(h)
+    pw = server_power(parts)
+    return {"idle_watts": pw.idle_watts, "peak_watts": pw.load_watts, "psu_efficiency": pw.psu_efficiency,
+            "capex_usd": server_capex(parts).capex_usd}
+
+
+def hardware_dict(h: HardwareSpec) -> dict[str, Any]:
+    """`HardwareSpec.to_dict()` with the power and cost totals among the derived figures."""
+    d = h.to_dict()
+    d["derived"].update(power_and_cost(h))
+    return d
+
+
 def _hardware_summary(h: HardwareSpec) -> dict[str, Any]:
     scm = f"{h.scm_count} x {h.scm.name} ({fmt_value('capacity_bytes', h.scm_capacity_bytes)})" if h.scm else "-"
     cards = f"{h.num_cards} x {h.cards[0].name}" if h.cards else "-"
@@ -82,9 +100,7 @@ def _hardware_summary(h: HardwareSpec) -> dict[str, Any]:
         "dram": fmt_value("capacity_bytes", h.dram_capacity_bytes),
         "scm": scm,
         "cards": cards,
-        "idle_watts": fmt_value("idle_watts", h.idle_watts()),
-        "peak_watts": fmt_value("peak_watts", h.peak_watts()),
-        "capex_usd": fmt_value("capex_usd", h.capex_usd()),
+        **{k: fmt_value(k, v) for k, v in power_and_cost(h).items() if k != "psu_efficiency"},
         "description": h.description,
     }
 
@@ -134,7 +150,7 @@ def _fmt_calibration(r: dict[str, Any]) -> dict[str, str]:
 # ---- the detailed view -------------------------------------------------------------------------
 def render(spec: HardwareSpec) -> str:
     """Every field of `spec` as `section  field  value  source`, then the derived totals."""
-    d = spec.to_dict()
+    d = hardware_dict(spec)
     rows: list[dict[str, Any]] = []
     # name and description head the output; the rest are rows
     top = {k: v for k, v in d.items() if k not in ("name", "description", "host", "scm", "cards", "pcie", "derived")}
@@ -151,9 +167,10 @@ def render(spec: HardwareSpec) -> str:
         for i, c in enumerate(cards):
             _rows(rows, f"cards[{i}]", c)
     derived_src = {
-        "idle_watts": "sum: base + socket idle + DIMMs + SCM idle + carrier + card idle",
-        "peak_watts": "sum: base + socket TDP + DIMMs + SCM active + carrier + card load",
-        "capex_usd": "sum: base + socket + DRAM $/GB + SCM $/GB + carrier + cards",
+        "idle_watts": "at the wall: (base + socket idle + DIMMs + SCM idle + carrier + card idle) / PSU efficiency (sdm.placement.power)",
+        "peak_watts": "at the wall: (base + socket TDP + DIMMs + SCM active + carrier + card load) / PSU efficiency",
+        "psu_efficiency": "sdm.placement.power.PowerDefaults (override: plan --set power.psu_efficiency=...)",
+        "capex_usd": "sum: base + socket + DRAM $/GB + SCM $/GB + carrier + cards (sdm.placement.cost)",
         "dimm_count": "ceil(DRAM capacity / DIMM capacity)",
     }
     _rows(rows, "totals", {**d["derived"], "sources": derived_src})

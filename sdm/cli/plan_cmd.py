@@ -154,7 +154,9 @@ def run(args) -> int:
     cards = card_view(plan, hw, trace, hot, args.items_per_request)
     out = plan.save(args.out)
     if args.plot:
-        report.plot_plan(result, dram_curve(model.tables, hot, hw, opts), args.plot, qps=args.qps, cost=opts.cost)
+        from sdm.placement.plots import plot_plan
+
+        plot_plan(result, dram_curve(model.tables, hot, hw, opts), args.plot, qps=args.qps, cost=opts.cost)
     if args.json:
         doc = json.loads(Path(out).read_text())
         doc.pop("tables")

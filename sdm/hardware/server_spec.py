@@ -92,25 +92,6 @@ class HardwareSpec:
         per_drive = -(-n.astype(np.int64) // self.scm_count)
         return self.scm.read_time_s(per_drive if per_drive.ndim else int(per_drive), read_bytes, queue_depth_per_drive)
 
-    # ---- power and cost (simple sums; sdm.placement's power model refines with utilization) ----
-    def idle_watts(self) -> float:
-        h = self.host
-        scm = self.scm.idle_watts * self.scm_count if self.scm is not None else 0.0
-        cards = sum(c.idle_watts for c in self.cards)
-        return h.base_platform_watts + h.sockets * h.socket_idle_watts + h.dram_watts + scm + self.carrier_watts + cards
-
-    def peak_watts(self) -> float:
-        h = self.host
-        scm = self.scm.active_watts * self.scm_count if self.scm is not None else 0.0
-        cards = sum(c.load_watts for c in self.cards)
-        return h.base_platform_watts + h.sockets * h.socket_watts + h.dram_watts + scm + self.carrier_watts + cards
-
-    def capex_usd(self) -> float:
-        h = self.host
-        scm = self.scm_capacity_bytes / GB * self.scm.usd_per_gb if self.scm is not None else 0.0
-        cards = sum(c.usd for c in self.cards)
-        return h.base_platform_usd + h.sockets * h.socket_usd + h.dram_usd + scm + self.carrier_usd + cards
-
     # ---- conversion --------------------------------------------------------------------------
     def replace(self, **overrides: Any) -> "HardwareSpec":
         """A copy with fields overridden (see `with_overrides`), each recorded as a user override."""
@@ -150,9 +131,6 @@ class HardwareSpec:
                 "scm_capacity_bytes": self.scm_capacity_bytes,
                 "num_cards": self.num_cards,
                 "card_memory_bytes": self.card_memory_bytes,
-                "idle_watts": self.idle_watts(),
-                "peak_watts": self.peak_watts(),
-                "capex_usd": self.capex_usd(),
             },
         }
 
