@@ -4,7 +4,9 @@ Every file sdm writes (plans, profiles, traces, store metadata) goes through her
 foreign or newer file gets the same errors everywhere:
 - missing: `MissingFileError` (an InvalidInputError that is also a FileNotFoundError),
 - not the expected kind, or not readable: `StoreFormatError` naming the file,
-- another format version: `StoreFormatError` saying which versions.
+- another format version: `StoreFormatError` saying which versions,
+- a JSON document written with `checksum=True` whose xxh3_64 no longer matches: `CorruptionError`
+  (documents written without one, e.g. by older versions, are read as before).
 """
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from sdm.core.errors import InvalidInputError, StoreFormatError
+import xxhash
+
+from sdm.core.errors import CorruptionError, InvalidInputError, StoreFormatError
+
+CHECKSUM_KEY = "xxh3_64"
 
 __all__ = ["MissingFileError", "write_atomically", "write_json", "read_json", "check_header", "require_file",
            "fsync_dir"]
@@ -75,8 +81,19 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], None], *, 
     return path
 
 
-def write_json(path: str | os.PathLike, doc: dict, *, indent: int | None = 1, default=None) -> Path:
-    """`doc` as JSON at `path`, atomically."""
+def _digest(doc: dict, default=None) -> str:
+    """xxh3_64 of `doc` without its checksum, over a canonical text (sorted keys, no spaces)."""
+    body = {k: v for k, v in doc.items() if k != CHECKSUM_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=default)
+    return xxhash.xxh3_64_hexdigest(text.encode())
+
+
+def write_json(path: str | os.PathLike, doc: dict, *, indent: int | None = 1, default=None,
+               checksum: bool = False) -> Path:
+    """`doc` as JSON at `path`, atomically; with `checksum`, under an xxh3_64 of its content that
+    `read_json` checks."""
+    if checksum:
+        doc = {**doc, CHECKSUM_KEY: _digest(doc, default)}
     text = json.dumps(doc, indent=indent, default=default)
     return write_atomically(path, lambda tmp: tmp.write_text(text))
 
@@ -104,4 +121,6 @@ def read_json(path: str | os.PathLike, *, kind: str, file_format: str, version: 
         raise StoreFormatError(f"{kind} {str(p)!r} is not JSON: {exc}") from None
     except IsADirectoryError:
         raise StoreFormatError(f"{kind} {str(p)!r} is a directory, not a file") from None
+    if isinstance(doc, dict) and CHECKSUM_KEY in doc and doc[CHECKSUM_KEY] != _digest(doc):
+        raise CorruptionError(f"{kind} {str(p)!r} failed its {CHECKSUM_KEY} checksum: the file is damaged")
     return check_header(doc, p, kind=kind, file_format=file_format, version=version)
