@@ -21,14 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.core.errors import InvalidInputError
 from sdm.tiers.clock import Clock, TierCharge
 from sdm.tiers.direct_io import open_direct, probe_io_align
 from sdm.tiers.ingest_source import RowSource, as_numpy
 from sdm.tiers.page_format import round_up
 from sdm.tiers.page_reads import TIER, OpenTable, PageReads
 from sdm.tiers.page_writes import DATA_DIR, LOCK_FILE, SPOOL_DIR, Commit, TableWriter
+from sdm.tiers.os_faults import store_io
 from sdm.tiers.read_engines import make_reader
+from sdm.tiers.record_checks import check_file_length
 from sdm.tiers.store_checks import (
     check_compression,
     check_device,
@@ -108,8 +110,10 @@ class PageStore:
         self._closed = False
         self.direct_io = True
         try:
-            self._writes.recover()
-            self._load_tables()
+            # Every record, page table and file length is checked before recovery cuts anything.
+            loaded = self._load()
+            self._writes.recover({rec.name: rec for rec, _, _ in loaded})
+            self._install_all(loaded)
         except BaseException:
             self._reads.close()
             for t in self._tables.values():
@@ -140,8 +144,12 @@ class PageStore:
             "device_spec": spec.to_dict(),  # the configured medium, overrides included
         }
         meta = StoreMeta(path, create=True)
-        meta.init_store(settings)
-        return cls(path, meta, device=spec, queue_depth=queue_depth, clock=clock, engine=engine)
+        try:
+            meta.init_store(settings)
+            return cls(path, meta, device=spec, queue_depth=queue_depth, clock=clock, engine=engine)
+        except BaseException:
+            meta.close()
+            raise
 
     @classmethod
     def open(cls, path, *, device=None, queue_depth: int = 32, inject: bool = False,
@@ -277,19 +285,30 @@ class PageStore:
         self._install(commit.rec, commit.page_table, commit.slot_of)
 
     def _load_tables(self) -> None:
-        self._version = self._meta.version()
+        self._install_all(self._load())
+
+    def _load(self) -> list[tuple[TableRecord, np.ndarray, np.ndarray | None]]:
+        """Every table's record, page table and slot map, each checked (seal, bounds, file length)."""
+        settings = self._meta.settings()
+        out = []
         for rec in self._meta.records().values():
-            self._install(rec, self._meta.page_table(rec), self._meta.slot_of(rec))
+            pt = self._meta.page_table(rec, settings)
+            check_file_length(rec, self.path)
+            out.append((rec, pt, self._meta.slot_of(rec)))
+        return out
+
+    def _install_all(self, loaded) -> None:
+        self._version = self._meta.version()
+        for rec, pt, slot_of in loaded:
+            self._install(rec, pt, slot_of)
 
     def _install(self, rec: TableRecord, page_table: np.ndarray, slot_of: np.ndarray | None) -> None:
         old = self._tables.get(rec.name)
         if old is not None and old.rec.data_file == rec.data_file:
             fd = old.fd
         else:
-            path = os.path.join(self.path, rec.data_file)
-            if not os.path.exists(path):
-                raise StoreFormatError(f"{self.path}: data file {rec.data_file} of table {rec.name!r} is missing")
-            fd, self.direct_io = open_direct(path)
+            with store_io(self.path, f"opening {rec.data_file}", rec.name):
+                fd, self.direct_io = open_direct(os.path.join(self.path, rec.data_file))
         if slot_of is not None and rec.num_rows < 2**31:
             slot_of = slot_of.astype(np.int32)  # half the index memory for tables under 2^31 rows
         self._tables[rec.name] = OpenTable(rec, page_table, slot_of, fd, np.dtype(rec.dtype))
