@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError
+from sdm.core.errors import CorruptMetadataError, InvalidInputError
 from sdm.tiers.clock import Clock, TierCharge
 from sdm.tiers.direct_io import open_direct, probe_io_align
 from sdm.tiers.ingest_source import RowSource, as_numpy
@@ -44,6 +44,7 @@ from sdm.tiers.store_checks import (
     check_values,
 )
 from sdm.tiers.store_meta import StoreMeta, TableRecord
+from sdm.tiers.store_verify import VerifyReport, verify_store
 
 __all__ = ["PageStore", "StoredTable", "TIER", "DATA_DIR", "SPOOL_DIR", "LOCK_FILE"]
 
@@ -74,16 +75,21 @@ class StoredTable:
         return self.num_pages * self.page_bytes / max(self.live_stored_bytes, 1)
 
 
-def _stored_device(settings: dict):
+def _stored_device(settings: dict, store: str):
     """The device the store was created with (overrides included), else the preset of that name."""
     from sdm.hardware.devices import DeviceSpec
 
     if "device_spec" in settings:
         try:
             return DeviceSpec(**settings["device_spec"])
-        except (TypeError, InvalidInputError):  # fields changed since; fall back to the preset
+        except (TypeError, ValueError, InvalidInputError):  # fields changed since; fall back to the preset
             pass
-    return check_device(settings["device"])
+    try:
+        return check_device(settings["device"])
+    except InvalidInputError as exc:
+        raise CorruptMetadataError(f"{store}: store settings name device {settings['device']!r}, which is "
+                                   f"not a device preset, and hold no usable device_spec ({exc})", store=store,
+                                   record="store") from None
 
 
 class PageStore:
@@ -97,7 +103,7 @@ class PageStore:
         self.page_bytes: int = settings["page_bytes"]
         self.io_align_bytes: int = settings["io_align_bytes"]
         self.compression: str | None = settings["compression"]
-        self.device = check_device(device) if device is not None else _stored_device(settings)
+        self.device = check_device(device) if device is not None else _stored_device(settings, store_dir)
         self.queue_depth = check_queue_depth(queue_depth)
         check_engine(engine)
         self.clock = clock
@@ -226,6 +232,12 @@ class PageStore:
             return False
         self._load_tables()
         return True
+
+    def verify(self) -> VerifyReport:
+        """A scrub: every metadata record and live page read and checked, every fault listed (not just
+        the first), nothing written. See `store_verify`; `sdm-plan verify PATH` prints it."""
+        self._check_open()
+        return verify_store(self.path, meta=self._meta, reader=self._reads.reader)
 
     # ---- reads ---------------------------------------------------------------------------------
     def read_rows(self, name: str, row_ids) -> np.ndarray:

@@ -192,9 +192,18 @@ class StoreMeta:
     def records(self) -> dict[str, TableRecord]:
         """Every table record, checked; and every key of the store accounted for: an unknown key (a
         damaged one) or segments of a table with no record mean records disagree."""
-        settings = self.settings()
         out: dict[str, TableRecord] = {}
-        seg_ids: set[str] = set()
+        for item in self.scan():
+            if isinstance(item, CorruptMetadataError):
+                raise item
+            out[item.name] = item
+        return out
+
+    def scan(self) -> Iterator[TableRecord | CorruptMetadataError]:
+        """Each table record (checked) or the error that one record or key raised, then one error
+        for segments whose table has no record: the walk `records` stops at and a scrub finishes."""
+        settings = self.settings()
+        ids, seg_ids = set(), set()
         with self._txn("reading table records") as txn:
             for key, val in txn.cursor():
                 key = bytes(key)
@@ -202,23 +211,28 @@ class StoreMeta:
                     continue
                 if key.startswith(b"table/"):
                     name = key[6:].decode(errors="replace")
-                    doc = check_record(self._json(key, val, name), key.decode(errors="replace"), settings,
-                                       self.store_dir)
-                    out[doc["name"]] = TableRecord(**doc)
+                    try:
+                        doc = check_record(self._json(key, val, name), key.decode(errors="replace"), settings,
+                                           self.store_dir)
+                    except CorruptMetadataError as exc:
+                        ids.add(_table_id_of(val))  # its segments are not orphans: the record is damaged
+                        yield exc
+                        continue
+                    ids.add(doc["table_id"])
+                    yield TableRecord(**doc)
                     continue
                 m = SEG_KEY.match(key)
                 if m is None:
-                    raise CorruptMetadataError(f"{self.store_dir}: unknown metadata key {key[:80]!r} (a damaged "
+                    yield CorruptMetadataError(f"{self.store_dir}: unknown metadata key {key[:80]!r} (a damaged "
                                                "key, or not written by sdm)", store=self.store_dir,
                                                record=key.decode(errors="replace"))
+                    continue
                 seg_ids.add(m.group(2).decode())
-        orphans = seg_ids - {r.table_id for r in out.values()}
+        orphans = sorted(seg_ids - ids)
         if orphans:
-            tid = sorted(orphans)[0]
-            raise CorruptMetadataError(f"{self.store_dir}: page-table segments of table id {tid} have no table "
-                                       "record (a record was lost or its key damaged)", store=self.store_dir,
-                                       record=f"pt/{tid}")
-        return out
+            yield CorruptMetadataError(f"{self.store_dir}: page-table segments of table id {orphans[0]} have no "
+                                       "table record (a record was lost or its key damaged)", store=self.store_dir,
+                                       record=f"pt/{orphans[0]}")
 
     def _load_array(self, kind: str, rec: TableRecord, dtype: np.dtype, count: int, per_seg: int) -> tuple[np.ndarray, bool]:
         """A table's page table or slot map from its segments; (array, all segments sealed)."""
@@ -295,3 +309,9 @@ class StoreMeta:
 
     def close(self) -> None:
         self.env.close()
+
+
+def _table_id_of(raw) -> str | None:
+    """The table id a damaged record still names, if any (so its segments are not reported twice)."""
+    m = re.search(rb'"table_id": "(t[0-9a-f]{12})"', bytes(raw))
+    return m.group(1).decode() if m else None
