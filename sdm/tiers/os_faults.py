@@ -50,8 +50,8 @@ def store_io(store: str, what: str, table: str | None = None, *, writing: bool =
         raise StoreIOError(errno.EIO, f"{store}: LMDB failed during {what}: {exc}", store=store,
                            table=table) from exc
     except OSError as exc:
-        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
-            raise
+        if isinstance(exc, PermissionError):
+            raise  # the caller's to fix, not the store's
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise _disk_full(store, table, what, exc) from exc
         raise StoreIOError(exc.errno or errno.EIO, f"{store}: {what} failed{f' (table {table!r})' if table else ''}: "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 import numpy as np
 
@@ -166,10 +167,14 @@ def check_file_length(rec, store: str) -> int:
     """The data file's size, after checking it holds every committed byte (else ShortFileError)."""
     path = os.path.join(store, rec.data_file)
     try:
-        size = os.stat(path).st_size
+        st = os.stat(path)
     except FileNotFoundError:
         raise ShortFileError(f"{store}: data file {rec.data_file} of table {rec.name!r} is missing",
                              store=store, table=rec.name) from None
+    size = st.st_size
+    if not stat.S_ISREG(st.st_mode):
+        raise ShortFileError(f"{store}: data file {rec.data_file} of table {rec.name!r} is not a regular file",
+                             store=store, table=rec.name)
     if size < rec.committed_bytes:
         raise ShortFileError(
             f"{store}: data file {rec.data_file} of table {rec.name!r} is {size} bytes, shorter than its "
