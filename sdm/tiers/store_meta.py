@@ -201,9 +201,10 @@ class StoreMeta:
 
     def scan(self) -> Iterator[TableRecord | CorruptMetadataError]:
         """Each table record (checked) or the error that one record or key raised, then one error
-        for segments whose table has no record: the walk `records` stops at and a scrub finishes."""
+        for segments whose table has no record (unless a record was damaged: then they are likely
+        its own): the walk `records` stops at and a scrub finishes."""
         settings = self.settings()
-        ids, seg_ids = set(), set()
+        ids, seg_ids, damaged = set(), set(), False
         with self._txn("reading table records") as txn:
             for key, val in txn.cursor():
                 key = bytes(key)
@@ -215,7 +216,7 @@ class StoreMeta:
                         doc = check_record(self._json(key, val, name), key.decode(errors="replace"), settings,
                                            self.store_dir)
                     except CorruptMetadataError as exc:
-                        ids.add(_table_id_of(val))  # its segments are not orphans: the record is damaged
+                        damaged = True
                         yield exc
                         continue
                     ids.add(doc["table_id"])
@@ -229,7 +230,7 @@ class StoreMeta:
                     continue
                 seg_ids.add(m.group(2).decode())
         orphans = sorted(seg_ids - ids)
-        if orphans:
+        if orphans and not damaged:  # with a damaged record, they are most likely its segments
             yield CorruptMetadataError(f"{self.store_dir}: page-table segments of table id {orphans[0]} have no "
                                        "table record (a record was lost or its key damaged)", store=self.store_dir,
                                        record=f"pt/{orphans[0]}")
@@ -309,9 +310,3 @@ class StoreMeta:
 
     def close(self) -> None:
         self.env.close()
-
-
-def _table_id_of(raw) -> str | None:
-    """The table id a damaged record still names, if any (so its segments are not reported twice)."""
-    m = re.search(rb'"table_id": "(t[0-9a-f]{12})"', bytes(raw))
-    return m.group(1).decode() if m else None
