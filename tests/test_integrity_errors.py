@@ -364,3 +364,33 @@ def test_unknown_key_and_orphan_segments_refused_nothing_removed(v2):
 
 def test_magic_cannot_start_a_format1_value():
     assert RECORD_MAGIC[0] not in b"{[\"0123456789-tfn " and RECORD_MAGIC[7] == 1
+
+
+def test_zstd_page_that_passes_its_checksum_but_does_not_decode(tmp_path):
+    path = tmp_path / "z"
+    with PageStore.create(path, compression="zstd") as st:
+        st.add_table("a", np.zeros((3000, 8), np.float32))
+        f, tid = st.table_info("a").data_file, os.path.basename(st.table_info("a").data_file)[:-6]
+    key = f"pt/{tid}/0000000000".encode()
+    from sdm.tiers.page_format import PAGE_ENTRY_DTYPE, checksum
+
+    pt = np.frombuffer(unseal(key, _get(path, key), legacy_ok=False)[0], PAGE_ENTRY_DTYPE).copy()
+    off, n = int(pt["offset"][4]), int(pt["length"][4])
+    junk = bytes(range(n))
+    with open(f, "r+b") as fh:
+        fh.seek(off)
+        fh.write(junk)
+    pt["checksum"][4] = checksum(junk)  # a page whose checksum matches yet is not a zstd frame
+    _put(path, key, seal(key, pt.tobytes()))
+    with PageStore.open(path) as st:
+        with pytest.raises(CorruptPageError, match=r"table 'a': page 4 does not decode") as ei:
+            st.read_rows("a", [4 * 128])
+        assert ei.value.page == 4
+        assert [(d.page, d.message.split(" (")[0]) for d in st.verify().damage] == [(4, "table 'a': page 4 does not decode")]
+
+
+def test_data_directory_missing(v2):
+    path, _ = v2
+    shutil.rmtree(path / "data")
+    with pytest.raises(ShortFileError, match=r"of table 'a' is missing"):
+        PageStore.open(path)

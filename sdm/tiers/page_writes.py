@@ -90,7 +90,7 @@ class TableWriter:
                 return  # a writer is at work; its tail is not garbage yet
             committed = {os.path.normpath(r.data_file): r.committed_bytes for r in recs.values()}
             data_dir = os.path.join(self.store_dir, DATA_DIR)
-            for fname in os.listdir(data_dir):
+            for fname in os.listdir(data_dir) if os.path.isdir(data_dir) else ():
                 rel = os.path.normpath(os.path.join(DATA_DIR, fname))
                 full = os.path.join(self.store_dir, rel)
                 if rel not in committed:

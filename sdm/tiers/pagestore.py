@@ -12,7 +12,11 @@ readers never lock; the work is done by
   one account of SCM read time (the clock, tier "scm": measured and modelled);
 - `page_writes.TableWriter`: shadow-paged ingest and updates, each committed in one LMDB
   transaction, and recovery of what a crash left uncommitted;
-- `read_engines.make_reader`: the read engine (kernel AIO, else a thread pool).
+- `read_engines.make_reader`: the read engine (kernel AIO, else a thread pool);
+- `store_meta.StoreMeta`: the LMDB records, each sealed with a checksum and bounded
+  (`record_checks`) before use; `store_verify`: the scrub behind `verify()`.
+Faults on disk raise the store errors of `sdm.core.errors` (CorruptMetadataError, CorruptPageError,
+ShortFileError, UnsupportedVersionError, StoreIOError, DiskFullError) naming store, table, page or record.
 """
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ def _scrub_pages(store: str, rec: TableRecord, pt: np.ndarray, align: int, reade
     order = np.argsort(pt["offset"], kind="stable")  # file order: the scrub reads sequentially
     per_batch = max(1, SCRUB_BATCH_BYTES // stride)
     buf = aligned_empty(per_batch * stride)
-    bad_pages: list[int] = []
+    bad_pages: list[tuple[int, str]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tmpfs / no O_DIRECT: a scrub is still a scrub
         fd, _ = open_direct(os.path.join(store, rec.data_file))
@@ -160,32 +160,33 @@ def _scrub_pages(store: str, rec: TableRecord, pt: np.ndarray, align: int, reade
     finally:
         os.close(fd)
     report.damaged_pages += len(bad_pages)
-    for page in sorted(bad_pages)[:MAX_LISTED_PAGES]:
-        report.damage.append(Damage("page", f"table {rec.name!r}: page {page} failed its checksum or does not "
-                                    f"decode (file {rec.data_file}, offset {int(pt['offset'][page])})",
-                                    rec.name, page, None))
+    for page, what in sorted(bad_pages)[:MAX_LISTED_PAGES]:
+        report.damage.append(Damage("page", f"table {rec.name!r}: page {page} {what} (file {rec.data_file}, "
+                                    f"offset {int(pt['offset'][page])})", rec.name, page, None))
     if len(bad_pages) > MAX_LISTED_PAGES:
         report.damage.append(Damage("page", f"table {rec.name!r}: {len(bad_pages) - MAX_LISTED_PAGES} more damaged "
                                     "pages", rec.name))
 
 
-def _bad_in_batch(buf: np.ndarray, stride: int, ent: np.ndarray, page_bytes: int, pages: np.ndarray) -> list[int]:
-    """Page ids in `pages` whose stored bytes fail their checksum or do not decode."""
-    bad = []
+def _bad_in_batch(buf: np.ndarray, stride: int, ent: np.ndarray, page_bytes: int,
+                  pages: np.ndarray) -> list[tuple[int, str]]:
+    """(page id, what is wrong) for each page in `pages` that fails its checksum or does not decode."""
+    bad, failed = [], set()
     todo = np.arange(len(ent))
     while len(todo):
         i = bad_page(buf, stride, ent, todo)
         if i < 0:
             break
-        bad.append(int(pages[i]))
+        bad.append((int(pages[i]), "failed its xxh3_64 checksum"))
+        failed.add(i)
         todo = todo[todo > i]
-    good = np.setdiff1d(np.arange(len(ent)), [int(np.flatnonzero(pages == p)[0]) for p in bad])
-    for i in good.tolist():  # decode one page at a time: a scrub reports every page that fails
-        if ent["flags"][i]:
-            try:
-                decode_pages(buf[i * stride : (i + 1) * stride].copy(), stride, ent[i : i + 1], page_bytes)
-            except CorruptionError:
-                bad.append(int(pages[i]))
+    for i in np.flatnonzero(ent["flags"]).tolist():  # one page at a time: every page that fails is named
+        if i in failed:
+            continue
+        try:
+            decode_pages(buf[i * stride : (i + 1) * stride].copy(), stride, ent[i : i + 1], page_bytes)
+        except CorruptionError as exc:
+            bad.append((int(pages[i]), f"does not decode ({exc.args[0]})"))
     return bad
 
 
