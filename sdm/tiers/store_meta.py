@@ -118,12 +118,14 @@ class StoreMeta:
         except lmdb.Error as exc:
             if "already open in this process" in str(exc):
                 return  # it is a store (open here already); the real open says so
-            raise StoreFormatError(f"{self.store_dir}: not an sdm page store ({META_DIR}: {exc})") from exc
+            raise StoreFormatError(f"{self.store_dir}: not an sdm page store, or its LMDB file is damaged "
+                                   f"({META_DIR}: {exc})") from exc
         try:
             with env.begin() as txn:
                 raw = txn.get(b"format_version")
         except lmdb.Error as exc:
-            raise StoreFormatError(f"{self.store_dir}: not an sdm page store ({META_DIR}: {exc})") from exc
+            raise StoreFormatError(f"{self.store_dir}: not an sdm page store, or its LMDB file is damaged "
+                                   f"({META_DIR}: {exc})") from exc
         finally:
             env.close()
         if raw is None:
