@@ -72,3 +72,15 @@ def test_disk_full_in_lmdb_commit(small_fs):
     with PageStore.open(path) as st:
         assert st.tables == ["small"] and st.version == 1
         assert np.array_equal(st.read_rows("small", np.arange(100)), np.arange(400, dtype=np.float32).reshape(100, 4))
+
+
+def test_disk_full_at_create(small_fs):
+    with open(small_fs / "filler", "wb") as f:  # fill the filesystem to the last block
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    with pytest.raises(DiskFullError, match=r"disk full during creating the store"):
+        PageStore.create(small_fs / "s")

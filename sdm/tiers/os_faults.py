@@ -20,6 +20,10 @@ DISK_FULL_MARGIN = 1 << 20  # under 1 MiB free after a failed LMDB write: the di
 
 
 def free_bytes(path: str) -> int | None:
+    """Bytes free to us on the filesystem holding `path` (or its nearest existing parent)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
     try:
         st = os.statvfs(path)
     except OSError:
@@ -35,24 +39,30 @@ def _disk_full(store: str, table: str | None, what: str, exc: BaseException) -> 
 
 @contextlib.contextmanager
 def store_io(store: str, what: str, table: str | None = None, *, writing: bool = False) -> Iterator[None]:
-    """Run a block of store I/O; OSError and lmdb.Error leave it as sdm errors (see module doc)."""
+    """Run a block of store I/O; OSError and lmdb.Error leave it as sdm errors (`store_fault`)."""
     try:
         yield
     except SdmError:
         raise
-    except lmdb.Error as exc:
-        if isinstance(exc, (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.BadChecksumError)):
-            raise CorruptMetadataError(f"{store}: LMDB metadata is damaged ({what}): {exc}", store=store,
-                                       table=table) from exc
-        free = free_bytes(store)
-        if writing and free is not None and free < DISK_FULL_MARGIN:
-            raise _disk_full(store, table, what, exc) from exc
-        raise StoreIOError(errno.EIO, f"{store}: LMDB failed during {what}: {exc}", store=store,
-                           table=table) from exc
-    except OSError as exc:
+    except (lmdb.Error, OSError) as exc:
         if isinstance(exc, PermissionError):
             raise  # the caller's to fix, not the store's
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise _disk_full(store, table, what, exc) from exc
-        raise StoreIOError(exc.errno or errno.EIO, f"{store}: {what} failed{f' (table {table!r})' if table else ''}: "
-                           f"{exc}", store=store, table=table) from exc
+        raise store_fault(store, what, exc, table, writing=writing) from exc
+
+
+def store_fault(store: str, what: str, exc: BaseException, table: str | None = None, *,
+                writing: bool = False) -> SdmError:
+    """The sdm error for an OSError or lmdb.Error met during `what` (see the module doc)."""
+    if isinstance(exc, lmdb.Error):
+        if isinstance(exc, (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.BadChecksumError)):
+            return CorruptMetadataError(f"{store}: LMDB metadata is damaged ({what}): {exc}", store=store,
+                                        table=table)
+        free = free_bytes(store)
+        if writing and free is not None and free < DISK_FULL_MARGIN:
+            return _disk_full(store, table, what, exc)
+        return StoreIOError(errno.EIO, f"{store}: LMDB failed during {what}: {exc}", store=store, table=table)
+    err = getattr(exc, "errno", None)
+    if err in (errno.ENOSPC, errno.EDQUOT):
+        return _disk_full(store, table, what, exc)
+    return StoreIOError(err or errno.EIO, f"{store}: {what} failed{f' (table {table!r})' if table else ''}: {exc}",
+                        store=store, table=table)

@@ -145,15 +145,16 @@ class PageStore:
         check_engine(engine)
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise InvalidInputError(f"{path}: exists and is not an empty directory; use PageStore.open for a store")
-        os.makedirs(os.path.join(path, DATA_DIR), exist_ok=True)
-        settings = {
-            "page_bytes": page_bytes,
-            "io_align_bytes": probe_io_align(os.path.join(path, DATA_DIR)),
-            "compression": compression,
-            "device": spec.name,
-            "device_spec": spec.to_dict(),  # the configured medium, overrides included
-        }
-        meta = StoreMeta(path, create=True)
+        with store_io(path, "creating the store", writing=True):
+            os.makedirs(os.path.join(path, DATA_DIR), exist_ok=True)
+            settings = {
+                "page_bytes": page_bytes,
+                "io_align_bytes": probe_io_align(os.path.join(path, DATA_DIR)),
+                "compression": compression,
+                "device": spec.name,
+                "device_spec": spec.to_dict(),  # the configured medium, overrides included
+            }
+            meta = StoreMeta(path, create=True)
         try:
             meta.init_store(settings)
             return cls(path, meta, device=spec, queue_depth=queue_depth, clock=clock, engine=engine)

@@ -33,7 +33,7 @@ import lmdb
 import numpy as np
 
 from sdm.core.errors import CorruptMetadataError, InvalidInputError, StoreFormatError, UnsupportedVersionError
-from sdm.tiers.os_faults import store_io
+from sdm.tiers.os_faults import store_fault, store_io
 from sdm.tiers.page_format import PAGE_ENTRY_DTYPE
 from sdm.tiers.record_checks import check_page_table, check_record, check_settings, check_slot_map
 from sdm.tiers.record_seal import SealError, seal, seal_array, unseal
@@ -104,6 +104,8 @@ class StoreMeta:
         if "already open in this process" in str(exc):
             raise InvalidInputError(f"{self.store_dir}: store is already open in this process; "
                                     "share that PageStore (it is thread-safe)") from exc
+        if isinstance(exc, lmdb.DiskError) or "No space left" in str(exc):
+            raise store_fault(self.store_dir, "opening store metadata", exc, writing=True) from exc
         raise StoreFormatError(f"{self.store_dir}: cannot open store metadata: {exc}") from exc
 
     def _probe(self) -> None:
