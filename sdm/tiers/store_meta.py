@@ -210,14 +210,14 @@ class StoreMeta:
         settings = self.settings()
         ids, seg_ids, damaged = set(), set(), False
         with self._txn("reading table records") as txn:
-            for key, val in txn.cursor():
+            for key in txn.cursor().iternext(keys=True, values=False):  # keys only: segments are not read here
                 key = bytes(key)
                 if key in FIXED_KEYS:
                     continue
                 if key.startswith(b"table/"):
                     name = key[6:].decode(errors="replace")
                     try:
-                        doc = check_record(self._json(key, val, name), key.decode(errors="replace"), settings,
+                        doc = check_record(self._json(key, txn.get(key), name), key.decode(errors="replace"), settings,
                                            self.store_dir)
                     except CorruptMetadataError as exc:
                         damaged = True
