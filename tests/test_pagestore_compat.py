@@ -1,16 +1,18 @@
 """Stores written by an earlier sdm still open: tests/data/pagestore_v1 was written by the landed
-version (commit e1afbae, format version 1): zstd, a streamed table with a row_order, an update
-(dead pages). Rebuild it only when FORMAT_VERSION changes, and keep the old one beside it."""
+version (commit e1afbae, format version 1: no record checksums), tests/data/pagestore_v2 by the
+version that seals every record (format 2), each with: zstd, a streamed table with a row_order, an
+update (dead pages). Add a fixture when FORMAT_VERSION changes, and keep the old ones beside it."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sdm.tiers.pagestore import PageStore
 
-FIXTURE = Path(__file__).parent / "data" / "pagestore_v1"
+FIXTURES = {1: Path(__file__).parent / "data" / "pagestore_v1", 2: Path(__file__).parent / "data" / "pagestore_v2"}
 
 
 def _expected() -> tuple[np.ndarray, np.ndarray]:
@@ -21,9 +23,10 @@ def _expected() -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def test_store_written_by_landed_version_opens_reads_and_updates(tmp_path):
+@pytest.mark.parametrize("format_version", sorted(FIXTURES))
+def test_store_written_by_landed_version_opens_reads_and_updates(tmp_path, format_version):
     path = tmp_path / "s"
-    shutil.copytree(FIXTURE, path)  # opening writes lock files; never into the source tree
+    shutil.copytree(FIXTURES[format_version], path)  # opening writes lock files; never into the source tree
     a, b = _expected()
     with PageStore.open(path) as st:
         assert st.tables == ["a", "b"] and st.version == 3 and st.compression == "zstd"

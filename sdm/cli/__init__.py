@@ -12,7 +12,7 @@ import sys
 
 from sdm.core.errors import SdmError
 
-COMMANDS = ("hardware", "profile", "simulate", "plan", "compare", "explain", "demo", "run")
+COMMANDS = ("hardware", "profile", "simulate", "plan", "compare", "explain", "demo", "run", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:

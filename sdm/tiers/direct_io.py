@@ -131,7 +131,10 @@ def resident_bytes(path: str | os.PathLike) -> tuple[int, int]:
 
 
 class ShortReadError(OSError):
-    """A read returned fewer bytes than the page table promised (truncated or damaged file)."""
+    """A read returned fewer bytes than the page table promised (truncated or damaged file). Internal:
+    the page store turns it into ShortFileError naming the table and page; `offset` is the read's."""
+
+    offset: int = -1
 
 
 def short_read(fd: int, offset: int, want: int, got: int) -> ShortReadError:
@@ -140,4 +143,6 @@ def short_read(fd: int, offset: int, want: int, got: int) -> ShortReadError:
         where = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         where = f"fd {fd}"
-    return ShortReadError(errno.EIO, f"short read from {where} at offset {offset}: {got} of {want} bytes")
+    exc = ShortReadError(errno.EIO, f"short read from {where} at offset {offset}: {got} of {want} bytes")
+    exc.offset = int(offset)
+    return exc

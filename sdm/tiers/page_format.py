@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import xxhash
+
+from sdm.core.errors import CorruptionError
 import zstandard
 
 # One page-table entry: where the stored page lives, how long it is, how it is encoded, its checksum.
@@ -106,7 +108,8 @@ def bad_page(buf: np.ndarray, stride: int, entries: np.ndarray, which: np.ndarra
 
 
 def decode_pages(buf: np.ndarray, stride: int, entries: np.ndarray, page_bytes: int) -> np.ndarray:
-    """[n, page_bytes] pages from stored pages in `buf`; raw pages are a view, zstd ones decompressed."""
+    """[n, page_bytes] pages from stored pages in `buf`; raw pages are a view, zstd ones decompressed.
+    A zstd page that does not decompress to exactly page_bytes raises CorruptionError(message, index)."""
     pages = buf[: len(entries) * stride].reshape(len(entries), stride)[:, :page_bytes]
     comp = np.flatnonzero(entries["flags"] & FLAG_ZSTD)
     if len(comp) == 0:
@@ -114,6 +117,11 @@ def decode_pages(buf: np.ndarray, stride: int, entries: np.ndarray, page_bytes: 
     dctx = zstandard.ZstdDecompressor()  # not thread-safe: one per call
     lens = entries["length"]
     for i in comp.tolist():
-        raw = dctx.decompress(pages[i, : int(lens[i])].tobytes(), max_output_size=page_bytes)
+        try:
+            raw = dctx.decompress(pages[i, : int(lens[i])].tobytes(), max_output_size=page_bytes)
+        except zstandard.ZstdError as exc:
+            raise CorruptionError(str(exc), i) from None
+        if len(raw) != page_bytes:
+            raise CorruptionError(f"decompressed to {len(raw)} bytes, not {page_bytes}", i)
         pages[i] = np.frombuffer(raw, dtype=np.uint8)
     return pages

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sdm.core.errors import CorruptionError
+from sdm.core.errors import CorruptionError, CorruptPageError, ShortFileError
 from sdm.tiers.clock import Clock, TierCharge
-from sdm.tiers.direct_io import aligned_empty
+from sdm.tiers.direct_io import ShortReadError, aligned_empty
+from sdm.tiers.os_faults import store_io
 from sdm.tiers.page_format import bad_page, decode_pages, page_rows, round_up
 from sdm.tiers.read_engines import Reader
 from sdm.tiers.store_meta import TableRecord
@@ -99,18 +100,37 @@ class PageReads:
         lengths = round_up(ent["length"].astype(np.int64), self.io_align_bytes)
         offsets = ent["offset"].astype(np.int64)
         stride = t.rec.page_bytes
+        where = os.path.join(self.store_dir, t.rec.data_file)
+        over = np.flatnonzero(lengths > stride)
+        if len(over):  # checked when the page table was loaded; never let a read run past its buffer slot
+            raise self._bad_page(t, pages, over[0], offsets, f"has length {int(lengths[over[0]])} > page stride {stride}")
         buf = self._buffer(len(pages) * stride)
 
         def verify(done: np.ndarray) -> None:  # runs while later reads are still in flight
             bad = bad_page(buf, stride, ent, done)
             if bad >= 0:
-                raise CorruptionError(
-                    f"table {t.rec.name!r}: page {int(pages[bad])} failed its xxh3_64 checksum "
-                    f"(file {os.path.join(self.store_dir, t.rec.data_file)}, offset {int(offsets[bad])})"
-                )
+                raise self._bad_page(t, pages, bad, offsets, "failed its xxh3_64 checksum")
 
-        self.reader.read(t.fd, offsets, lengths, buf, stride, verify)
-        return decode_pages(buf, stride, ent, t.rec.page_bytes), int(lengths.sum())
+        with store_io(self.store_dir, f"reading {where}", t.rec.name):
+            try:
+                self.reader.read(t.fd, offsets, lengths, buf, stride, verify)
+            except ShortReadError as exc:
+                hit = np.flatnonzero(offsets == exc.offset)
+                i = int(hit[0]) if len(hit) else 0
+                raise ShortFileError(
+                    f"table {t.rec.name!r}: page {int(pages[i])} is past the end of {where} (offset "
+                    f"{int(offsets[i])}; the file was truncated): {exc}", store=self.store_dir, table=t.rec.name,
+                    page=int(pages[i])) from None
+        try:
+            return decode_pages(buf, stride, ent, t.rec.page_bytes), int(lengths.sum())
+        except CorruptionError as exc:  # a zstd page that passed its checksum yet does not decode
+            raise self._bad_page(t, pages, exc.args[1], offsets, f"does not decode ({exc.args[0]})") from None
+
+    def _bad_page(self, t: OpenTable, pages: np.ndarray, i: int, offsets: np.ndarray, what: str) -> CorruptPageError:
+        page = int(pages[i])
+        return CorruptPageError(
+            f"table {t.rec.name!r}: page {page} {what} (file {os.path.join(self.store_dir, t.rec.data_file)}, "
+            f"offset {int(offsets[i])})", store=self.store_dir, table=t.rec.name, page=page)
 
     def close(self) -> None:
         self.reader.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -26,6 +27,7 @@ from sdm.core.atomic_file import fsync_dir
 from sdm.core.errors import InvalidInputError
 from sdm.tiers.direct_io import drop_cached
 from sdm.tiers.ingest_source import RowSource
+from sdm.tiers.os_faults import store_io
 from sdm.tiers.page_format import encode_pages, pack_rows, page_rows, round_up
 from sdm.tiers.page_reads import OpenTable, PageReads
 from sdm.tiers.store_meta import StoreMeta, TableRecord
@@ -35,6 +37,7 @@ SPOOL_DIR = "spool"
 LOCK_FILE = "writer.lock"
 INGEST_CHUNK_BYTES = 32 << 20  # rows staged per ingest step: bounds ingest memory to a few times this
 PROGRESS_MIN_BYTES = 64 << 20  # show a progress bar (progress=None) for tables at least this large
+DATA_FILE = re.compile(r"t[0-9a-f]{12}\.pages\Z")  # what ingest names a table's data file
 
 
 @dataclass(frozen=True)
@@ -72,22 +75,27 @@ class TableWriter:
             finally:
                 os.close(fd)
 
-    def recover(self) -> None:
-        """Cut uncommitted tails and remove files of uncommitted tables, if no writer is active."""
+    def recover(self, recs: dict[str, TableRecord]) -> None:
+        """Cut uncommitted tails and remove files of uncommitted tables, if no writer is active.
+
+        `recs` are the records as checked at open (`record_checks`: every page inside committed_bytes,
+        every file at least that long), so a cut never shortens a file below what a page table
+        references. Only files named like a table's (`t<12 hex>.pages`) that no record (and no
+        page-table segment: `StoreMeta.records` refused those) mentions are removed."""
         fd = os.open(os.path.join(self.store_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return  # a writer is at work; its tail is not garbage yet
-            recs = self._meta.records()
             committed = {os.path.normpath(r.data_file): r.committed_bytes for r in recs.values()}
             data_dir = os.path.join(self.store_dir, DATA_DIR)
-            for fname in os.listdir(data_dir):
+            for fname in os.listdir(data_dir) if os.path.isdir(data_dir) else ():
                 rel = os.path.normpath(os.path.join(DATA_DIR, fname))
                 full = os.path.join(self.store_dir, rel)
                 if rel not in committed:
-                    os.unlink(full)
+                    if DATA_FILE.match(fname):
+                        os.unlink(full)
                 elif os.path.getsize(full) > committed[rel]:
                     os.truncate(full, committed[rel])
             shutil.rmtree(os.path.join(self.store_dir, SPOOL_DIR), ignore_errors=True)
@@ -97,7 +105,7 @@ class TableWriter:
     # ---- ingest --------------------------------------------------------------------------------
     def ingest(self, name: str, source: RowSource, order: np.ndarray | None, progress: bool | None) -> Commit:
         """Write table `name` from `source` (slot p holds row order[p]) into a new data file, then commit."""
-        if name in self._meta.records():
+        if name in self._meta.records():  # a record checked like any other (records disagreeing refuse)
             raise InvalidInputError(f"table {name!r} already exists in store {self.store_dir}")
         rpp = self.page_bytes // source.row_bytes
         page_bytes = self.page_bytes
@@ -113,14 +121,15 @@ class TableWriter:
                 spool = source.spool(os.path.join(self.store_dir, SPOOL_DIR, table_id + ".spool"))
                 source = spool
             show = progress if progress is not None else source.size_bytes >= PROGRESS_MIN_BYTES
-            fd = os.open(data_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                entries, tail, n = self._write_pages(fd, source, order, rpp, page_bytes, name, show)
-                os.fdatasync(fd)
-                drop_cached(fd)
-            finally:
-                os.close(fd)
-            fsync_dir(os.path.join(self.store_dir, DATA_DIR))  # the new file's name is durable before the commit
+            with store_io(self.store_dir, f"writing {data_rel}", name, writing=True):
+                fd = os.open(data_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    entries, tail, n = self._write_pages(fd, source, order, rpp, page_bytes, name, show)
+                    os.fdatasync(fd)
+                    drop_cached(fd)
+                finally:
+                    os.close(fd)
+                fsync_dir(os.path.join(self.store_dir, DATA_DIR))  # the new file's name is durable before the commit
             rec = TableRecord(
                 name=name, table_id=table_id, num_rows=n, dim=source.dim, dtype=source.dtype.str,
                 page_bytes=page_bytes, rows_per_page=rpp, num_pages=len(entries),
@@ -179,14 +188,16 @@ class TableWriter:
         blob, ent = encode_pages(data, compression=t.rec.compression, align=self.io_align_bytes)
         tail = t.rec.committed_bytes
         ent["offset"] += np.uint64(tail)
-        fd = os.open(os.path.join(self.store_dir, t.rec.data_file), os.O_RDWR)
-        try:
-            os.ftruncate(fd, tail)  # drop any uncommitted tail left by a crash
-            pwrite_all(fd, blob, tail)
-            os.fdatasync(fd)
-            drop_cached(fd, tail, len(blob))
-        finally:
-            os.close(fd)
+        with store_io(self.store_dir, f"writing {t.rec.data_file}", t.rec.name, writing=True):
+            fd = os.open(os.path.join(self.store_dir, t.rec.data_file), os.O_RDWR)
+            try:
+                if os.fstat(fd).st_size > tail:
+                    os.ftruncate(fd, tail)  # drop any uncommitted tail left by a crash
+                pwrite_all(fd, blob, tail)
+                os.fdatasync(fd)
+                drop_cached(fd, tail, len(blob))
+            finally:
+                os.close(fd)
         table = t.page_table.copy()
         table[pages] = ent
         rec = replace(t.rec, committed_bytes=tail + len(blob), dead_pages=t.rec.dead_pages + len(pages))

@@ -12,7 +12,11 @@ readers never lock; the work is done by
   one account of SCM read time (the clock, tier "scm": measured and modelled);
 - `page_writes.TableWriter`: shadow-paged ingest and updates, each committed in one LMDB
   transaction, and recovery of what a crash left uncommitted;
-- `read_engines.make_reader`: the read engine (kernel AIO, else a thread pool).
+- `read_engines.make_reader`: the read engine (kernel AIO, else a thread pool);
+- `store_meta.StoreMeta`: the LMDB records, each sealed with a checksum and bounded
+  (`record_checks`) before use; `store_verify`: the scrub behind `verify()`.
+Faults on disk raise the store errors of `sdm.core.errors` (CorruptMetadataError, CorruptPageError,
+ShortFileError, UnsupportedVersionError, StoreIOError, DiskFullError) naming store, table, page or record.
 """
 from __future__ import annotations
 
@@ -21,14 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdm.core.errors import InvalidInputError, StoreFormatError
+from sdm.core.errors import CorruptMetadataError, InvalidInputError
 from sdm.tiers.clock import Clock, TierCharge
 from sdm.tiers.direct_io import open_direct, probe_io_align
 from sdm.tiers.ingest_source import RowSource, as_numpy
 from sdm.tiers.page_format import round_up
 from sdm.tiers.page_reads import TIER, OpenTable, PageReads
 from sdm.tiers.page_writes import DATA_DIR, LOCK_FILE, SPOOL_DIR, Commit, TableWriter
+from sdm.tiers.os_faults import store_io
 from sdm.tiers.read_engines import make_reader
+from sdm.tiers.record_checks import check_file_length
 from sdm.tiers.store_checks import (
     check_compression,
     check_device,
@@ -42,6 +48,7 @@ from sdm.tiers.store_checks import (
     check_values,
 )
 from sdm.tiers.store_meta import StoreMeta, TableRecord
+from sdm.tiers.store_verify import VerifyReport, verify_store
 
 __all__ = ["PageStore", "StoredTable", "TIER", "DATA_DIR", "SPOOL_DIR", "LOCK_FILE"]
 
@@ -72,16 +79,21 @@ class StoredTable:
         return self.num_pages * self.page_bytes / max(self.live_stored_bytes, 1)
 
 
-def _stored_device(settings: dict):
+def _stored_device(settings: dict, store: str):
     """The device the store was created with (overrides included), else the preset of that name."""
     from sdm.hardware.devices import DeviceSpec
 
     if "device_spec" in settings:
         try:
             return DeviceSpec(**settings["device_spec"])
-        except (TypeError, InvalidInputError):  # fields changed since; fall back to the preset
+        except (TypeError, ValueError, InvalidInputError):  # fields changed since; fall back to the preset
             pass
-    return check_device(settings["device"])
+    try:
+        return check_device(settings["device"])
+    except InvalidInputError as exc:
+        raise CorruptMetadataError(f"{store}: store settings name device {settings['device']!r}, which is "
+                                   f"not a device preset, and hold no usable device_spec ({exc})", store=store,
+                                   record="store") from None
 
 
 class PageStore:
@@ -95,7 +107,7 @@ class PageStore:
         self.page_bytes: int = settings["page_bytes"]
         self.io_align_bytes: int = settings["io_align_bytes"]
         self.compression: str | None = settings["compression"]
-        self.device = check_device(device) if device is not None else _stored_device(settings)
+        self.device = check_device(device) if device is not None else _stored_device(settings, store_dir)
         self.queue_depth = check_queue_depth(queue_depth)
         check_engine(engine)
         self.clock = clock
@@ -108,8 +120,10 @@ class PageStore:
         self._closed = False
         self.direct_io = True
         try:
-            self._writes.recover()
-            self._load_tables()
+            # Every record, page table and file length is checked before recovery cuts anything.
+            loaded = self._load()
+            self._writes.recover({rec.name: rec for rec, _, _ in loaded})
+            self._install_all(loaded)
         except BaseException:
             self._reads.close()
             for t in self._tables.values():
@@ -131,17 +145,22 @@ class PageStore:
         check_engine(engine)
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise InvalidInputError(f"{path}: exists and is not an empty directory; use PageStore.open for a store")
-        os.makedirs(os.path.join(path, DATA_DIR), exist_ok=True)
-        settings = {
-            "page_bytes": page_bytes,
-            "io_align_bytes": probe_io_align(os.path.join(path, DATA_DIR)),
-            "compression": compression,
-            "device": spec.name,
-            "device_spec": spec.to_dict(),  # the configured medium, overrides included
-        }
-        meta = StoreMeta(path, create=True)
-        meta.init_store(settings)
-        return cls(path, meta, device=spec, queue_depth=queue_depth, clock=clock, engine=engine)
+        with store_io(path, "creating the store", writing=True):
+            os.makedirs(os.path.join(path, DATA_DIR), exist_ok=True)
+            settings = {
+                "page_bytes": page_bytes,
+                "io_align_bytes": probe_io_align(os.path.join(path, DATA_DIR)),
+                "compression": compression,
+                "device": spec.name,
+                "device_spec": spec.to_dict(),  # the configured medium, overrides included
+            }
+            meta = StoreMeta(path, create=True)
+        try:
+            meta.init_store(settings)
+            return cls(path, meta, device=spec, queue_depth=queue_depth, clock=clock, engine=engine)
+        except BaseException:
+            meta.close()
+            raise
 
     @classmethod
     def open(cls, path, *, device=None, queue_depth: int = 32, inject: bool = False,
@@ -219,6 +238,12 @@ class PageStore:
         self._load_tables()
         return True
 
+    def verify(self) -> VerifyReport:
+        """A scrub: every metadata record and live page read and checked, every fault listed (not just
+        the first), nothing written. See `store_verify`; `sdm-plan verify PATH` prints it."""
+        self._check_open()
+        return verify_store(self.path, meta=self._meta, reader=self._reads.reader)
+
     # ---- reads ---------------------------------------------------------------------------------
     def read_rows(self, name: str, row_ids) -> np.ndarray:
         """Rows `row_ids` of table `name` as a [n, dim] array, in the order given (repeats allowed)."""
@@ -277,19 +302,30 @@ class PageStore:
         self._install(commit.rec, commit.page_table, commit.slot_of)
 
     def _load_tables(self) -> None:
-        self._version = self._meta.version()
+        self._install_all(self._load())
+
+    def _load(self) -> list[tuple[TableRecord, np.ndarray, np.ndarray | None]]:
+        """Every table's record, page table and slot map, each checked (seal, bounds, file length)."""
+        settings = self._meta.settings()
+        out = []
         for rec in self._meta.records().values():
-            self._install(rec, self._meta.page_table(rec), self._meta.slot_of(rec))
+            pt = self._meta.page_table(rec, settings)
+            check_file_length(rec, self.path)
+            out.append((rec, pt, self._meta.slot_of(rec)))
+        return out
+
+    def _install_all(self, loaded) -> None:
+        self._version = self._meta.version()
+        for rec, pt, slot_of in loaded:
+            self._install(rec, pt, slot_of)
 
     def _install(self, rec: TableRecord, page_table: np.ndarray, slot_of: np.ndarray | None) -> None:
         old = self._tables.get(rec.name)
         if old is not None and old.rec.data_file == rec.data_file:
             fd = old.fd
         else:
-            path = os.path.join(self.path, rec.data_file)
-            if not os.path.exists(path):
-                raise StoreFormatError(f"{self.path}: data file {rec.data_file} of table {rec.name!r} is missing")
-            fd, self.direct_io = open_direct(path)
+            with store_io(self.path, f"opening {rec.data_file}", rec.name):
+                fd, self.direct_io = open_direct(os.path.join(self.path, rec.data_file))
         if slot_of is not None and rec.num_rows < 2**31:
             slot_of = slot_of.astype(np.int32)  # half the index memory for tables under 2^31 rows
         self._tables[rec.name] = OpenTable(rec, page_table, slot_of, fd, np.dtype(rec.dtype))
