@@ -22,6 +22,12 @@ _EXPORTS = {
     "CorruptionError": "sdm.core.errors",
     "StoreFormatError": "sdm.core.errors",
     "InfeasibleError": "sdm.core.errors",
+    "CorruptMetadataError": "sdm.core.errors",
+    "CorruptPageError": "sdm.core.errors",
+    "ShortFileError": "sdm.core.errors",
+    "UnsupportedVersionError": "sdm.core.errors",
+    "StoreIOError": "sdm.core.errors",
+    "DiskFullError": "sdm.core.errors",
 }
 
 __all__ = sorted([*_EXPORTS, "hardware"])
