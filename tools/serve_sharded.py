@@ -29,6 +29,7 @@ def parse_args(argv=None):
     p.add_argument("--samples", type=int, default=4096)
     p.add_argument("--batch-size", type=int, default=256, help="samples per rank per batch")
     p.add_argument("--pooling-factor", type=float, default=8.0)
+    p.add_argument("--pooling-dist", default="poisson", choices=("fixed", "poisson"), help="bag sizes")
     p.add_argument("--alpha", type=float, default=1.05, help="zipf exponent of the generated trace")
     p.add_argument("--sharding", default="auto", choices=("auto", "table", "column"))
     p.add_argument("--hardware", default="host-nand")
@@ -36,6 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--timeout-s", type=float, default=30.0, help="process-group timeout for every collective")
     p.add_argument("--check", action="store_true", help="compare every output with the unsharded module")
     p.add_argument("--json", help="write the merged report here (rank 0)")
+    p.add_argument("--dump", help="directory: each rank saves its outputs (rank<r>.pt: {batch: {feature: tensor}})")
     p.add_argument("--kill-rank", type=int, default=None)
     p.add_argument("--kill-after", type=int, default=1)
     return p.parse_args(argv)
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     try:
         names = [f"t{i}" for i in range(a.tables)]
         trace = zipf_trace([a.rows] * a.tables, a.samples, batch_size=a.batch_size, pooling=a.pooling_factor,
-                           alpha=a.alpha, seed=7, table_names=names)
+                           alpha=a.alpha, seed=7, table_names=names, pooling_dist=a.pooling_dist)
         root = Path(a.root)
         plan_path = Path(a.plan) if a.plan else root / "hosts.json"
         if rank == 0 and not plan_path.exists():
@@ -95,9 +97,21 @@ def main(argv=None) -> int:
                     checked["total"] += 1
                     checked["equal"] += int(torch.equal(got[k], want[k]))
 
+        dumped = {}
+        if a.dump:
+            inner = on_batch
+
+            def on_batch(i, kjt, kt):
+                if inner is not None:
+                    inner(i, kjt, kt)
+                dumped[i] = {k: v.clone() for k, v in kt.to_dict().items()}
+
         kw = {} if a.dram_cache_bytes is None else {"dram_cache_bytes": a.dram_cache_bytes}
         report = serve_trace(trace, host_plan, root, timeout_s=a.timeout_s, on_batch=on_batch,
                              after_batch=after_batch, **kw)
+        if a.dump:
+            Path(a.dump).mkdir(parents=True, exist_ok=True)
+            torch.save(dumped, Path(a.dump) / f"rank{rank}.pt")
         if a.check:
             equal = [None] * world
             with collective_guard(rank, "gathering the check", a.timeout_s):
