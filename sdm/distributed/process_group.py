@@ -47,8 +47,22 @@ def init_loopback(timeout_s: float = 30.0) -> tuple[int, int]:
     if not timeout_s > 0:
         raise InvalidInputError(f"timeout_s must be > 0, not {timeout_s!r}")
     if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=timedelta(seconds=float(timeout_s)))
+        timeout = timedelta(seconds=float(timeout_s))
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        dist.init_process_group("gloo", store=_attempt_store(rank, world, timeout), rank=rank, world_size=world,
+                                timeout=timeout)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _attempt_store(rank: int, world: int, timeout: timedelta):
+    """The rendezvous store, its keys prefixed by torchrun's restart count: a restarted worker must
+    not read the addresses its dead predecessors published (seen with torchrun --standalone
+    --max-restarts: the survivor of the first attempt dialled a dead rank's port and gave up)."""
+    addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"     # torchrun's agent hosts the store
+    store = dist.TCPStore(addr, port, world, is_master=(not agent and rank == 0), timeout=timeout,
+                          multi_tenant=not agent)
+    return dist.PrefixStore(f"sdm/attempt{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 @contextmanager
