@@ -128,3 +128,16 @@ def test_generated_rows_do_not_depend_on_the_range_asked_for():
     assert np.array_equal(np.concatenate([model_rows("t", 0, 37, 6, 100), model_rows("t", 37, 100, 6, 100)]), whole)
     assert not np.array_equal(model_rows("u", 0, 100, 6, 100), whole)
     assert np.abs(whole).max() <= np.sqrt(1 / 100)
+
+
+def test_cli_helpers_print_hosts_and_count_hosts_per_hardware(tmp_path):
+    from sdm.placement.host_plan import format_host_plan
+    from sdm.placement.hosts import hosts_per_hardware
+
+    specs = [TableSpec(f"t{i}", 5000, 16) for i in range(4)]           # 320 kB each
+    text = format_host_plan(plan_hosts(specs, small_host(700_000), 2, sharding="table"))
+    assert "2 hosts" in text and "t0" in text and "0.500" in text
+    rows = hosts_per_hardware(specs, [small_host(700_000), small_host(200_000), "host-nand"])
+    assert [r["hosts"] for r in rows] == [2, 8, 1]      # 2 whole tables a host; halves of 160 kB; one big host
+    rows = hosts_per_hardware([TableSpec("q", 10_000, 32, "int8")], [small_host(100_000)])
+    assert rows[0]["hosts"] is None and "int8" in rows[0]["error"]

@@ -22,10 +22,11 @@ from typing import Mapping, Sequence
 from sdm.core.atomic_file import read_json, write_json
 from sdm.core.errors import InvalidInputError, StoreFormatError
 from sdm.core.spec import TableSpec
+from sdm.core.text_table import text_table
 from sdm.placement.hosts import HostAssignment, HostShard, assign_hosts
 from sdm.placement.plan import Plan
 
-__all__ = ["HostPlan", "HostSection", "plan_hosts", "HOST_PLAN_FORMAT", "HOST_PLAN_VERSION"]
+__all__ = ["HostPlan", "HostSection", "plan_hosts", "format_host_plan", "HOST_PLAN_FORMAT", "HOST_PLAN_VERSION"]
 
 HOST_PLAN_FORMAT = "sdm-host-plan"
 HOST_PLAN_VERSION = 1
@@ -162,3 +163,21 @@ def plan_hosts(tables: Sequence[TableSpec], hardware="host-nand", hosts: int = 2
     model = {s.name: {"num_rows": s.num_rows, "dim": s.dim, "row_format": s.row_format} for s in specs}
     summary = {"hosts": a.rows(), "model_bytes": sum(s.size_bytes for s in specs)}
     return HostPlan(model_name, model, sections, sharding, summary=summary)
+
+
+def format_host_plan(hp: HostPlan) -> str:
+    """Per host: hardware, shards (whole tables or `table@a:b` column slices), bytes and shares, and
+    the predicted latency of its own plan where it has one."""
+    total_b = max(1, sum(sec.size_bytes for sec in hp.sections))
+    lookups = [sum(s.lookups for s in sec.shards) for sec in hp.sections]
+    total_l = sum(lookups) or 1.0
+    rows = []
+    for sec, lk in zip(hp.sections, lookups):
+        names = ",".join(s.name for s in sec.shards)
+        lat = sec.plan.summary.get("latency_s") if sec.plan is not None else None
+        rows.append([sec.host, sec.hardware, len(sec.shards), names if len(names) <= 48 else names[:45] + "...",
+                     sec.size_bytes, f"{sec.size_bytes / total_b:.3f}", f"{lk / total_l:.3f}", sec.capacity_bytes,
+                     "" if lat is None else f"{float(lat):.3g}"])
+    head = f"host plan {hp.model!r}: {hp.num_hosts} hosts, sharding {hp.sharding}, {total_b} bytes of rows"
+    return head + "\n" + text_table(["host", "hardware", "shards", "tables", "bytes", "bytes_share", "lookups_share",
+                                     "capacity_bytes", "latency_s"], rows)

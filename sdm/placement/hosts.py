@@ -26,8 +26,8 @@ from sdm.core.checks import whole_number
 from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.core.spec import TableSpec, row_bytes
 
-__all__ = ["HostShard", "HostAssignment", "assign_hosts", "hosts_needed", "host_capacity_bytes",
-           "shard_name", "SHARDINGS"]
+__all__ = ["HostShard", "HostAssignment", "assign_hosts", "hosts_needed", "hosts_per_hardware",
+           "host_capacity_bytes", "shard_name", "SHARDINGS"]
 
 SHARDINGS = ("auto", "table", "column")
 
@@ -236,3 +236,21 @@ def hosts_needed(tables: Sequence[TableSpec], hardware="host-nand", *, lookups: 
         except InfeasibleError:
             continue
     raise InfeasibleError(f"the model does not fit on {max_hosts} hosts of {getattr(hw, 'name', hw)}")
+
+
+def hosts_per_hardware(tables: Sequence[TableSpec], hardware: Sequence, *, lookups: Mapping[str, float] | None = None,
+                       sharding: str = "auto") -> list[dict]:
+    """One row per hardware type (preset name or HardwareSpec): the hosts it takes to hold the model
+    and the capacity of one host; `hosts` is None (with `error`) where no count fits."""
+    specs = list(tables)
+    model_bytes = sum(s.size_bytes for s in specs)
+    rows = []
+    for hw in _resolve(list(hardware), len(hardware)):
+        row = {"hardware": getattr(hw, "name", str(hw)), "host_capacity_bytes": host_capacity_bytes(hw),
+               "model_bytes": model_bytes}
+        try:
+            row["hosts"] = hosts_needed(specs, hw, lookups=lookups, sharding=sharding)
+        except InfeasibleError as exc:
+            row["hosts"], row["error"] = None, str(exc)
+        rows.append(row)
+    return rows
