@@ -150,8 +150,8 @@ def _table_lookups(specs: Sequence[TableSpec], lookups: Mapping[str, float] | No
 
 
 def _column_cuts(dim: int, k: int) -> list[tuple[int, int]]:
-    """k slices of near-equal width (the first ones one column wider)."""
-    edges = np.linspace(0, dim, k + 1).round().astype(int)
+    """k slices of near-equal width (the first dim % k of them one column wider)."""
+    edges = np.concatenate([[0], np.cumsum([dim // k + (i < dim % k) for i in range(k)])]).astype(int)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
