@@ -33,6 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--alpha", type=float, default=1.05, help="zipf exponent of the generated trace")
     p.add_argument("--sharding", default="auto", choices=("auto", "table", "column"))
     p.add_argument("--hardware", default="host-nand")
+    p.add_argument("--planned", action="store_true",
+                   help="give each host section a Plan from the planner (hotness from the trace)")
     p.add_argument("--dram-cache-bytes", type=int, default=None)
     p.add_argument("--timeout-s", type=float, default=30.0, help="process-group timeout for every collective")
     p.add_argument("--check", action="store_true", help="compare every output with the unsharded module")
@@ -66,7 +68,12 @@ def main(argv=None) -> int:
         if rank == 0 and not plan_path.exists():
             root.mkdir(parents=True, exist_ok=True)
             specs = [TableSpec(n, a.rows, a.dim, pooling_factor=a.pooling_factor) for n in names]
-            plan_hosts(specs, a.hardware, world, sharding=a.sharding, model_name="generated").save(plan_path)
+            hot = None
+            if a.planned:
+                from sdm.placement.hotness import hotness_from_trace
+
+                hot = hotness_from_trace(specs, trace)
+            plan_hosts(specs, a.hardware, world, hotness=hot, sharding=a.sharding, model_name="generated").save(plan_path)
         with collective_guard(rank, "waiting for the host plan", a.timeout_s):
             dist.barrier()
         host_plan = HostPlan.load(plan_path, host=rank)
