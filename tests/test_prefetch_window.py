@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from sdm.cache.index import CacheIndex
 from sdm.cache.window import fits
+from sdm.cachesim import simulate
 from sdm.cachesim.lookahead_replay import replay_lookahead
 from sdm.core.spec import TableSpec
 from sdm.runtime.embedding_store import EmbeddingStore
@@ -35,6 +36,22 @@ def test_prefetched_rows_stay_until_their_batch_used_them(case, depth):
     # the look-ahead reads no more than no prefetch, up to the rare beyond-window tie (see report):
     # never more than one read a batch over it
     assert r.reads <= base.reads + len(starts)
+    dedup = np.concatenate([np.unique(ids[a:a + batch]) for a in starts])
+    assert r.reads >= simulate(dedup, cap, "opt").misses      # Belady bounds every cache from below
+
+
+def test_bench_prefetch_quick_runs_and_prints_every_ratio(capsys):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "tools" / "bench_prefetch.py"
+    spec = importlib.util.spec_from_file_location("bench_prefetch", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--quick", "--lookups", "4000"]) == 0
+    out = capsys.readouterr().out
+    assert "Belady" in out and "rt-k2" in out and "worst:" in out
+    ratios = [float(x) for line in out.splitlines()[3:-2] for x in line.split()[5:]]
+    assert ratios and min(ratios) >= 1.0                      # nothing reads less than Belady
 
 
 def test_fits_is_a_dry_run_of_place():
