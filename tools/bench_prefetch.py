@@ -4,10 +4,11 @@ One table's stream, in batches. Every figure counts distinct rows read from SCM:
 repeats are removed first (a batch reads a row once, however often it looks it up), so
   Belady   = offline OPT (bypass) of the deduplicated stream: the least any cache can read,
   LRU, S3-FIFO = the simulator's fully associative replays of that stream,
-  rt-kN    = the runtime's set-associative cache (16 ways, sdm.cache.index) replayed batch by batch
-             with a look-ahead of N batches (sdm.cachesim.lookahead_replay: the prefetcher's rule,
-             demand and prefetch reads summed); rt-k0 = no prefetch.
-Ratios are reads / Belady. Targets (issue 11): rt-k2.. <= 1.15x Belady and <= rt-k0; rt-k0 <= min(LRU, S3-FIFO).
+  P-kN     = the runtime's set-associative cache (16 ways, sdm.cache.index) with policy P (lru,
+             s3lru) replayed batch by batch with a look-ahead of N batches
+             (sdm.cachesim.lookahead_replay: the prefetcher's rule, demand and prefetch reads
+             summed); P-k0 = no prefetch.
+Ratios are reads / Belady. Targets (issue 11): P-k2.. <= 1.15x Belady and <= P-k0; P-k0 <= min(LRU, S3-FIFO).
 
     python tools/bench_prefetch.py            # production-like + Zipf 1.05 / 1.2, caches 1/5/10/20 %, batches 64 / 1024
     python tools/bench_prefetch.py --quick    # small streams (a test runs this)
@@ -33,7 +34,11 @@ from sdm.traces.production import production_trace  # noqa: E402
 CACHE_SHARES = (0.01, 0.05, 0.10, 0.20)
 BATCHES = (64, 1024)
 DEPTHS = (0, 1, 2, 4)
+RUNTIME_POLICIES = ("lru", "s3lru")
 WAYS = 16
+
+
+COLUMNS = tuple(f"{p}-k{k}" for p in RUNTIME_POLICIES for k in DEPTHS)
 
 
 def stream(kind: str, lookups: int, rows: int, seed: int = 0) -> np.ndarray:
@@ -60,10 +65,11 @@ def measure(ids: np.ndarray, batch: int, share: float) -> dict:
     for name in ("opt", "lru", "s3fifo"):
         row[name] = simulate(d, cap, name).misses
     top = int(ids.max()) + 1
-    for k in DEPTHS:
-        # the store's cache is per batch over the original stream; repeats in a batch read once
-        r = replay_lookahead(CacheIndex(top, cap, ways=WAYS, layout="hashed"), ids, np.arange(0, len(ids), batch), k)
-        row[f"k{k}"] = r.reads
+    for pol in RUNTIME_POLICIES:
+        for k in DEPTHS:
+            # the store's cache is per batch over the original stream; repeats in a batch read once
+            idx = CacheIndex(top, cap, ways=WAYS, layout="hashed", policy=pol)
+            row[f"{pol}-k{k}"] = replay_lookahead(idx, ids, np.arange(0, len(ids), batch), k).reads
     return row
 
 
@@ -75,7 +81,7 @@ def main(argv=None) -> int:
     lookups = args.lookups or (20_000 if args.quick else 200_000)
     rows = 50_000 if args.quick else 400_000
     kinds = ("production", "zipf-1.05") if args.quick else ("production", "zipf-1.05", "zipf-1.2")
-    out, worst = [], {"pf_vs_opt": 0.0, "pf_vs_k0": 0.0, "k0_vs_best": 0.0}
+    out, worst = [], {}
     t0 = time.perf_counter()
     for kind in kinds:
         ids = stream(kind, lookups, rows)
@@ -83,18 +89,22 @@ def main(argv=None) -> int:
             for share in CACHE_SHARES:
                 r = measure(ids, batch, share)
                 opt = max(r["opt"], 1)
-                pf = [r[f"k{k}"] for k in DEPTHS if k >= 2]
-                worst["pf_vs_opt"] = max(worst["pf_vs_opt"], max(pf) / opt)
-                worst["pf_vs_k0"] = max(worst["pf_vs_k0"], max(pf) / max(r["k0"], 1))
-                worst["k0_vs_best"] = max(worst["k0_vs_best"], r["k0"] / max(min(r["lru"], r["s3fifo"]), 1))
+                for pol in RUNTIME_POLICIES:
+                    k0 = r[f"{pol}-k0"]
+                    pf = [r[f"{pol}-k{k}"] for k in DEPTHS if k >= 2]
+                    w = worst.setdefault(pol, {"pf_vs_opt": 0.0, "pf_vs_k0": 0.0, "k0_vs_best": 0.0})
+                    w["pf_vs_opt"] = max(w["pf_vs_opt"], max(pf) / opt)
+                    w["pf_vs_k0"] = max(w["pf_vs_k0"], max(pf) / max(k0, 1))
+                    w["k0_vs_best"] = max(w["k0_vs_best"], k0 / max(min(r["lru"], r["s3fifo"]), 1))
                 out.append([kind, batch, f"{share:.0%}", r["rows"], r["opt"],
                             f"{r['lru'] / opt:.3f}", f"{r['s3fifo'] / opt:.3f}"]
-                           + [f"{r[f'k{k}'] / opt:.3f}" for k in DEPTHS])
+                           + [f"{r[c] / opt:.3f}" for c in COLUMNS])
     print(f"distinct SCM row reads / Belady ({lookups} lookups a stream, {WAYS}-way runtime cache)")
-    print(text_table(["stream", "batch", "cache", "rows", "Belady", "LRU", "S3-FIFO"] + [f"rt-k{k}" for k in DEPTHS], out))
-    print(f"worst: look-ahead >= 2 vs Belady {worst['pf_vs_opt']:.3f}x (target <= 1.15), "
-          f"vs no prefetch {worst['pf_vs_k0']:.3f}x (target <= 1), "
-          f"no prefetch vs best of LRU/S3-FIFO {worst['k0_vs_best']:.3f}x (target <= 1)")
+    print(text_table(["stream", "batch", "cache", "rows", "Belady", "LRU", "S3-FIFO"] + list(COLUMNS), out))
+    for pol, w in worst.items():
+        print(f"worst, runtime {pol}: look-ahead >= 2 vs Belady {w['pf_vs_opt']:.3f}x (target <= 1.15), "
+              f"vs no prefetch {w['pf_vs_k0']:.3f}x (target <= 1), "
+              f"no prefetch vs best of LRU/S3-FIFO {w['k0_vs_best']:.3f}x (target <= 1)")
     print(f"({time.perf_counter() - t0:.1f} s)")
     return 0
 

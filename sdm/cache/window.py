@@ -49,9 +49,10 @@ def fits(index: CacheIndex, ids: np.ndarray, protect_slots: np.ndarray | None, *
     ids = np.ascontiguousarray(ids, np.int64)
     if not len(ids) or not index.capacity_rows:
         return np.zeros(len(ids), np.bool_)
-    shadow = copy.copy(index)      # shares policy and admit_mask (read only); own tags, scores, clock
+    shadow = copy.copy(index)      # shares admit_mask (read only); own tags, scores, clock, policy
     shadow.tags = index.tags.copy()
     shadow.score = index.score.copy()
+    shadow.policy = copy.deepcopy(index.policy)   # a policy with state (S3-LRU's ghost) learns nothing
     return CacheIndex.place(shadow, ids, protect_slots, **place_kwargs) >= 0
 
 
@@ -116,14 +117,16 @@ class Frontier:
 
 
 class Lookahead:
-    """The batches a table's prefetcher has read ahead (distinct ids each, oldest first), so its
-    lookups know what comes next. A prefetch call drops batches no longer in its window (rows
-    outside `protect` + its own ids: consumed); a lookup drops its own batch and those before it."""
+    """The batches a table's prefetcher has read ahead (distinct ids each, oldest first, with the
+    rows read for each), so its lookups know what comes next. A prefetch call drops batches no
+    longer in its window (rows outside `protect` + its own ids: consumed); a lookup drops its own
+    batch and those before it."""
 
     MAX_BATCHES = 64   # bound on remembered batches (a prefetcher runs a few ahead)
 
     def __init__(self) -> None:
         self.batches: list[np.ndarray] = []
+        self.read: list[np.ndarray] = []     # rows the prefetcher read for each batch (sorted)
         self.frontier = Frontier()
 
     def window(self) -> np.ndarray:
@@ -133,23 +136,41 @@ class Lookahead:
         """Record a prefetch of the batch `ids` (sorted distinct) with window `protect`; return the
         sorted ids of the window's earlier batches (what `Frontier.admit` calls `ahead`)."""
         if protect is None:
-            keep = self.batches
+            keep = list(range(len(self.batches)))
             ahead = self.window()
         else:
             ahead = window_ids(protect)
             inside = np.union1d(ahead, ids)
-            keep = [b for b in self.batches if np.isin(b, inside, assume_unique=True).all()]
-        self.batches = (keep + [ids])[-self.MAX_BATCHES:] if len(ids) else keep
+            keep = [k for k, b in enumerate(self.batches) if np.isin(b, inside, assume_unique=True).all()]
+        batches, read = [self.batches[k] for k in keep], [self.read[k] for k in keep]
+        if len(ids):
+            batches, read = batches + [ids], read + [ids[:0]]
+        self.batches, self.read = batches[-self.MAX_BATCHES:], read[-self.MAX_BATCHES:]
         return ahead
 
-    def coming(self, ids: np.ndarray) -> list[np.ndarray]:
-        """At a lookup of the batch `ids` (sorted distinct): the batches after it, soonest first.
-        A batch that was not read ahead finds every remembered batch still to come."""
+    def note_read(self, ids: np.ndarray) -> None:
+        """The rows the last prefetch read for its batch."""
+        if self.read:
+            self.read[-1] = np.sort(np.asarray(ids, np.int64))
+
+    def coming(self, ids: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """At a lookup of the batch `ids` (sorted distinct): (the batches after it, soonest first;
+        the rows read ahead for it). A batch not read ahead finds every remembered batch to come.
+        The rows read ahead for a batch are its first reads, not re-reads: a policy that promotes
+        rows read again (S3-LRU) must not be told they were hit (`fresh_hits`)."""
         for k, b in enumerate(self.batches):
             if len(b) == len(ids) and np.array_equal(b, ids):
-                self.batches = self.batches[k + 1:]
-                return list(self.batches)
-        return list(self.batches)
+                mine = self.read[k]
+                self.batches, self.read = self.batches[k + 1:], self.read[k + 1:]
+                return list(self.batches), mine
+        return list(self.batches), ids[:0]
+
+
+def fresh_hits(hit_ids: np.ndarray, hit_slots: np.ndarray, read_ahead: np.ndarray) -> np.ndarray:
+    """Slots of `hit_slots` to touch: hits on rows other than those read ahead for this batch."""
+    if not len(read_ahead) or not len(hit_slots):
+        return hit_slots
+    return hit_slots[~np.isin(hit_ids, read_ahead)]
 
 
 def staging_room(index: CacheIndex, staged_rows: int) -> int:

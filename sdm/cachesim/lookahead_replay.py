@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdm.cache.index import CacheIndex
-from sdm.cache.window import Lookahead, place_by_next_use, protected_slots, window_ids
+from sdm.cache.window import Lookahead, fresh_hits, place_by_next_use, protected_slots, window_ids
 
 
 @dataclass
@@ -57,6 +57,7 @@ def replay_lookahead(index: CacheIndex, ids: np.ndarray, starts: np.ndarray, dep
         prot = protected_slots(index, window_ids(ahead, u))
         take = la.frontier.admit(index, ahead, absent, prot)
         index.place(take, prot)
+        la.note_read(take)
         fetched[j] = take
         return len(take)
 
@@ -71,8 +72,9 @@ def replay_lookahead(index: CacheIndex, ids: np.ndarray, starts: np.ndarray, dep
         u = uniq[i]
         slots = index.probe(u)
         found = slots >= 0
-        index.touch(slots[found])
-        place_by_next_use(index, u[~found], slots[found], la.coming(u))
+        coming, read_ahead = la.coming(u)
+        index.touch(fresh_hits(u[found], slots[found], read_ahead))
+        place_by_next_use(index, u[~found], slots[found], coming)
         demand += int((~found).sum())
         read = ~found
         if len(fetched[i]):

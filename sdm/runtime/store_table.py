@@ -23,7 +23,7 @@ from sdm.runtime.store_placement import TablePlacement
 from sdm.runtime.store_stats import LookupRecord, TierCounters
 from sdm.tiers.device_memory import DeviceMemoryTier
 from sdm.cache.dram_cache import DramCache
-from sdm.cache.window import Lookahead, place_by_next_use, protected_slots, staging_room, window_ids
+from sdm.cache.window import Lookahead, fresh_hits, place_by_next_use, protected_slots, staging_room, window_ids
 
 # Rows per SCM read call when loading a static tier at open: bounds the temporary buffers.
 READ_CHUNK_ROWS = 1 << 16
@@ -182,7 +182,11 @@ class StoreTable:
                     if not len(where):
                         return None  # the reference sets padding_idx: need a padding row, see pooling.compact
                     pad = int(slots[where[0]])
-                cache.touch(slots)
+                if self._lookahead.batches:   # rows read ahead for this batch: first reads, not re-reads
+                    slots_read = fresh_hits(idx, slots, self._lookahead.coming(np.unique(idx))[1])
+                else:
+                    slots_read = slots
+                cache.touch(slots_read)
                 out = pool(cache.data, torch.from_numpy(slots), batch, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
@@ -247,13 +251,14 @@ class StoreTable:
                 rows_need[torch.from_numpy(np.flatnonzero(from_fetch))] = fetched[torch.from_numpy(pos_in_fetched[need][from_fetch])]
                 if lost.any():
                     rows_need[torch.from_numpy(np.flatnonzero(~from_fetch))] = self.read_scm(rest_ids[lost], cs)
+            coming, read_ahead = self._lookahead.coming(u)
             if hit.any():
                 hs = slots[hit]
-                cache.touch(hs)
+                cache.touch(fresh_hits(rest_ids[hit], hs, read_ahead))   # read-ahead rows: first reads
                 weight[torch.from_numpy(rest[hit])] = row_formats.decode(cache.data[torch.from_numpy(hs)], fmt)
             # misses placed by next use in the look-ahead window (none: as before, hits protected)
             need_ids = rest_ids[need]
-            placed = place_by_next_use(cache, need_ids, slots[hit], self._lookahead.coming(u), insert=lambda g, p: cache.insert(
+            placed = place_by_next_use(cache, need_ids, slots[hit], coming, insert=lambda g, p: cache.insert(
                 need_ids[g], rows_need[torch.from_numpy(g)], protect_slots=p))
             if len(mates):  # rows of the fetched pages: cached without evicting this batch's or the window's rows
                 self.admit_mates(mates, mate_rows, protected_slots(cache, self._lookahead.window(), slots[hit],
@@ -315,6 +320,7 @@ class StoreTable:
             placed = self.cache.insert(ui, ri, protect_slots=pslots)
             self.admit_mates(mates, mate_rows, np.concatenate([pslots, placed[placed >= 0]]), c)
             if stage:
+                self._lookahead.note_read(ui[placed >= 0])
                 out = np.flatnonzero(placed < 0)
                 self._keep_staged(window, ui[out], ri[torch.from_numpy(out)])
         return c
