@@ -33,7 +33,7 @@ from sdm.traces.production import production_trace  # noqa: E402
 
 CACHE_SHARES = (0.01, 0.05, 0.10, 0.20)
 BATCHES = (64, 1024)
-DEPTHS = (0, 1, 2, 4)
+DEPTHS = (0, 2, 4)
 RUNTIME_POLICIES = ("lru", "s3lru")
 WAYS = 16
 

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--batches", type=int, default=40, help="batches to run (default 40)")
     p.add_argument("--alpha", type=float, default=1.05, help="Zipf exponent of the trace (default 1.05)")
     p.add_argument("--cache-share", type=float, default=0.10, help="DRAM cache / embedding bytes (default 0.10)")
-    p.add_argument("--policy", default="lru", choices=["lru", "lfu"], help="DRAM cache policy")
+    p.add_argument("--policy", default="lru", choices=["lru", "lfu", "s3lru"], help="DRAM cache policy")
     p.add_argument("--hardware", default="host-nand", help="hardware preset (default host-nand)")
     p.add_argument("--prefetch", type=int, default=2, help="prefetch look-ahead in batches, 0 = off (default 2)")
     p.add_argument("--inject", action="store_true", help="sleep so SCM reads take the modelled device time")
