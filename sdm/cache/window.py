@@ -112,7 +112,12 @@ class Frontier:
             self.blocked = np.union1d(late, absent)
             return absent[:0]
         ok = fits(index, absent, protect_slots, **place_kwargs)
-        self.blocked = np.sort(absent[~ok])
+        left = absent[~ok]
+        if index.admit_mask is not None:
+            # rows outside the admission mask enter at low priority only, never taking a read
+            # row's slot, on demand as ahead: they claim no slot, so they hold nothing back
+            left = left[index.admit_mask[left]]
+        self.blocked = np.sort(left)
         return absent[ok]
 
 
@@ -120,7 +125,7 @@ class Lookahead:
     """The batches a table's prefetcher has read ahead (distinct ids each, oldest first, with the
     rows read for each), so its lookups know what comes next. A prefetch call drops batches no
     longer in its window (rows outside `protect` + its own ids: consumed); a lookup drops its own
-    batch and those before it."""
+    batch and those before it. Callers serialize (the DRAM cache's lock): both threads change it."""
 
     MAX_BATCHES = 64   # bound on remembered batches (a prefetcher runs a few ahead)
 

@@ -291,7 +291,8 @@ class StoreTable:
         u = np.unique(self.check_ids(ids, "prefetch ids"))
         if protect is not None:
             protect = self.check_ids(protect, "protect ids")
-        ahead = self._lookahead.note_prefetch(u, protect) if stage else np.zeros(0, np.int64)
+        with self.cache.lock:   # the lookup thread reads and advances the same look-ahead
+            ahead = self._lookahead.note_prefetch(u, protect) if stage else np.zeros(0, np.int64)
         window = window_ids(ahead, u) if stage else np.zeros(0, np.int64)
         if not len(u) or not self.cache.capacity_rows:
             self._keep_staged(window, np.zeros(0, np.int64), None)
@@ -308,7 +309,7 @@ class StoreTable:
             u = u[~self._staged_rows(u)[0]]
             with self.cache.lock:
                 take = self._lookahead.frontier.admit(self.cache, ahead, u, protected_slots(self.cache, window))
-            room = staging_room(self.cache, len(self._staged[0]))
+            room = max(0, staging_room(self.cache, len(self._staged[0])) - len(take))   # take fills empty slots too
             extra = u[~np.isin(u, take, assume_unique=True)][:room]
             u = np.concatenate([take, extra])
         mates = self.page_mates(u)
