@@ -154,3 +154,22 @@ def test_runtime_policies_replay_the_trace_batches(trace_file, capsys):
         assert r["capacity_units"] == ref.capacity_units == 80 and r["hits"] == ref.hits > 0
     bad = main(["simulate", str(path), "--capacity", "8", "--policy", "runtime-opt", "--no-progress"])
     assert bad != 0 and "only in the simulator" in capsys.readouterr().err
+
+
+def test_lookahead_replays_the_prefetch_window_rule(trace_file, capsys):
+    """--lookahead K: runtime-NAME with the prefetcher's rule; rows read ahead count as misses of their batch."""
+    from sdm.cache.index import CacheIndex
+    from sdm.cachesim.lookahead_replay import replay_lookahead
+
+    trace, path = trace_file
+    out = run_json(capsys, path, "--capacity", 84, "--policy", "runtime-lru,runtime-s3lru", "--row-bytes", 128,
+                   "--lookahead", 2)
+    got = {r["policy"]: r for r in out["results"]}
+    ids = trace.global_stream()
+    starts = np.r_[0, np.cumsum(np.bincount(trace.batch_of_lookup()))[:-1]]
+    for name in ("lru", "s3lru"):
+        ref = replay_lookahead(CacheIndex(int(ids.max()) + 1, 84, ways=16, policy=name), ids, starts, 2)
+        assert got[f"runtime-{name}-pf2"]["misses"] == int(ref.misses.sum()) > 0
+    assert main(["simulate", str(path), "--capacity", "8", "--policy", "runtime-lru", "--lookahead", "-1",
+                 "--no-progress"]) != 0
+    assert "--lookahead" in capsys.readouterr().err

@@ -39,7 +39,8 @@ def _score_dtype(policy) -> np.dtype:
 def index_bytes_per_row(num_rows: int, policy: str | CachePolicy = "lru") -> int:
     """Bytes of index per cached row of a table of `num_rows` rows under `policy` (tag + score)."""
     pol = make_policy(policy, runtime=True) if isinstance(policy, str) else policy
-    return (4 if num_rows <= _INT32_TAG_LIMIT else 8) + _score_dtype(pol).itemsize
+    return (4 if num_rows <= _INT32_TAG_LIMIT else 8) + _score_dtype(pol).itemsize \
+        + int(getattr(pol, "extra_bytes_per_row", 0))    # per-slot state beside the score (a ghost)
 
 
 # Fibonacci hashing (top 32 bits of x * 2**64/phi) spreads strided or clustered ids; the set is
@@ -210,7 +211,11 @@ class CacheIndex:
         flat_tags[slots] = ids[placed]
         self._tick()
         hook = getattr(self.policy, "on_insert_low", None) if low_priority else None
-        (hook or self.policy.on_insert)(self.score.reshape(-1), slots, self.stamp)
+        with_ids = None if low_priority else getattr(self.policy, "on_insert_ids", None)
+        if with_ids is not None:   # a policy that scores new rows by their ids (S3-LRU's ghost)
+            with_ids(self.score.reshape(-1), slots, ids[placed], self.stamp)
+        else:
+            (hook or self.policy.on_insert)(self.score.reshape(-1), slots, self.stamp)
         out[placed] = slots
         return out
 

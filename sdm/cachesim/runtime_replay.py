@@ -17,6 +17,7 @@ import numpy as np
 from sdm.cache.base import CachePolicy
 from sdm.cache.index import CacheIndex, geometry
 from sdm.cache.policies import make_policy
+from sdm.cachesim.lookahead_replay import replay_lookahead
 from sdm.core.checks import whole_number
 from sdm.core.errors import InvalidInputError
 
@@ -46,11 +47,12 @@ class RuntimeCache:
     """Policy `policy` run by the runtime's set-associative cache (`ways` None: one set, fully
     associative). `batch_size` lookups a batch, or batches starting at `batch_starts`. `num_rows`:
     the table's rows (direct layout when the cache covers them; default: the largest id + 1).
-    `admit_mask`: the store's "warm" admission (bool per row id)."""
+    `admit_mask`: the store's "warm" admission (bool per row id). `lookahead`: batches the
+    prefetcher reads ahead (`sdm.cachesim.lookahead_replay`; a row it read counts as a miss of its batch)."""
 
     def __init__(self, policy: str | CachePolicy = "lru", *, ways: int | None = RUNTIME_WAYS, batch_size: int = 1,
                  batch_starts=None, layout: str = "auto", num_rows: int | None = None, hot_ids=None,
-                 admit_mask: np.ndarray | None = None) -> None:
+                 admit_mask: np.ndarray | None = None, lookahead: int = 0) -> None:
         self.policy = policy
         self.hot_ids = hot_ids
         base = make_policy(policy, hot_ids, runtime=True)        # unknown or offline-only names fail here
@@ -62,7 +64,8 @@ class RuntimeCache:
         self.layout = layout
         self.num_rows = None if num_rows is None else whole_number(num_rows, "RuntimeCache: num_rows", minimum=1)
         self.admit_mask = admit_mask
-        self.name = RUNTIME_PREFIX + base.name
+        self.lookahead = whole_number(lookahead, "RuntimeCache: lookahead", minimum=0)
+        self.name = RUNTIME_PREFIX + base.name + (f"-pf{self.lookahead}" if self.lookahead else "")
         self._units: dict[int, int] = {}
 
     def _num_rows(self, keys: np.ndarray) -> int:
@@ -105,6 +108,8 @@ class RuntimeCache:
         self._units[int(capacity)] = idx.capacity_rows
         if not idx.capacity_rows:
             return np.zeros(ids.size, dtype=bool)
+        if self.lookahead:
+            return ~replay_lookahead(idx, ids, self.starts(ids.size), self.lookahead).misses
         return replay_batches(idx, ids, self.starts(ids.size))
 
 

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--batches", type=int, default=40, help="batches to run (default 40)")
     p.add_argument("--alpha", type=float, default=1.05, help="Zipf exponent of the trace (default 1.05)")
     p.add_argument("--cache-share", type=float, default=0.10, help="DRAM cache / embedding bytes (default 0.10)")
-    p.add_argument("--policy", default="lru", choices=["lru", "lfu"], help="DRAM cache policy")
+    p.add_argument("--policy", default="lru", choices=["lru", "lfu", "s3lru"], help="DRAM cache policy")
     p.add_argument("--hardware", default="host-nand", help="hardware preset (default host-nand)")
     p.add_argument("--prefetch", type=int, default=2, help="prefetch look-ahead in batches, 0 = off (default 2)")
     p.add_argument("--inject", action="store_true", help="sleep so SCM reads take the modelled device time")
@@ -90,9 +90,16 @@ def run(args) -> int:
     h = tot["hit_rate"]
     sc, pf = tot["tiers"]["scm"], tot["prefetch"]
     print(f"outputs identical to the in-memory model: {'yes' if not mismatches else f'NO ({mismatches} batches differ)'}")
-    print(f"hit rates (share of lookups): accel {h['accel']:.3f}  DRAM {h['dram']:.3f}  SCM {h['scm']:.3f}")
-    print(f"SCM: {sc['reads'] + pf['reads']} page reads ({pf['reads']} by the prefetcher), "
-          f"measured {sc['measured_s'] + pf['measured_s']:.3f} s, modelled {sc['modelled_s'] + pf['modelled_s']:.3f} s")
+    rs, by = tot["row_share"], tot["scm_by_thread"]
+    print(f"lookups served (share of indices, repeats included): accel {h['accel']:.3f}  DRAM {h['dram']:.3f}  "
+          f"SCM {h['scm']:.3f}")
+    print(f"distinct rows a batch read, where the lookup thread found them: accel {rs['accel']:.3f}  "
+          f"DRAM {rs['dram']:.3f} (incl. rows the prefetcher read)  SCM {rs['scm']:.3f}")
+    print(f"SCM reads by thread: lookup {by['lookup']['rows']} rows / {by['lookup']['pages']} pages, "
+          f"prefetch {by['prefetch']['rows']} rows / {by['prefetch']['pages']} pages; "
+          f"{by['rows_per_distinct_row']:.3f} SCM row reads per distinct row looked up")
+    print(f"SCM time: measured {sc['measured_s'] + pf['measured_s']:.3f} s, modelled {sc['modelled_s'] + pf['modelled_s']:.3f} s "
+          "(both threads)")
     lk = [t["latency"] for t in s["tables"].values()]
     print(f"embedding lookups: measured {tot['latency']['measured_total_s']:.3f} s, "
           f"modelled {tot['latency']['modelled_total_s']:.3f} s in total; per table call p99 measured "

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--policy", default=DEFAULT_POLICIES,
                    help=f"comma-separated policies (default {DEFAULT_POLICIES}); names: lru lfu lfu-global "
                    "fifo s3fifo static setassoc setassocN opt opt-demand, and runtime-lru runtime-lfu "
-                   "runtime-fifo runtime-static (the store's own 16-way DRAM cache, batch by batch). "
+                   "runtime-fifo runtime-static runtime-s3lru (the store's own 16-way DRAM cache, batch by batch). "
                    "OPT is always added.")
     p.add_argument("--dim", type=int, default=None,
                    help="embedding dim, for row bytes (default: the --plan's row size, else 64)")
@@ -56,6 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--plan", default=None,
                    help="plan file whose page layout (row order per table) places rows on pages; default id order")
     p.add_argument("--batch-size", type=int, default=None, help="batch size for formats that do not store it")
+    p.add_argument("--lookahead", type=int, default=0, metavar="K",
+                   help="runtime-NAME policies: prefetch K batches ahead (sdm.cache.window's rule; a row read "
+                   "ahead counts as a miss of its batch, read by the prefetch thread). Default 0")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -202,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         stream = prepare(ids)
     from sdm.cachesim import RuntimeCache
 
+    if args.lookahead < 0:
+        raise InvalidInputError(f"--lookahead must be >= 0 batches, got {args.lookahead}")
     for p in policies:
         if isinstance(p, RuntimeCache):
             if paged:
@@ -209,6 +214,9 @@ def run(args: argparse.Namespace) -> int:
             # the runtime serves a batch at a time: the trace's batches, in the stream's order
             batch_of = trace.batch_of_lookup()
             p.batch_starts = np.flatnonzero(np.r_[True, batch_of[1:] != batch_of[:-1]]) if batch_of.size else None
+            if args.lookahead:   # the prefetcher's window rule; its reads count as misses of their batch
+                p.lookahead = args.lookahead
+                p.name = f"{p.name}-pf{args.lookahead}"
     if paged:
         mode = "page cache, plan layout" if args.plan else "page cache, id-order layout"
     else:

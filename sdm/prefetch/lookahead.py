@@ -6,9 +6,10 @@
 A background thread walks the batch source ahead of the consumer by at most `depth` batches. For
 each upcoming batch it calls `store.prefetch`, which reads the rows missing from every tier from
 SCM (one read per distinct page, at the store's queue depth) and inserts them into the DRAM cache,
-protecting the rows of the batch being computed and of the batches already prefetched (so
-prefetching never evicts what the consumer is about to use). SCM reads release the GIL, so they
-overlap the consumer's compute.
+protecting the rows of the batch being computed and of the batches already prefetched: the store's
+tables follow `sdm.cache.window` (a row read ahead stays until its batch used it, only rows that
+get a slot are read, lookups place their misses by next use in the window). Closing the prefetcher
+empties the window. SCM reads release the GIL, so they overlap the consumer's compute.
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ class Prefetcher:
         self._window: deque[tuple[int, Mapping]] = deque()  # (batch index, ids) not yet finished
         self._q: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._released = False
         # Overlap check: `wait_s` is the time the consumer (the lookup thread) sat blocked waiting
         # for a batch whose prefetch had not finished, `prefetch_s` the time the background thread
         # spent in store.prefetch (SCM reads + inserts). Fully overlapped: wait_s ~ 0.
@@ -133,3 +135,8 @@ class Prefetcher:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+            if not self._thread.is_alive() and not self._released:
+                # an empty window: the rows this prefetcher protected may be evicted again
+                self._released = True
+                none = {t: np.zeros(0, np.int64) for t in self.store.tables}
+                self.store.prefetch(none, none)

@@ -1,5 +1,11 @@
 """Counters of an EmbeddingStore: per table and tier hits, rows, bytes, measured and modelled time,
 and a latency histogram of lookup calls. Thread-safe; `snapshot()` returns plain dicts.
+
+What each figure counts (stats that do not flatter): `hit_rate` = share of lookup indices, repeats
+in a batch included; `row_share` = share of distinct rows (each row once a batch) per tier as the
+lookup thread found them (a row the prefetcher brought in counts as DRAM there); `scm_by_thread` =
+rows, pages and bytes read from SCM by the lookup thread and by the prefetch thread, and their sum
+per distinct row looked up (what a cache-policy comparison should use).
 """
 from __future__ import annotations
 
@@ -90,10 +96,22 @@ class StoreStats:
         lat = s.recent[:k]
         mod = s.recent_modelled[:k]
         hits = {t: c.hits for t, c in s.tiers.items()}
+        rows = sum(c.rows for c in s.tiers.values())
+        scm, pf = s.tiers["scm"], s.prefetch
         return {
             "lookups": s.lookups,
             "indices": s.indices,
+            # share of lookup indices (repeats in a batch included) each tier served
             "hit_rate": {t: (h / s.indices if s.indices else 0.0) for t, h in hits.items()},
+            # share of the distinct rows the batches read (each row once a batch) each tier gave
+            # the lookup thread; DRAM includes rows the prefetch thread had read from SCM
+            "row_share": {t: (c.rows / rows if rows else 0.0) for t, c in s.tiers.items()},
+            # what came off SCM, by the thread that read it: the honest SCM figure with prefetch on
+            "scm_by_thread": {
+                "lookup": {"rows": scm.rows, "pages": scm.reads, "bytes": scm.bytes},
+                "prefetch": {"rows": pf.rows, "pages": pf.reads, "bytes": pf.bytes},
+                "rows_per_distinct_row": (scm.rows + pf.rows) / rows if rows else 0.0,
+            },
             "tiers": {t: asdict(c) for t, c in s.tiers.items()},
             "prefetch": asdict(s.prefetch),
             "latency": {

@@ -23,6 +23,7 @@ from sdm.runtime.store_placement import TablePlacement
 from sdm.runtime.store_stats import LookupRecord, TierCounters
 from sdm.tiers.device_memory import DeviceMemoryTier
 from sdm.cache.dram_cache import DramCache
+from sdm.cache.window import Lookahead, fresh_hits, place_by_next_use, protected_slots, staging_room, window_ids
 
 # Rows per SCM read call when loading a static tier at open: bounds the temporary buffers.
 READ_CHUNK_ROWS = 1 << 16
@@ -84,6 +85,7 @@ class StoreTable:
             self.warm[place.hot_order[:n_warm]] = True
         # prefetched rows the cache did not take (sorted ids, stored rows); see prefetch
         self._staged = (np.zeros(0, np.int64), torch.empty((0, self.width), dtype=self.dtype))
+        self._lookahead = Lookahead()   # batches read ahead, for the window rule (sdm.cache.window)
         profiled = self.warm is not None
         self.admission = resolve_admission(settings.admission, profiled, spec.name)
         self.page_admit = resolve_page_admit(settings.page_admit, profiled, spec.name, self.admission)
@@ -180,7 +182,11 @@ class StoreTable:
                     if not len(where):
                         return None  # the reference sets padding_idx: need a padding row, see pooling.compact
                     pad = int(slots[where[0]])
-                cache.touch(slots)
+                if self._lookahead.batches:   # rows read ahead for this batch: first reads, not re-reads
+                    slots_read = fresh_hits(idx, slots, self._lookahead.coming(np.unique(idx))[1])
+                else:
+                    slots_read = slots
+                cache.touch(slots_read)
                 out = pool(cache.data, torch.from_numpy(slots), batch, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
@@ -245,13 +251,18 @@ class StoreTable:
                 rows_need[torch.from_numpy(np.flatnonzero(from_fetch))] = fetched[torch.from_numpy(pos_in_fetched[need][from_fetch])]
                 if lost.any():
                     rows_need[torch.from_numpy(np.flatnonzero(~from_fetch))] = self.read_scm(rest_ids[lost], cs)
+            coming, read_ahead = self._lookahead.coming(u)
             if hit.any():
                 hs = slots[hit]
-                cache.touch(hs)
+                cache.touch(fresh_hits(rest_ids[hit], hs, read_ahead))   # read-ahead rows: first reads
                 weight[torch.from_numpy(rest[hit])] = row_formats.decode(cache.data[torch.from_numpy(hs)], fmt)
-            placed = cache.insert(rest_ids[need], rows_need, protect_slots=slots[hit])
-            if len(mates):  # rows of the fetched pages: cached without evicting this batch's rows
-                self.admit_mates(mates, mate_rows, np.concatenate([slots[hit], placed[placed >= 0]]), cs)
+            # misses placed by next use in the look-ahead window (none: as before, hits protected)
+            need_ids = rest_ids[need]
+            placed = place_by_next_use(cache, need_ids, slots[hit], coming, insert=lambda g, p: cache.insert(
+                need_ids[g], rows_need[torch.from_numpy(g)], protect_slots=p))
+            if len(mates):  # rows of the fetched pages: cached without evicting this batch's or the window's rows
+                self.admit_mates(mates, mate_rows, protected_slots(cache, self._lookahead.window(), slots[hit],
+                                                                   placed[placed >= 0]), cs)
         if need.any():
             weight[torch.from_numpy(rest[need])] = row_formats.decode(rows_need, fmt)
         tier[rest[need]] = 2
@@ -271,14 +282,20 @@ class StoreTable:
 
     def prefetch(self, ids: np.ndarray, protect: np.ndarray | None, stage: bool = True) -> TierCounters:
         """Read the rows of `ids` missing from every tier into host DRAM, never evicting rows of
-        `protect` (rows a batch in flight still needs). Rows the cache admits go into it; with
-        `stage`, the others (predicted cold under warm admission, or finding no slot) wait in a
-        staging buffer that the lookup path reads, kept while they are in `protect` or new."""
+        the look-ahead window (`protect`, rows batches in flight still need, + `ids`), by the rule
+        of `sdm.cache.window`: only rows that get a slot are read (none read twice), in window
+        order. With `stage`, rows the cache cannot take wait in a staging buffer the lookup path
+        reads, within the room the cache's empty slots leave (inside the budget), kept while in
+        the window. `stage=False` (warm-up): no window, no staging."""
         c = TierCounters()
         u = np.unique(self.check_ids(ids, "prefetch ids"))
         if protect is not None:
             protect = self.check_ids(protect, "protect ids")
+        with self.cache.lock:   # the lookup thread reads and advances the same look-ahead
+            ahead = self._lookahead.note_prefetch(u, protect) if stage else np.zeros(0, np.int64)
+        window = window_ids(ahead, u) if stage else np.zeros(0, np.int64)
         if not len(u) or not self.cache.capacity_rows:
+            self._keep_staged(window, np.zeros(0, np.int64), None)
             return c
         for static in (self.accel, self.pinned):
             if static is not None:
@@ -290,24 +307,37 @@ class StoreTable:
             u = u[admit]
         if stage:
             u = u[~self._staged_rows(u)[0]]
+            with self.cache.lock:
+                take = self._lookahead.frontier.admit(self.cache, ahead, u, protected_slots(self.cache, window))
+            room = max(0, staging_room(self.cache, len(self._staged[0])) - len(take))   # take fills empty slots too
+            extra = u[~np.isin(u, take, assume_unique=True)][:room]
+            u = np.concatenate([take, extra])
         mates = self.page_mates(u)
         rows, mate_rows = self.read_scm(u, c, mates)
         with self.cache.lock:
             still = self.cache.probe(u) < 0
-            keep = np.unique(np.concatenate([np.asarray(protect, np.int64), u])) if protect is not None else u
-            pslots = self.cache.probe(keep)
+            pslots = protected_slots(self.cache, window)
             ui, ri = u[still], rows[torch.from_numpy(np.flatnonzero(still))]
-            placed = self.cache.insert(ui, ri, protect_slots=pslots[pslots >= 0])
-            self.admit_mates(mates, mate_rows, np.concatenate([pslots[pslots >= 0], placed[placed >= 0]]), c)
+            placed = self.cache.insert(ui, ri, protect_slots=pslots)
+            self.admit_mates(mates, mate_rows, np.concatenate([pslots, placed[placed >= 0]]), c)
             if stage:
+                self._lookahead.note_read(ui[placed >= 0])
                 out = np.flatnonzero(placed < 0)
-                sid, srows = self._staged
-                held = np.isin(sid, protect) if protect is not None and len(sid) else np.zeros(len(sid), np.bool_)
-                nid = np.concatenate([sid[held], ui[out]])
-                order = np.argsort(nid, kind="stable")
-                nrows = torch.cat([srows[torch.from_numpy(np.flatnonzero(held))], ri[torch.from_numpy(out)]])
-                self._staged = (nid[order], nrows[torch.from_numpy(order)])
+                self._keep_staged(window, ui[out], ri[torch.from_numpy(out)])
         return c
+
+    def _keep_staged(self, window: np.ndarray, new_ids: np.ndarray, new_rows: torch.Tensor | None) -> None:
+        """Staging := staged rows still in the window + `new_ids`, within the cache's empty room."""
+        sid, srows = self._staged
+        held = np.isin(sid, window) if len(sid) else np.zeros(0, np.bool_)
+        room = staging_room(self.cache, int(held.sum()))
+        new_ids = new_ids[:room]
+        nid = np.concatenate([sid[held], new_ids])
+        parts = [srows[torch.from_numpy(np.flatnonzero(held))]]
+        if new_rows is not None:
+            parts.append(new_rows[: len(new_ids)])
+        order = np.argsort(nid, kind="stable")
+        self._staged = (nid[order], torch.cat(parts)[torch.from_numpy(order)])
 
     def check_ids(self, ids, what: str) -> np.ndarray:
         """`ids` as a flat int64 array of rows of this table, else InvalidInputError naming the

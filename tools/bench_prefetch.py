@@ -1,0 +1,113 @@
+"""Distinct SCM row reads of the runtime's cache with look-ahead prefetch vs Belady, LRU and S3-FIFO.
+
+One table's stream, in batches. Every figure counts distinct rows read from SCM: each batch's
+repeats are removed first (a batch reads a row once, however often it looks it up), so
+  Belady   = offline OPT (bypass) of the deduplicated stream: the least any cache can read,
+  LRU, S3-FIFO = the simulator's fully associative replays of that stream,
+  P-kN     = the runtime's set-associative cache (16 ways, sdm.cache.index) with policy P (lru,
+             s3lru) replayed batch by batch with a look-ahead of N batches
+             (sdm.cachesim.lookahead_replay: the prefetcher's rule, demand and prefetch reads
+             summed); P-k0 = no prefetch.
+Ratios are reads / Belady. Targets (issue 11): P-k2.. <= 1.15x Belady and <= P-k0; P-k0 <= min(LRU, S3-FIFO).
+
+    python tools/bench_prefetch.py            # production-like + Zipf 1.05 / 1.2, caches 1/5/10/20 %, batches 64 / 1024
+    python tools/bench_prefetch.py --quick    # small streams (a test runs this)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdm.cache.index import CacheIndex  # noqa: E402
+from sdm.cachesim import simulate  # noqa: E402
+from sdm.cachesim.lookahead_replay import replay_lookahead  # noqa: E402
+from sdm.core.text_table import text_table  # noqa: E402
+from sdm.traces.generators import zipf_trace  # noqa: E402
+from sdm.traces.production import production_trace  # noqa: E402
+
+CACHE_SHARES = (0.01, 0.05, 0.10, 0.20)
+BATCHES = (64, 1024)
+DEPTHS = (0, 2, 4)
+RUNTIME_POLICIES = ("lru", "s3lru")
+WAYS = 16
+
+
+COLUMNS = tuple(f"{p}-k{k}" for p in RUNTIME_POLICIES for k in DEPTHS)
+
+
+def stream(kind: str, lookups: int, rows: int, seed: int = 0) -> np.ndarray:
+    """One table's ids in time order."""
+    if kind == "production":
+        t = production_trace([rows], max(1, lookups // 4096), batch_size=256, pooling=16.0, seed=seed)
+    else:
+        t = zipf_trace([rows], lookups, batch_size=1024, alpha=float(kind.split("-")[1]), seed=seed)
+    return np.asarray(t.indices[0], np.int64)
+
+
+def dedup(ids: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids with each batch's repeats removed, batch starts in it)."""
+    parts = [np.unique(ids[a:a + batch]) for a in range(0, len(ids), batch)]
+    starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
+    return np.concatenate(parts), starts.astype(np.int64)
+
+
+def measure(ids: np.ndarray, batch: int, share: float) -> dict:
+    d, starts = dedup(ids, batch)
+    unique = int(np.unique(ids).size)
+    cap = max(WAYS, int(share * unique))
+    row = {"rows": cap}
+    for name in ("opt", "lru", "s3fifo"):
+        row[name] = simulate(d, cap, name).misses
+    top = int(ids.max()) + 1
+    for pol in RUNTIME_POLICIES:
+        for k in DEPTHS:
+            # the store's cache is per batch over the original stream; repeats in a batch read once
+            idx = CacheIndex(top, cap, ways=WAYS, layout="hashed", policy=pol)
+            row[f"{pol}-k{k}"] = replay_lookahead(idx, ids, np.arange(0, len(ids), batch), k).reads
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small streams (seconds)")
+    ap.add_argument("--lookups", type=int, default=None, help="lookups per stream (default 200k, quick 20k)")
+    args = ap.parse_args(argv)
+    lookups = args.lookups or (20_000 if args.quick else 200_000)
+    rows = 50_000 if args.quick else 400_000
+    kinds = ("production", "zipf-1.05") if args.quick else ("production", "zipf-1.05", "zipf-1.2")
+    out, worst = [], {}
+    t0 = time.perf_counter()
+    for kind in kinds:
+        ids = stream(kind, lookups, rows)
+        for batch in BATCHES:
+            for share in CACHE_SHARES:
+                r = measure(ids, batch, share)
+                opt = max(r["opt"], 1)
+                for pol in RUNTIME_POLICIES:
+                    k0 = r[f"{pol}-k0"]
+                    pf = [r[f"{pol}-k{k}"] for k in DEPTHS if k >= 2]
+                    w = worst.setdefault(pol, {"pf_vs_opt": 0.0, "pf_vs_k0": 0.0, "k0_vs_best": 0.0})
+                    w["pf_vs_opt"] = max(w["pf_vs_opt"], max(pf) / opt)
+                    w["pf_vs_k0"] = max(w["pf_vs_k0"], max(pf) / max(k0, 1))
+                    w["k0_vs_best"] = max(w["k0_vs_best"], k0 / max(min(r["lru"], r["s3fifo"]), 1))
+                out.append([kind, batch, f"{share:.0%}", r["rows"], r["opt"],
+                            f"{r['lru'] / opt:.3f}", f"{r['s3fifo'] / opt:.3f}"]
+                           + [f"{r[c] / opt:.3f}" for c in COLUMNS])
+    print(f"distinct SCM row reads / Belady ({lookups} lookups a stream, {WAYS}-way runtime cache)")
+    print(text_table(["stream", "batch", "cache", "rows", "Belady", "LRU", "S3-FIFO"] + list(COLUMNS), out))
+    for pol, w in worst.items():
+        print(f"worst, runtime {pol}: look-ahead >= 2 vs Belady {w['pf_vs_opt']:.3f}x (target <= 1.15), "
+              f"vs no prefetch {w['pf_vs_k0']:.3f}x (target <= 1), "
+              f"no prefetch vs best of LRU/S3-FIFO {w['k0_vs_best']:.3f}x (target <= 1)")
+    print(f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
