@@ -130,6 +130,7 @@ class EmbeddingStore:
         admission: str = "auto",
         page_admit: str = "auto",
         layout: str | None = None,
+        progress: bool | None = None,
     ) -> "EmbeddingStore":
         """Write `tables` (weights: mapping name -> [rows, dim], list, callable(name, start, stop),
         or None for seeded random rows) to SCM under `path` and open the store.
@@ -142,8 +143,11 @@ class EmbeddingStore:
         predicts warm enter; one-off cold rows bypass), else "all".
         page_admit (rows sharing a fetched SCM page): "auto" = "warm" with a profile and admission
         "all", else "off"; "warm" = the page's rows predicted warm;
-        "all" = every row of the page at low priority (fills empty / low-priority slots only)."""
+        "all" = every row of the page at low priority (fills empty / low-priority slots only).
+        progress: the ingest progress bar (None: shown for tables of 64 MiB and more; False: never)."""
         page_layout = _page_layout(page_layout, layout)
+        if progress not in (None, True, False):
+            raise InvalidInputError(f"progress must be True, False or None, got {progress!r}")
         specs = _check_specs(tables)
         ways = whole_number(ways, "ways", minimum=1)
         queue_depth = whole_number(queue_depth, "queue_depth", minimum=1)
@@ -175,7 +179,7 @@ class EmbeddingStore:
                              admission=admission, page_admit=page_admit, specs=specs, options=options,
                              placement=place)
         scm_dev = getattr(hw, "scm", None) if hw is not None else None
-        write_store(path, record, weights, scm_dev or "nand")
+        write_store(path, record, weights, scm_dev or "nand", progress)
         return cls.open(path, hardware=hw, inject=inject, accel_device=accel_device, cache_layout=cache_layout)
 
     @classmethod

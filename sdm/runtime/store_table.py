@@ -16,7 +16,8 @@ from sdm.runtime import row_formats
 from sdm.hardware.platform import HOST_QUEUE_DEPTH
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import ids_in_range, integer_array
-from sdm.runtime.pooling import BagBatch, compact, pool
+from sdm.runtime.pooling import BagBatch, compact
+from sdm.runtime.quantized import pool_stored
 from sdm.core.spec import TableSpec
 from sdm.runtime.store_config import BagOptions, StoreSettings, card_memory, resolve_admission, resolve_page_admit
 from sdm.runtime.store_placement import TablePlacement
@@ -69,7 +70,7 @@ class StoreTable:
         if hot is not None and len(hot):
             hot = hot[: self.cache.capacity_rows]
             self.cache.insert(hot, torch.from_numpy(self._read_scm_bulk(hot)))
-        self.fast_ok = spec.row_format == "fp32" and self.accel is None and self.pinned is None
+        self.fast_ok = self.accel is None and self.pinned is None
         # SCM page layout (row_order[slot] = row id; None: id order), to find a fetched page's rows
         self.row_order = place.row_order
         self.rows_per_page = int(scm.table_info(spec.name).rows_per_page)
@@ -169,7 +170,7 @@ class StoreTable:
             if cache.complete:
                 # every row cached at slot = id: pool from the cache tensor with the ids as given;
                 # padding_idx keeps its own number, exactly as in the reference call
-                out = pool(cache.data, batch.indices, batch, batch.padding_idx)
+                out = pool_stored(cache.data, batch.indices, batch, self.spec.row_format, batch.padding_idx)
             else:
                 slots = cache.probe(idx)
                 if len(slots) and slots.min() < 0:
@@ -181,7 +182,7 @@ class StoreTable:
                         return None  # the reference sets padding_idx: need a padding row, see pooling.compact
                     pad = int(slots[where[0]])
                 cache.touch(slots)
-                out = pool(cache.data, torch.from_numpy(slots), batch, pad)
+                out = pool_stored(cache.data, torch.from_numpy(slots), batch, self.spec.row_format, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
         c.bytes = len(idx) * self.row_bytes
@@ -193,7 +194,8 @@ class StoreTable:
         uniq, inverse, pad = compact(batch.indices, batch.padding_idx)
         u = uniq.numpy()
         nu = len(u)
-        weight = torch.zeros((nu + (1 if pad == nu else 0), self.spec.dim), dtype=torch.float32)
+        # the batch's rows in their stored format, pooled by the format's own kernel (no decode)
+        weight = torch.zeros((nu + (1 if pad == nu else 0), self.width), dtype=self.dtype)
         tier = np.full(nu, 2, np.int8)  # 0 accel, 1 dram, 2 scm
         fmt = self.spec.row_format
         ca, cd, cs = rec.tiers["accel"], rec.tiers["dram"], rec.tiers["scm"]
@@ -206,7 +208,7 @@ class StoreTable:
             got = loc >= 0
             if got.any():
                 sel = rest[got]
-                weight[torch.from_numpy(sel)] = row_formats.decode(static.gather(loc[got]), fmt)
+                weight[torch.from_numpy(sel)] = static.gather(loc[got]).to("cpu")
                 tier[sel] = 0 if counters is ca else 1
                 counters.rows += len(sel)
                 counters.reads += len(sel)
@@ -248,12 +250,12 @@ class StoreTable:
             if hit.any():
                 hs = slots[hit]
                 cache.touch(hs)
-                weight[torch.from_numpy(rest[hit])] = row_formats.decode(cache.data[torch.from_numpy(hs)], fmt)
+                weight[torch.from_numpy(rest[hit])] = cache.data[torch.from_numpy(hs)]
             placed = cache.insert(rest_ids[need], rows_need, protect_slots=slots[hit])
             if len(mates):  # rows of the fetched pages: cached without evicting this batch's rows
                 self.admit_mates(mates, mate_rows, np.concatenate([slots[hit], placed[placed >= 0]]), cs)
         if need.any():
-            weight[torch.from_numpy(rest[need])] = row_formats.decode(rows_need, fmt)
+            weight[torch.from_numpy(rest[need])] = rows_need
         tier[rest[need]] = 2
         dram = hit | (need & ~lost & from_stage)               # staged rows were in host DRAM too
         tier[rest[dram]] = 1
@@ -267,7 +269,7 @@ class StoreTable:
         ca.hits, cd.hits, cs.hits = int(occ[0]), int(occ[1]), int(occ[2])
         # tiers are read one after another on this path (accel, DRAM, then SCM)
         rec.modelled_s = ca.modelled_s + cd.modelled_s + cs.modelled_s
-        return pool(weight, inverse, batch, pad)
+        return pool_stored(weight, inverse, batch, fmt, pad)
 
     def prefetch(self, ids: np.ndarray, protect: np.ndarray | None, stage: bool = True) -> TierCounters:
         """Read the rows of `ids` missing from every tier into host DRAM, never evicting rows of
