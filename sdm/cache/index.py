@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from sdm.cache.base import CachePolicy
+from sdm.cache.base import CachePolicy, ScorePolicy
 from sdm.cache.policies import make_policy
 from sdm.core.checks import whole_number
 from sdm.core.errors import InvalidInputError
@@ -71,6 +71,30 @@ def _probe(tags, ids, num_sets, direct):
                 found = w
         out[i] = s * ways + found if found >= 0 else -1
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, out):
+    """The all-hit path in one pass: each id's slot into `out` and, with `stamp_hits`, the
+    recency stamp written to its score (rows outside a non-empty `mask` keep theirs). Stops at
+    the first absent id and returns its position (-1: every id cached)."""
+    ways = tags.shape[1]
+    flat_score = score.reshape(-1)
+    masked = mask.shape[0] > 0
+    for i in range(ids.shape[0]):
+        x = ids[i]
+        s = x if direct else _hash_set(x, num_sets)
+        found = -1
+        for w in range(ways):  # fixed length, as in _probe
+            if tags[s, w] == x:
+                found = w
+        if found < 0:
+            return i
+        slot = s * ways + found
+        out[i] = slot
+        if stamp_hits and (not masked or mask[x]):
+            flat_score[slot] = stamp
+    return -1
 
 
 def geometry(num_rows: int, rows: int, ways: int, layout: str = "auto") -> tuple[bool, int, int]:
@@ -145,6 +169,30 @@ class CacheIndex:
         if not self.capacity_rows:
             return np.full(len(ids), -1, dtype=np.int64)
         return _probe(self.tags, np.ascontiguousarray(ids, dtype=np.int64), self.num_sets, self.direct)
+
+    def probe_all_hit(self, ids: np.ndarray) -> np.ndarray | None:
+        """Slots of `ids` (int64, in range) when every one is cached, each read told to the policy
+        as `touch` would (one compiled pass, GIL released, for LRU-like policies whose hit is a
+        stamp); None when some id is absent. On None, slots of ids before the first absent one may
+        already carry this batch's stamp: rows the batch reads anyway (the miss path touches them
+        again), so no row's order relative to other batches changes."""
+        if not self.capacity_rows or not len(ids):
+            return None if len(ids) else np.zeros(0, np.int64)
+        if self.direct:   # no evictions: nothing to tell the policy
+            slots = self.probe(ids)
+            return slots if not len(slots) or slots.min() >= 0 else None
+        stamp_hits = type(self.policy).on_hit is ScorePolicy.on_hit and self.stamp < self._stamp_limit
+        out = np.empty(len(ids), np.int64)
+        mask = self.admit_mask if self.admit_mask is not None else np.zeros(0, np.bool_)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if stamp_hits:
+            self.stamp += 1
+        miss = _probe_all_hit(self.tags, ids, self.num_sets, False, self.score, self.stamp, stamp_hits, mask, out)
+        if miss >= 0:
+            return None
+        if not stamp_hits:
+            self.touch(out)
+        return out
 
     def touch(self, slots: np.ndarray) -> None:
         """Tell the policy one batch read these slots (moot in the direct layout: no evictions)."""

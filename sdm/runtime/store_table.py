@@ -172,16 +172,16 @@ class StoreTable:
                 # padding_idx keeps its own number, exactly as in the reference call
                 out = pool_stored(cache.data, batch.indices, batch, self.spec.row_format, batch.padding_idx)
             else:
-                slots = cache.probe(idx)
-                if len(slots) and slots.min() < 0:
-                    return None
                 pad = None
                 if batch.padding_idx is not None:
                     where = np.flatnonzero(idx == batch.padding_idx)
                     if not len(where):
                         return None  # the reference sets padding_idx: need a padding row, see pooling.compact
+                slots = cache.probe_all_hit(idx)   # one compiled pass: probe, recency, slot remap
+                if slots is None:
+                    return None
+                if batch.padding_idx is not None:
                     pad = int(slots[where[0]])
-                cache.touch(slots)
                 out = pool_stored(cache.data, torch.from_numpy(slots), batch, self.spec.row_format, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
