@@ -40,6 +40,9 @@ from torch import nn
 
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import whole_number
+from sdm.runtime import row_formats
+from sdm.runtime.batched import lookup_keyed
+from sdm.runtime.collection import swap_collections, torchrec_collections
 from sdm.runtime.pooling import validate
 from sdm.core.spec import TableSpec
 from sdm.runtime.store_config import (
@@ -284,6 +287,34 @@ class EmbeddingStore:
         self._stats.record(name, rec, batch.indices.numel(), time.perf_counter() - t0)
         return out
 
+    def lookup_many(self, keys, values, lengths=None, offsets=None, per_sample_weights=None, *,
+                    segments=None) -> list[torch.Tensor]:
+        """Every table of a request in one call, in KeyedJaggedTensor layout (sdm.runtime.batched):
+        `keys` (table names), `values` (their ids, key-major), `lengths` (ids per bag, len(keys) * B)
+        or `offsets` (len(keys) * B + 1). One validation pass; returns pooled [B, dim] per key.
+        `segments`: names of the segments when a table serves several (TorchRec features)."""
+        if self._closed:
+            raise InvalidInputError(f"store at {self.path} is closed")
+        return lookup_keyed(self._tables, self._stats, keys, values, lengths, offsets, per_sample_weights, segments)
+
+    def read_weight(self, name: str) -> torch.Tensor:
+        """Every row of table `name` as float32 [rows, dim] (decoded; read from SCM, not counted as
+        lookups): what nn.EmbeddingBag's `weight` holds, for `state_dict`."""
+        t = self._table(name)
+        return row_formats.decode(torch.from_numpy(t.read_all()), t.spec.row_format).clone()
+
+    def write_weight(self, name: str, weight) -> None:
+        """Overwrite every row of table `name` (float [rows, dim], encoded to its row format) in one
+        atomic page-store commit (`PageStore.update_rows`), then reload the table's fast tiers."""
+        t = self._table(name)
+        w = weight.detach().to("cpu", torch.float32) if isinstance(weight, torch.Tensor) else torch.as_tensor(weight)
+        if tuple(w.shape) != (t.spec.num_rows, t.spec.dim):
+            raise InvalidInputError(f"table {name!r}: weight shape {tuple(w.shape)} does not match "
+                                    f"({t.spec.num_rows}, {t.spec.dim})")
+        self.scm.update_rows(name, np.arange(t.spec.num_rows), row_formats.encode(w, t.spec.row_format, table=name))
+        self._tables[name] = StoreTable(t.spec, t.opts, self.placement[name], scm=self.scm, hardware=self.hardware,
+                                        settings=self.settings)
+
     def prefetch(self, batch: Mapping[str, object], protect: Mapping[str, np.ndarray] | None = None) -> None:
         """Read into the DRAM cache the rows of `batch` ({table: indices}) not already in a fast
         tier, never evicting rows listed in `protect` ({table: ids}). Used by sdm.prefetch."""
@@ -359,6 +390,9 @@ def wrap(model: nn.Module, path, hardware="host-nand", plan=None, **kw) -> Embed
     """Move every nn.EmbeddingBag in `model` into one EmbeddingStore at `path` and put a
     StoreEmbeddingBag in its place. Tables are named by module path (e.g. "emb_l.3")."""
     found = embedding_bags_in(model)
+    collections = torchrec_collections(model)     # torchrec EmbeddingBagCollections: one batched call each
     store = EmbeddingStore.from_embedding_bags(found, path, hardware=hardware, plan=plan, **kw)
-    swap_in(model, store, found)
+    inside = tuple(f"{p}.embedding_bags." for p in collections)
+    swap_in(model, store, [n for n in found if not n.startswith(inside)] if inside else found)
+    swap_collections(model, store, collections)
     return store

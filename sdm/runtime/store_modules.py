@@ -29,6 +29,10 @@ class TableLookup(Protocol):
 
     def lookup(self, name: str, indices, offsets=None, per_sample_weights=None) -> torch.Tensor: ...
 
+    def read_weight(self, name: str) -> torch.Tensor: ...
+
+    def write_weight(self, name: str, weight) -> None: ...
+
 
 class StoreEmbeddingBag(nn.Module):
     """One table of an EmbeddingStore behind nn.EmbeddingBag's call signature."""
@@ -43,6 +47,25 @@ class StoreEmbeddingBag(nn.Module):
 
     def forward(self, input, offsets=None, per_sample_weights=None):  # noqa: A002 (nn.EmbeddingBag's name)
         return self.store.lookup(self.name, input, offsets, per_sample_weights)
+
+    # state_dict / load_state_dict: the key nn.EmbeddingBag has ("weight"), read from / written
+    # through to the store, so a wrapped model round-trips with the unwrapped model's checkpoint
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        destination[prefix + "weight"] = self.store.read_weight(self.name)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + "weight"
+        if key not in state_dict:
+            if strict:
+                missing_keys.append(key)
+            return
+        w = state_dict[key]
+        if tuple(w.shape) != (self.num_embeddings, self.embedding_dim):
+            error_msgs.append(f"size mismatch for {key}: copying a param with shape {tuple(w.shape)}, the table "
+                              f"{self.name!r} has shape {(self.num_embeddings, self.embedding_dim)}")
+            return
+        self.store.write_weight(self.name, w)
 
     def extra_repr(self) -> str:
         return f"{self.name!r}, {self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"

@@ -97,6 +97,10 @@ class StoreTable:
                  for a in range(0, len(ids), READ_CHUNK_ROWS)]
         return np.concatenate(parts) if parts else np.zeros((0, self.width), row_formats.storage_dtype(self.spec.row_format))
 
+    def read_all(self) -> np.ndarray:
+        """Every stored row, id order (checkpoints; not a lookup: no stats, no cache fill)."""
+        return self._read_scm_bulk(np.arange(self.spec.num_rows))
+
     def page_mates(self, ids: np.ndarray) -> np.ndarray:
         """Rows on the SCM pages holding `ids` that page-granular admission would cache: reading
         them costs no extra page read. "warm": only rows predicted warm; "all": every one. Rows in
