@@ -381,6 +381,15 @@ class EmbeddingStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def __reduce_ex__(self, protocol):
+        # an open store holds files, locks and caches: copying it would give two stores writing
+        # one directory. copy.deepcopy / pickle of a wrapped model end here with this message.
+        raise TypeError(f"an EmbeddingStore ({self.path}) cannot be copied or pickled; save the model's "
+                        f"state_dict(), or reopen the store with sdm.EmbeddingStore.open({str(self.path)!r})")
+
+    def __deepcopy__(self, memo):
+        self.__reduce_ex__(4)
+
     def __repr__(self) -> str:
         return f"EmbeddingStore({str(self.path)!r}, tables={len(self.specs)}, hardware={self.hardware_name!r})"
 

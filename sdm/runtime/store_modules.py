@@ -15,6 +15,7 @@ from torch import nn
 
 from sdm.core.errors import InvalidInputError
 from sdm.core.spec import TableSpec
+from sdm.runtime.custom_op import handle_of
 from sdm.runtime.store_config import BagOptions
 
 __all__ = ["TableLookup", "StoreEmbeddingBag", "bag_tables", "embedding_bags_in", "swap_in"]
@@ -46,6 +47,10 @@ class StoreEmbeddingBag(nn.Module):
         self.mode, self.include_last_offset, self.padding_idx = o.mode, o.include_last_offset, o.padding_idx
 
     def forward(self, input, offsets=None, per_sample_weights=None):  # noqa: A002 (nn.EmbeddingBag's name)
+        if torch.compiler.is_compiling() or isinstance(input, torch.fx.Proxy):
+            # torch.compile / torch.export / fx: one registered op with a known output shape
+            return torch.ops.sdm.lookup(handle_of(self.store), self.name, self.embedding_dim,
+                                        self.include_last_offset, input, offsets, per_sample_weights)
         return self.store.lookup(self.name, input, offsets, per_sample_weights)
 
     # state_dict / load_state_dict: the key nn.EmbeddingBag has ("weight"), read from / written
