@@ -74,10 +74,11 @@ def _probe(tags, ids, num_sets, direct):
 
 
 @numba.njit(cache=True, nogil=True)
-def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, out):
+def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, out, old):
     """The all-hit path in one pass: each id's slot into `out` and, with `stamp_hits`, the
-    recency stamp written to its score (rows outside a non-empty `mask` keep theirs). Stops at
-    the first absent id and returns its position (-1: every id cached)."""
+    recency stamp written to its score (rows outside a non-empty `mask` keep theirs). At the
+    first absent id, the scores written so far are put back (from `old`, newest first, so a
+    repeated slot ends with its first value) and its position returned; -1: every id cached."""
     ways = tags.shape[1]
     flat_score = score.reshape(-1)
     masked = mask.shape[0] > 0
@@ -85,15 +86,21 @@ def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, 
         x = ids[i]
         s = x if direct else _hash_set(x, num_sets)
         found = -1
-        for w in range(ways):  # fixed length, as in _probe
-            if tags[s, w] == x:
-                found = w
+        if x >= 0:  # (an empty slot's tag is -1: a negative id is never cached)
+            for w in range(ways):  # fixed length, as in _probe
+                if tags[s, w] == x:
+                    found = w
         if found < 0:
+            if stamp_hits:
+                for j in range(i - 1, -1, -1):
+                    flat_score[out[j]] = old[j]
             return i
         slot = s * ways + found
         out[i] = slot
-        if stamp_hits and (not masked or mask[x]):
-            flat_score[slot] = stamp
+        if stamp_hits:
+            old[i] = flat_score[slot]
+            if not masked or mask[x]:
+                flat_score[slot] = stamp
     return -1
 
 
@@ -171,26 +178,29 @@ class CacheIndex:
         return _probe(self.tags, np.ascontiguousarray(ids, dtype=np.int64), self.num_sets, self.direct)
 
     def probe_all_hit(self, ids: np.ndarray) -> np.ndarray | None:
-        """Slots of `ids` (int64, in range) when every one is cached, each read told to the policy
-        as `touch` would (one compiled pass, GIL released, for LRU-like policies whose hit is a
-        stamp); None when some id is absent. On None, slots of ids before the first absent one may
-        already carry this batch's stamp: rows the batch reads anyway (the miss path touches them
-        again), so no row's order relative to other batches changes."""
+        """Slots of `ids` (int64) when every one is cached, each read told to the policy as `touch`
+        would (one compiled pass, GIL released, for LRU-like policies whose hit is a stamp); None,
+        with nothing changed, when some id is absent (ids out of the table's range never are
+        cached, so a non-None answer also proves them in range)."""
         if not self.capacity_rows or not len(ids):
             return None if len(ids) else np.zeros(0, np.int64)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
         if self.direct:   # no evictions: nothing to tell the policy
+            if ids.min() < 0 or ids.max() >= self.num_rows:   # (the probe indexes by id)
+                return None
             slots = self.probe(ids)
-            return slots if not len(slots) or slots.min() >= 0 else None
+            return slots if slots.min() >= 0 else None
         stamp_hits = type(self.policy).on_hit is ScorePolicy.on_hit and self.stamp < self._stamp_limit
         out = np.empty(len(ids), np.int64)
+        old = np.empty(len(ids) if stamp_hits else 0, self.score.dtype)
         mask = self.admit_mask if self.admit_mask is not None else np.zeros(0, np.bool_)
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if stamp_hits:
-            self.stamp += 1
-        miss = _probe_all_hit(self.tags, ids, self.num_sets, False, self.score, self.stamp, stamp_hits, mask, out)
+        miss = _probe_all_hit(self.tags, ids, self.num_sets, False, self.score, self.stamp + 1, stamp_hits, mask,
+                              out, old)
         if miss >= 0:
             return None
-        if not stamp_hits:
+        if stamp_hits:
+            self.stamp += 1
+        else:
             self.touch(out)
         return out
 

@@ -282,7 +282,8 @@ class EmbeddingStore:
         t0 = time.perf_counter()
         t = self._table(name)
         batch = validate(name, t.spec.num_rows, indices, offsets, per_sample_weights, mode=t.opts.mode,
-                         include_last_offset=t.opts.include_last_offset, padding_idx=t.opts.padding_idx)
+                         include_last_offset=t.opts.include_last_offset, padding_idx=t.opts.padding_idx,
+                         check_ids=False)   # StoreTable.lookup checks them where a cached id gives no proof
         out, rec = t.lookup(batch)
         self._stats.record(name, rec, batch.indices.numel(), time.perf_counter() - t0)
         return out

@@ -30,10 +30,19 @@ class BagBatch:
     mode: str
     include_last_offset: bool
     padding_idx: int | None
+    # False: the ids' range is left to the lookup path (`check_ids`), which checks it only where
+    # no cheaper proof exists (a cached id is in range by construction; see StoreTable.lookup)
+    ids_checked: bool = True
 
     @property
     def num_bags(self) -> int:
         return int(self.offsets.numel()) - (1 if self.include_last_offset else 0)
+
+    def check_ids(self, table: str, num_rows: int) -> None:
+        """Range-check the ids now if `validate` deferred it (InvalidInputError naming the table)."""
+        if not self.ids_checked:
+            ids_in_range(self.indices.numpy(), num_rows, f"table {table!r}")
+            self.ids_checked = True
 
 
 def _as_tensor(x, what: str, table: str) -> torch.Tensor:
@@ -81,6 +90,7 @@ def validate(
     mode: str = "sum",
     include_last_offset: bool = False,
     padding_idx: int | None = None,
+    check_ids: bool = True,
 ) -> BagBatch:
     """Check one lookup's inputs; raise InvalidInputError naming table and position, else normalise.
 
@@ -117,7 +127,8 @@ def validate(
         raise InvalidInputError(f"table {table!r}: include_last_offset needs at least one offset")
     # the shared checks (sdm.core.checks): one numpy min/max pass over the ids, one over the offsets
     bag_offsets(off.numpy(), n, f"table {table!r}", exact_end=False)
-    ids_in_range(idx.numpy(), num_rows, f"table {table!r}")
+    if check_ids:
+        ids_in_range(idx.numpy(), num_rows, f"table {table!r}")
     psw = None
     if per_sample_weights is not None:
         psw = _as_tensor(per_sample_weights, "per_sample_weights", table)
@@ -136,7 +147,7 @@ def validate(
             padding_idx += num_rows
         if not 0 <= padding_idx < num_rows:
             raise InvalidInputError(f"table {table!r}: padding_idx {padding_idx} out of range [0, {num_rows})")
-    return BagBatch(idx, off, psw, mode, include_last_offset, padding_idx)
+    return BagBatch(idx, off, psw, mode, include_last_offset, padding_idx, check_ids)
 
 
 def pool(weight: torch.Tensor, local_indices: torch.Tensor, batch: BagBatch, padding_local: int | None) -> torch.Tensor:

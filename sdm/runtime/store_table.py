@@ -163,6 +163,7 @@ class StoreTable:
             out = self._lookup_cached(batch, rec)
             if out is not None:
                 return out, rec
+        batch.check_ids(self.spec.name, self.spec.num_rows)   # before any state changes
         return self._lookup_general(batch, rec), rec
 
     def _lookup_cached(self, batch: BagBatch, rec: LookupRecord) -> torch.Tensor | None:
@@ -174,7 +175,11 @@ class StoreTable:
             if cache.complete:
                 # every row cached at slot = id: pool from the cache tensor with the ids as given;
                 # padding_idx keeps its own number, exactly as in the reference call
-                out = pool_stored(cache.data, batch.indices, batch, self.spec.row_format, batch.padding_idx)
+                try:
+                    out = pool_stored(cache.data, batch.indices, batch, self.spec.row_format, batch.padding_idx)
+                except (IndexError, RuntimeError):
+                    batch.check_ids(self.spec.name, self.spec.num_rows)  # unchecked ids: the kernel's own range
+                    raise                                                # check refused one; name it
             else:
                 pad = None
                 if batch.padding_idx is not None:
