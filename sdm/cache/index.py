@@ -74,14 +74,11 @@ def _probe(tags, ids, num_sets, direct):
 
 
 @numba.njit(cache=True, nogil=True)
-def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, out, old):
-    """The all-hit path in one pass: each id's slot into `out` and, with `stamp_hits`, the
-    recency stamp written to its score (rows outside a non-empty `mask` keep theirs). At the
-    first absent id, the scores written so far are put back (from `old`, newest first, so a
-    repeated slot ends with its first value) and its position returned; -1: every id cached."""
+def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, out):
+    """The all-hit path in one call: each id's slot into `out`; at the first absent id, its
+    position is returned with nothing changed; when every id is cached (-1), with `stamp_hits`,
+    the recency stamp is written to each slot's score (rows outside a non-empty `mask` keep theirs)."""
     ways = tags.shape[1]
-    flat_score = score.reshape(-1)
-    masked = mask.shape[0] > 0
     for i in range(ids.shape[0]):
         x = ids[i]
         s = x if direct else _hash_set(x, num_sets)
@@ -91,16 +88,14 @@ def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, 
                 if tags[s, w] == x:
                     found = w
         if found < 0:
-            if stamp_hits:
-                for j in range(i - 1, -1, -1):
-                    flat_score[out[j]] = old[j]
             return i
-        slot = s * ways + found
-        out[i] = slot
-        if stamp_hits:
-            old[i] = flat_score[slot]
-            if not masked or mask[x]:
-                flat_score[slot] = stamp
+        out[i] = s * ways + found
+    if stamp_hits:
+        flat_score = score.reshape(-1)
+        masked = mask.shape[0] > 0
+        for i in range(ids.shape[0]):
+            if not masked or mask[ids[i]]:
+                flat_score[out[i]] = stamp
     return -1
 
 
@@ -192,10 +187,8 @@ class CacheIndex:
             return slots if slots.min() >= 0 else None
         stamp_hits = type(self.policy).on_hit is ScorePolicy.on_hit and self.stamp < self._stamp_limit
         out = np.empty(len(ids), np.int64)
-        old = np.empty(len(ids) if stamp_hits else 0, self.score.dtype)
         mask = self.admit_mask if self.admit_mask is not None else np.zeros(0, np.bool_)
-        miss = _probe_all_hit(self.tags, ids, self.num_sets, False, self.score, self.stamp + 1, stamp_hits, mask,
-                              out, old)
+        miss = _probe_all_hit(self.tags, ids, self.num_sets, False, self.score, self.stamp + 1, stamp_hits, mask, out)
         if miss >= 0:
             return None
         if stamp_hits:

@@ -19,6 +19,8 @@ float32 [bags, dim], without decoding the rows to float32 first:
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from sdm.runtime import row_formats
@@ -36,9 +38,11 @@ def pool_stored(stored: torch.Tensor, local_indices: torch.Tensor, batch: BagBat
     if row_format == "fp32":
         return pool(stored, local_indices, batch, padding_local)
     if row_format == "fp16" and batch.per_sample_weights is None:  # (its kernel wants fp16 weights)
-        out = pool(stored, local_indices, batch, padding_local)
-        if bool(torch.isfinite(out).all()):
-            return out.to(torch.float32)
+        out = pool(stored, local_indices, batch, padding_local).to(torch.float32)
+        # every value finite iff their float32 sum is (fp16 values cannot overflow a float32 sum;
+        # inf - inf is nan): one fast reduction, where isfinite over fp16 is ~30x slower
+        if math.isfinite(float(out.sum())):
+            return out
         return pool_decoded(stored, local_indices, batch, row_format, padding_local)
     op = _FUSED_OPS.get(row_format)
     if op is None or batch.mode == "max" or padding_local is not None:
