@@ -48,17 +48,19 @@ def test_all_hit_pass_returns_none_on_a_miss_and_changes_nothing():
 
 
 @pytest.mark.parametrize("layout", ["auto", "hashed"])
-def test_unchecked_ids_are_refused_on_the_cached_paths(tmp_path, layout):
+@pytest.mark.parametrize("fmt, mode", [("fp32", "sum"), ("fp16", "mean"), ("int8", "sum"), ("int8", "max"), ("int4", "max")])
+def test_unchecked_ids_are_refused_on_the_cached_paths(tmp_path, layout, fmt, mode):
     """lookup leaves the id range check to the path: every-row-cached paths must still refuse."""
     import torch
 
     from sdm.core.errors import InvalidInputError
     from sdm.core.spec import TableSpec
-    from sdm.runtime.embedding_store import EmbeddingStore
+    from sdm.runtime.embedding_store import BagOptions, EmbeddingStore
 
     w = torch.randn(100, 4)
-    with EmbeddingStore.create(tmp_path / layout, [TableSpec("t", 100, 4)], weights={"t": w}, progress=False,
-                               dram_cache_bytes=100 * 40, cache_layout=layout) as store:
+    with EmbeddingStore.create(tmp_path / layout, [TableSpec("t", 100, 4, row_format=fmt)], weights={"t": w},
+                               progress=False, dram_cache_bytes=100 * 40, cache_layout=layout,
+                               options={"t": BagOptions(mode)}) as store:
         store.prefetch({"t": np.arange(100)})
         c = store.cache("t")
         assert c.resident_rows == 100 and c.direct == (layout == "auto")

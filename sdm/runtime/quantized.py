@@ -56,6 +56,12 @@ def pool_stored(stored: torch.Tensor, local_indices: torch.Tensor, batch: BagBat
     return out
 
 
+def kernel_checks_ids(row_format: str, batch: BagBatch) -> bool:
+    """Whether `pool_stored` hands every id to a kernel that refuses out-of-range ones (torch's
+    embedding_bag and fbgemm's ops do; `pool_decoded`'s gather would wrap negative ids around)."""
+    return row_format in ("fp32", "fp16") or (batch.mode != "max" and batch.padding_idx is None)
+
+
 def bag_lengths(batch: BagBatch) -> torch.Tensor:
     """Indices per bag (int64 [bags])."""
     off = batch.offsets

@@ -17,7 +17,7 @@ from sdm.hardware.platform import HOST_QUEUE_DEPTH
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import ids_in_range, integer_array
 from sdm.runtime.pooling import BagBatch, compact
-from sdm.runtime.quantized import pool_stored
+from sdm.runtime.quantized import kernel_checks_ids, pool_stored
 from sdm.core.spec import TableSpec
 from sdm.runtime.store_config import BagOptions, StoreSettings, card_memory, resolve_admission, resolve_page_admit
 from sdm.runtime.store_placement import TablePlacement
@@ -175,6 +175,8 @@ class StoreTable:
             if cache.complete:
                 # every row cached at slot = id: pool from the cache tensor with the ids as given;
                 # padding_idx keeps its own number, exactly as in the reference call
+                if not kernel_checks_ids(self.spec.row_format, batch):
+                    batch.check_ids(self.spec.name, self.spec.num_rows)
                 try:
                     out = pool_stored(cache.data, batch.indices, batch, self.spec.row_format, batch.padding_idx)
                 except (IndexError, RuntimeError):
