@@ -17,14 +17,13 @@ overrides, and the calls a model makes. The rest of the runtime, one job a modul
 
 A lookup: validate (nothing changes on bad input) -> locate each index (accel, pinned DRAM, DRAM
 cache) -> read the missing rows from SCM (one read per distinct page, at the configured queue
-depth; outside any lock) -> insert them into the cache (rows of this batch protected) -> pool with
-torch's own embedding_bag kernel over the gathered rows (bitwise equal to nn.EmbeddingBag for fp32).
-When every index is already in the DRAM cache, pooling runs directly on the cache's slot tensor.
+depth; outside any lock) -> insert them into the cache (rows of this batch protected) -> pool the
+stored rows by their format's kernel (sdm/runtime/quantized.py; fp32: torch's embedding_bag, bitwise
+nn.EmbeddingBag), on the cache's slot tensor when every index is cached. `lookup_many`: every table
+of a request in one call (sdm/runtime/batched.py); modules: store_modules.py, collection.py.
 
-With a profile (docs/runtime.md, "SCM path"): SCM pages hold rows hottest first, only rows predicted
-warm enter the cache (cold misses bypass), `warm()` preloads the hot set, page-granular admission can
-cache the rows that share a fetched page, and rows the prefetcher read but the cache did not take
-wait in a small staging buffer that the lookup path reads before going to SCM.
+With a profile (docs/runtime.md, "SCM path"): hot-first SCM pages, warm admission, `warm()`,
+page-granular admission and prefetch staging.
 """
 from __future__ import annotations
 
@@ -290,28 +289,23 @@ class EmbeddingStore:
 
     def lookup_many(self, keys, values, lengths=None, offsets=None, per_sample_weights=None, *,
                     segments=None) -> list[torch.Tensor]:
-        """Every table of a request in one call, in KeyedJaggedTensor layout (sdm.runtime.batched):
-        `keys` (table names), `values` (their ids, key-major), `lengths` (ids per bag, len(keys) * B)
-        or `offsets` (len(keys) * B + 1). One validation pass; returns pooled [B, dim] per key.
-        `segments`: names of the segments when a table serves several (TorchRec features)."""
+        """All tables of a request in one call, KeyedJaggedTensor layout (sdm.runtime.batched): `keys`
+        (tables; `segments`: their features' names), key-major `values`, `lengths` or `offsets`."""
         if self._closed:
             raise InvalidInputError(f"store at {self.path} is closed")
         return lookup_keyed(self._tables, self._stats, keys, values, lengths, offsets, per_sample_weights, segments)
 
     def read_weight(self, name: str) -> torch.Tensor:
-        """Every row of table `name` as float32 [rows, dim] (decoded; read from SCM, not counted as
-        lookups): what nn.EmbeddingBag's `weight` holds, for `state_dict`."""
+        """Every row of `name`, decoded to float32 [rows, dim] (from SCM; not a lookup): for state_dict."""
         t = self._table(name)
         return row_formats.decode(torch.from_numpy(t.read_all()), t.spec.row_format).clone()
 
     def write_weight(self, name: str, weight) -> None:
-        """Overwrite every row of table `name` (float [rows, dim], encoded to its row format) in one
-        atomic page-store commit (`PageStore.update_rows`), then reload the table's fast tiers."""
+        """Overwrite every row of `name` in one atomic PageStore.update_rows commit; reload its tiers."""
         t = self._table(name)
         w = weight.detach().to("cpu", torch.float32) if isinstance(weight, torch.Tensor) else torch.as_tensor(weight)
         if tuple(w.shape) != (t.spec.num_rows, t.spec.dim):
-            raise InvalidInputError(f"table {name!r}: weight shape {tuple(w.shape)} does not match "
-                                    f"({t.spec.num_rows}, {t.spec.dim})")
+            raise InvalidInputError(f"table {name!r}: weight shape {tuple(w.shape)} is not {(t.spec.num_rows, t.spec.dim)}")
         self.scm.update_rows(name, np.arange(t.spec.num_rows), row_formats.encode(w, t.spec.row_format, table=name))
         self._tables[name] = StoreTable(t.spec, t.opts, self.placement[name], scm=self.scm, hardware=self.hardware,
                                         settings=self.settings)
@@ -383,8 +377,7 @@ class EmbeddingStore:
         self.close()
 
     def __reduce_ex__(self, protocol):
-        # an open store holds files, locks and caches: copying it would give two stores writing
-        # one directory. copy.deepcopy / pickle of a wrapped model end here with this message.
+        # open files, locks, caches: a copy would be a second writer of one directory (deepcopy too)
         raise TypeError(f"an EmbeddingStore ({self.path}) cannot be copied or pickled; save the model's "
                         f"state_dict(), or reopen the store with sdm.EmbeddingStore.open({str(self.path)!r})")
 
@@ -395,7 +388,6 @@ class EmbeddingStore:
         return f"EmbeddingStore({str(self.path)!r}, tables={len(self.specs)}, hardware={self.hardware_name!r})"
 
 
-
 def wrap(model: nn.Module, path, hardware="host-nand", plan=None, **kw) -> EmbeddingStore:
     """Move every nn.EmbeddingBag in `model` into one EmbeddingStore at `path` and put a
     StoreEmbeddingBag in its place. Tables are named by module path (e.g. "emb_l.3")."""
@@ -403,6 +395,6 @@ def wrap(model: nn.Module, path, hardware="host-nand", plan=None, **kw) -> Embed
     collections = torchrec_collections(model)     # torchrec EmbeddingBagCollections: one batched call each
     store = EmbeddingStore.from_embedding_bags(found, path, hardware=hardware, plan=plan, **kw)
     inside = tuple(f"{p}.embedding_bags." for p in collections)
-    swap_in(model, store, [n for n in found if not n.startswith(inside)] if inside else found)
+    swap_in(model, store, [n for n in found if not n.startswith(inside)])
     swap_collections(model, store, collections)
     return store
