@@ -1,16 +1,24 @@
 #!/usr/bin/env python
-"""Benchmark 1: lookup throughput with every row cached in DRAM, vs torch.nn.EmbeddingBag.
+"""Benchmark 1: lookup speed with every looked-up row cached in DRAM, each case against its baseline.
 
-Same weights, same batches, same process; the two are run alternately batch by batch so that
-machine noise hits both alike. Prints rows/s of each and the ratio (target >= 0.9x).
+Same weights (or codes), same batches, same process; store and baseline run alternately batch by
+batch so machine noise hits both alike; each prints the median time of each and the ratio.
+Cases (`--cases`, default all):
+  fp32-direct   the DRAM cache covers the table (row r in slot r)      vs nn.EmbeddingBag
+  fp32-hashed   table 4x its cache (set-associative), every id cached  vs nn.EmbeddingBag
+  int8-direct / int8-hashed   int8 row-wise   vs torch.ops.quantized.embedding_bag_byte_rowwise_offsets on the same codes
+  int4-direct / int4-hashed   int4 row-wise   vs torch.ops.quantized.embedding_bag_4bit_rowwise_offsets on the same codes
+  fp16-direct / fp16-hashed   fp16            vs nn.EmbeddingBag over fp16 weights
+  batched       --tables tables x --tbags bags x --tpool ids, one store call (lookup_many) vs a loop of nn.EmbeddingBag
+Targets: fp32-direct >= 0.95x, hashed >= 0.85x, int8/int4 >= 0.8x, fp16 >= 0.8x, batched >= 0.8x.
 
-    .venv/bin/python tools/bench_lookup.py                 # defaults: 500k x 64 fp32, batch 2048 x 32
-    .venv/bin/python tools/bench_lookup.py --rows 2000000 --batches 100 --mode mean
+    .venv/bin/python tools/bench_lookup.py                       # one torch thread
+    .venv/bin/python tools/bench_lookup.py --threads 0           # torch's default threads
+    .venv/bin/python tools/bench_lookup.py --cases fp32-hashed,batched --rounds 60
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -19,81 +27,148 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdm.runtime.embedding_store import BagOptions, EmbeddingStore  # noqa: E402
+from sdm.cache.index import INDEX_BYTES_PER_ROW  # noqa: E402
 from sdm.core.spec import TableSpec  # noqa: E402
-from sdm.cache.dram_cache import INDEX_BYTES_PER_ROW  # noqa: E402
+from sdm.runtime import row_formats  # noqa: E402
+from sdm.runtime.embedding_store import EmbeddingStore  # noqa: E402
+
+CASES = ["fp32-direct", "fp32-hashed", "int8-direct", "int8-hashed", "int4-direct", "int4-hashed",
+         "fp16-direct", "fp16-hashed", "batched"]
+TARGET = {"fp32-direct": 0.95, "fp32-hashed": 0.85, "batched": 0.8}
+Q = torch.ops.quantized
+
+
+def _zipf_ids(rng, pool: np.ndarray, n: int, alpha: float) -> torch.Tensor:
+    """n ids drawn Zipf(alpha) over the ids of `pool` (pool[0] hottest)."""
+    p = 1.0 / np.arange(1, len(pool) + 1) ** alpha
+    return torch.from_numpy(pool[rng.choice(len(pool), n, p=p / p.sum())].astype(np.int64))
+
+
+def _alternate(base, mine, batches, rounds: int) -> tuple[float, float]:
+    """Median seconds of each over `rounds` batches, run alternately (which goes first alternates)."""
+    tb, tm = [], []
+    for k in range(rounds):
+        b = batches[k % len(batches)]
+        for which in ((0, 1) if k % 2 == 0 else (1, 0)):
+            t = time.perf_counter()
+            (base if which == 0 else mine)(*b)
+            (tb if which == 0 else tm).append(time.perf_counter() - t)
+    return statistics.median(tb), statistics.median(tm)
+
+
+def single_case(case: str, a, d: Path, rng):
+    fmt, layout = case.split("-")
+    spec = TableSpec("t", a.rows, a.dim, row_format=fmt)
+    w = torch.randn(a.rows, a.dim)
+    codes = torch.from_numpy(row_formats.encode(w, fmt))
+    per_row = spec.row_bytes + INDEX_BYTES_PER_ROW
+    budget = a.rows * per_row if layout == "direct" else a.rows // 4 * per_row
+    store = EmbeddingStore.create(d / case, [spec], hardware="host-nand", weights={"t": w}, dram_cache_bytes=budget,
+                                  cache_layout="auto" if layout == "direct" else "hashed", progress=False)
+    cache = store.cache("t")
+    if layout == "direct":
+        store.prefetch({"t": np.arange(a.rows)})
+        pool = rng.permutation(a.rows)
+    else:   # a hot set of 60% of the slots, scattered over the table; ids drawn from what got cached
+        store.prefetch({"t": rng.permutation(a.rows)[: int(0.6 * cache.capacity_rows)]})
+        pool = rng.permutation(cache.contents())
+    n = a.bags * a.pooling
+    off = torch.arange(0, n, a.pooling)
+    batches = [(_zipf_ids(rng, pool, n, a.alpha), off) for _ in range(8)]
+    if fmt == "fp32":
+        ref = lambda i, o: F.embedding_bag(i, codes, o, mode="sum")  # noqa: E731
+    elif fmt == "fp16":
+        ref = lambda i, o: F.embedding_bag(i, codes, o, mode="sum")  # noqa: E731
+    else:
+        op = Q.embedding_bag_byte_rowwise_offsets if fmt == "int8" else Q.embedding_bag_4bit_rowwise_offsets
+        ref = lambda i, o: op(codes, i, o, False, 0, False, None, None, False)  # noqa: E731
+    mine = lambda i, o: store.lookup("t", i, o)  # noqa: E731
+    for b in batches:   # warm both (allocator, numba) and check the store gives the baseline's bits
+        r = ref(*b)
+        assert torch.equal(mine(*b), r.float()), case
+    store.reset_stats()
+    tb, tm = _alternate(ref, mine, batches, a.rounds)
+    hit = store.stats()["tables"]["t"]["hit_rate"]["dram"]
+    store.close()
+    return tb, tm, f"{n} ids/call, DRAM hit rate {hit:.3f}"
+
+
+def batched_case(a, d: Path, rng):
+    names = [f"t{k}" for k in range(a.tables)]
+    rows = a.trows
+    ws = [torch.randn(rows, a.dim) for _ in names]
+    store = EmbeddingStore.create(d / "batched", [TableSpec(n, rows, a.dim) for n in names], hardware="host-nand",
+                                  weights=dict(zip(names, ws)), progress=False,
+                                  dram_cache_bytes=a.tables * rows * (4 * a.dim + INDEX_BYTES_PER_ROW))
+    store.prefetch({n: np.arange(rows) for n in names})
+    n = a.tbags * a.tpool
+    off = torch.arange(0, n, a.tpool)
+    lengths = torch.full((a.tables * a.tbags,), a.tpool)
+    batches = []
+    for _ in range(4):
+        vals = [_zipf_ids(rng, rng.permutation(rows), n, a.alpha) for _ in names]
+        batches.append((vals, torch.cat(vals)))
+    bags = [torch.nn.EmbeddingBag(rows, a.dim, mode="sum", _weight=w) for w in ws]
+
+    def ref(vals, _):
+        return [bag(v, off) for bag, v in zip(bags, vals)]
+
+    def mine(_, values):
+        return store.lookup_many(names, values, lengths=lengths)
+
+    with torch.no_grad():
+        for b in batches:
+            got = mine(*b)
+            assert all(torch.equal(got[k], r) for k, r in enumerate(ref(*b)))
+        tb, tm = _alternate(ref, mine, batches, a.rounds)
+        # fixed cost per call: the same call with one id per table
+        one = (None, torch.zeros(a.tables, dtype=torch.int64))
+        ones = torch.ones(a.tables, dtype=torch.int64)
+        t = []
+        for _ in range(50):
+            s = time.perf_counter()
+            store.lookup_many(names, one[1], lengths=ones)
+            t.append(time.perf_counter() - s)
+    store.close()
+    fixed_us = statistics.median(t) * 1e6
+    return tb, tm, (f"{a.tables} tables x {a.tbags} bags x {a.tpool} ids per call; fixed cost {fixed_us:.0f} us "
+                    f"per call ({fixed_us / a.tables:.2f} us per table)")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=500_000)
+    ap.add_argument("--rows", type=int, default=400_000, help="rows of the single-table cases")
     ap.add_argument("--dim", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=2048, help="bags per lookup")
-    ap.add_argument("--pooling", type=int, default=32, help="indices per bag")
-    ap.add_argument("--batches", type=int, default=60)
-    ap.add_argument("--mode", default="sum", choices=["sum", "mean", "max"])
-    ap.add_argument("--alpha", type=float, default=0.0, help="Zipf exponent of ids (0: uniform)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads for both (default 1; 0: leave torch's default)")
-    ap.add_argument("--cache-layout", "--layout", dest="cache_layout", default="auto", choices=["auto", "hashed"],
-                    help="DRAM cache layout (--layout: its old name): auto (direct: row r in slot r, as the budget covers the table) "
-                         "or hashed (16-way set-associative, probe per index; needs ~7%% more budget)")
-    ap.add_argument("--dir", default=None, help="where to put the store (default: a temp dir)")
+    ap.add_argument("--bags", type=int, default=4096, help="bags per lookup (single-table cases)")
+    ap.add_argument("--pooling", type=int, default=32, help="ids per bag (single-table cases)")
+    ap.add_argument("--alpha", type=float, default=1.05, help="Zipf exponent of the ids")
+    ap.add_argument("--tables", type=int, default=100, help="tables of the batched case")
+    ap.add_argument("--trows", type=int, default=20_000, help="rows per table of the batched case")
+    ap.add_argument("--tbags", type=int, default=64)
+    ap.add_argument("--tpool", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=40, help="alternating rounds per case (median taken)")
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--dir", default=None, help="where to put the stores (default: a temp dir)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    cases = [c for c in a.cases.split(",") if c]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        ap.error(f"unknown cases {sorted(unknown)}; expected some of {CASES}")
     rng = np.random.default_rng(0)
-    ref = torch.nn.EmbeddingBag(a.rows, a.dim, mode=a.mode)
-    ref.requires_grad_(False)
-    n = a.batch * a.pooling
-    if a.alpha > 0:
-        p = 1.0 / np.arange(1, a.rows + 1) ** a.alpha
-        batches = [rng.choice(a.rows, n, p=p / p.sum()) for _ in range(a.batches)]
-    else:
-        batches = [rng.integers(0, a.rows, n) for _ in range(a.batches)]
-    batches = [torch.from_numpy(b.astype(np.int64)) for b in batches]
-    offsets = torch.arange(0, n, a.pooling)
-    # hashed: sets fill unevenly, so give it room for every row even in its fullest set
-    per_row = a.dim * 4 + INDEX_BYTES_PER_ROW
-    cache_bytes = a.rows * per_row if a.cache_layout == "auto" else int(a.rows * 1.5) * per_row
-    if a.dir:
-        os.makedirs(a.dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=a.dir) as d:
-        t0 = time.perf_counter()
-        store = EmbeddingStore.create(Path(d) / "s", [TableSpec("t", a.rows, a.dim)], hardware="host-nand",
-                                      weights={"t": ref.weight}, dram_cache_bytes=cache_bytes,
-                                      options={"t": BagOptions(a.mode)}, cache_layout=a.cache_layout)
-        store.prefetch({"t": np.arange(a.rows)})          # warm: every row into the DRAM cache
-        print(f"store built and warmed in {time.perf_counter() - t0:.1f} s; cache rows "
-              f"{store.cache('t').resident_rows}/{a.rows} (slots {store.cache('t').capacity_rows}), "
-              f"index {store.cache('t').index_bytes / store.cache('t').capacity_rows:.1f} B per slot")
-        store.reset_stats()
-        for b in batches[:3]:                              # warm both paths (allocator, numba)
-            assert torch.equal(store.lookup("t", b, offsets), ref(b, offsets))
-        t_ref, t_sdm = [], []
-        with torch.no_grad():
-            for k, b in enumerate(batches):
-                # alternate which goes first, so neither always meets a cold cache for the batch's ids
-                for which in ((0, 1) if k % 2 == 0 else (1, 0)):
-                    t = time.perf_counter()
-                    if which == 0:
-                        ref(b, offsets)
-                        t_ref.append(time.perf_counter() - t)
-                    else:
-                        store.lookup("t", b, offsets)
-                        t_sdm.append(time.perf_counter() - t)
-        s = store.stats()["tables"]["t"]
-        store.close()
-    rr = n / statistics.median(t_ref)
-    rs = n / statistics.median(t_sdm)
-    print(f"cache layout {a.cache_layout}; table {a.rows} x {a.dim} fp32, mode {a.mode}, batch {a.batch} x {a.pooling} = {n} ids, "
-          f"{a.batches} batches, torch threads {torch.get_num_threads()}")
-    print(f"nn.EmbeddingBag (baseline) : {rr / 1e6:8.2f} M rows/s  (median {statistics.median(t_ref) * 1e3:.2f} ms/batch)")
-    print(f"sdm EmbeddingStore (DRAM)  : {rs / 1e6:8.2f} M rows/s  (median {statistics.median(t_sdm) * 1e3:.2f} ms/batch)")
-    print(f"ratio sdm / baseline       : {rs / rr:8.3f}x   (target >= 0.9x)   DRAM hit rate {s['hit_rate']['dram']:.3f}")
+    print(f"torch threads {torch.get_num_threads()}; dim {a.dim}; Zipf({a.alpha}); median of {a.rounds} alternating rounds")
+    print(f"{'case':<13} {'baseline ms':>11} {'sdm ms':>8} {'ratio':>7} {'target':>6}  notes")
+    with tempfile.TemporaryDirectory(dir=a.dir) as d, torch.no_grad():
+        for case in cases:
+            tb, tm, note = batched_case(a, Path(d), rng) if case == "batched" else single_case(case, a, Path(d), rng)
+            target = TARGET.get(case, 0.85 if case.endswith("hashed") and case.startswith("fp32") else 0.8)
+            print(f"{case:<13} {tb * 1e3:11.3f} {tm * 1e3:8.3f} {tb / tm:7.3f} {target:6.2f}  {note}", flush=True)
     return 0
 
 

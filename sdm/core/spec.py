@@ -7,8 +7,9 @@ from sdm.core.errors import InvalidInputError
 from sdm.core.checks import real_number, whole_number
 
 # Row formats and the bytes one row of `dim` values takes in each. int8 row-wise keeps a float32
-# scale and a float32 bias per row (the seeds' per-layer EmbeddingBag quantization, as in fbgemm).
-ROW_FORMATS = ("fp32", "fp16", "int8")
+# scale and a float32 bias per row (the seeds' per-layer EmbeddingBag quantization, as in fbgemm);
+# int4 row-wise packs two codes a byte and keeps an fp16 scale and bias (fbgemm's 4-bit layout).
+ROW_FORMATS = ("fp32", "fp16", "int8", "int4")
 
 
 def row_bytes(dim: int, row_format: str = "fp32") -> int:
@@ -20,6 +21,10 @@ def row_bytes(dim: int, row_format: str = "fp32") -> int:
         return 2 * dim
     if row_format == "int8":
         return dim + 8
+    if row_format == "int4":
+        if dim % 2:
+            raise InvalidInputError(f"row format 'int4' packs two values a byte: dim must be even, got {dim}")
+        return dim // 2 + 4
     raise InvalidInputError(f"unknown row format {row_format!r}; expected one of {ROW_FORMATS}")
 
 
@@ -46,6 +51,8 @@ class TableSpec:
             raise InvalidInputError(
                 f"table {self.name!r}: unknown row format {self.row_format!r}; expected one of {ROW_FORMATS}"
             )
+        if self.row_format == "int4" and self.dim % 2:
+            raise InvalidInputError(f"table {self.name!r}: row format 'int4' needs an even dim, got {self.dim}")
         object.__setattr__(
             self, "pooling_factor", real_number(self.pooling_factor, f"table {self.name!r}: pooling_factor", above=0)
         )

@@ -17,14 +17,13 @@ overrides, and the calls a model makes. The rest of the runtime, one job a modul
 
 A lookup: validate (nothing changes on bad input) -> locate each index (accel, pinned DRAM, DRAM
 cache) -> read the missing rows from SCM (one read per distinct page, at the configured queue
-depth; outside any lock) -> insert them into the cache (rows of this batch protected) -> pool with
-torch's own embedding_bag kernel over the gathered rows (bitwise equal to nn.EmbeddingBag for fp32).
-When every index is already in the DRAM cache, pooling runs directly on the cache's slot tensor.
+depth; outside any lock) -> insert them into the cache (rows of this batch protected) -> pool the
+stored rows by their format's kernel (sdm/runtime/quantized.py; fp32: torch's embedding_bag, bitwise
+nn.EmbeddingBag), on the cache's slot tensor when every index is cached. `lookup_many`: every table
+of a request in one call (sdm/runtime/batched.py); modules: store_modules.py, collection.py.
 
-With a profile (docs/runtime.md, "SCM path"): SCM pages hold rows hottest first, only rows predicted
-warm enter the cache (cold misses bypass), `warm()` preloads the hot set, page-granular admission can
-cache the rows that share a fetched page, and rows the prefetcher read but the cache did not take
-wait in a small staging buffer that the lookup path reads before going to SCM.
+With a profile (docs/runtime.md, "SCM path"): hot-first SCM pages, warm admission, `warm()`,
+page-granular admission and prefetch staging.
 """
 from __future__ import annotations
 
@@ -40,6 +39,9 @@ from torch import nn
 
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import whole_number
+from sdm.runtime import row_formats
+from sdm.runtime.batched import lookup_keyed
+from sdm.runtime.collection import swap_collections, torchrec_collections
 from sdm.runtime.pooling import validate
 from sdm.core.spec import TableSpec
 from sdm.runtime.store_config import (
@@ -130,6 +132,7 @@ class EmbeddingStore:
         admission: str = "auto",
         page_admit: str = "auto",
         layout: str | None = None,
+        progress: bool | None = None,
     ) -> "EmbeddingStore":
         """Write `tables` (weights: mapping name -> [rows, dim], list, callable(name, start, stop),
         or None for seeded random rows) to SCM under `path` and open the store.
@@ -142,8 +145,11 @@ class EmbeddingStore:
         predicts warm enter; one-off cold rows bypass), else "all".
         page_admit (rows sharing a fetched SCM page): "auto" = "warm" with a profile and admission
         "all", else "off"; "warm" = the page's rows predicted warm;
-        "all" = every row of the page at low priority (fills empty / low-priority slots only)."""
+        "all" = every row of the page at low priority (fills empty / low-priority slots only).
+        progress: the ingest progress bar (None: shown for tables of 64 MiB and more; False: never)."""
         page_layout = _page_layout(page_layout, layout)
+        if progress not in (None, True, False):
+            raise InvalidInputError(f"progress must be True, False or None, got {progress!r}")
         specs = _check_specs(tables)
         ways = whole_number(ways, "ways", minimum=1)
         queue_depth = whole_number(queue_depth, "queue_depth", minimum=1)
@@ -175,7 +181,7 @@ class EmbeddingStore:
                              admission=admission, page_admit=page_admit, specs=specs, options=options,
                              placement=place)
         scm_dev = getattr(hw, "scm", None) if hw is not None else None
-        write_store(path, record, weights, scm_dev or "nand")
+        write_store(path, record, weights, scm_dev or "nand", progress)
         return cls.open(path, hardware=hw, inject=inject, accel_device=accel_device, cache_layout=cache_layout)
 
     @classmethod
@@ -275,10 +281,34 @@ class EmbeddingStore:
         t0 = time.perf_counter()
         t = self._table(name)
         batch = validate(name, t.spec.num_rows, indices, offsets, per_sample_weights, mode=t.opts.mode,
-                         include_last_offset=t.opts.include_last_offset, padding_idx=t.opts.padding_idx)
+                         include_last_offset=t.opts.include_last_offset, padding_idx=t.opts.padding_idx,
+                         check_ids=False)   # StoreTable.lookup checks them where a cached id gives no proof
         out, rec = t.lookup(batch)
         self._stats.record(name, rec, batch.indices.numel(), time.perf_counter() - t0)
         return out
+
+    def lookup_many(self, keys, values, lengths=None, offsets=None, per_sample_weights=None, *,
+                    segments=None) -> list[torch.Tensor]:
+        """All tables of a request in one call, KeyedJaggedTensor layout (sdm.runtime.batched): `keys`
+        (tables; `segments`: their features' names), key-major `values`, `lengths` or `offsets`."""
+        if self._closed:
+            raise InvalidInputError(f"store at {self.path} is closed")
+        return lookup_keyed(self._tables, self._stats, keys, values, lengths, offsets, per_sample_weights, segments)
+
+    def read_weight(self, name: str) -> torch.Tensor:
+        """Every row of `name`, decoded to float32 [rows, dim] (from SCM; not a lookup): for state_dict."""
+        t = self._table(name)
+        return row_formats.decode(torch.from_numpy(t.read_all()), t.spec.row_format).clone()
+
+    def write_weight(self, name: str, weight) -> None:
+        """Overwrite every row of `name` in one atomic PageStore.update_rows commit; reload its tiers."""
+        t = self._table(name)
+        w = weight.detach().to("cpu", torch.float32) if isinstance(weight, torch.Tensor) else torch.as_tensor(weight)
+        if tuple(w.shape) != (t.spec.num_rows, t.spec.dim):
+            raise InvalidInputError(f"table {name!r}: weight shape {tuple(w.shape)} is not {(t.spec.num_rows, t.spec.dim)}")
+        self.scm.update_rows(name, np.arange(t.spec.num_rows), row_formats.encode(w, t.spec.row_format, table=name))
+        self._tables[name] = StoreTable(t.spec, t.opts, self.placement[name], scm=self.scm, hardware=self.hardware,
+                                        settings=self.settings)
 
     def prefetch(self, batch: Mapping[str, object], protect: Mapping[str, np.ndarray] | None = None) -> None:
         """Read into the DRAM cache the rows of `batch` ({table: indices}) not already in a fast
@@ -346,15 +376,25 @@ class EmbeddingStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def __reduce_ex__(self, protocol):
+        # open files, locks, caches: a copy would be a second writer of one directory (deepcopy too)
+        raise TypeError(f"an EmbeddingStore ({self.path}) cannot be copied or pickled; save the model's "
+                        f"state_dict(), or reopen the store with sdm.EmbeddingStore.open({str(self.path)!r})")
+
+    def __deepcopy__(self, memo):
+        self.__reduce_ex__(4)
+
     def __repr__(self) -> str:
         return f"EmbeddingStore({str(self.path)!r}, tables={len(self.specs)}, hardware={self.hardware_name!r})"
-
 
 
 def wrap(model: nn.Module, path, hardware="host-nand", plan=None, **kw) -> EmbeddingStore:
     """Move every nn.EmbeddingBag in `model` into one EmbeddingStore at `path` and put a
     StoreEmbeddingBag in its place. Tables are named by module path (e.g. "emb_l.3")."""
     found = embedding_bags_in(model)
+    collections = torchrec_collections(model)     # torchrec EmbeddingBagCollections: one batched call each
     store = EmbeddingStore.from_embedding_bags(found, path, hardware=hardware, plan=plan, **kw)
-    swap_in(model, store, found)
+    inside = tuple(f"{p}.embedding_bags." for p in collections)
+    swap_in(model, store, [n for n in found if not n.startswith(inside)])
+    swap_collections(model, store, collections)
     return store

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from sdm.core.checks import bag_offsets, ids_in_range
+from sdm.core.checks import bag_offsets, ids_in_range, integer_array
 from sdm.core.errors import InvalidInputError
 
 MODES = ("sum", "mean", "max")
+_MODE_ENUM = {"sum": 0, "mean": 1, "max": 2}   # torch.embedding_bag's mode numbers
 
 
 @dataclass
@@ -30,23 +30,53 @@ class BagBatch:
     mode: str
     include_last_offset: bool
     padding_idx: int | None
+    # False: the ids' range is left to the lookup path (`check_ids`), which checks it only where
+    # no cheaper proof exists (a cached id is in range by construction; see StoreTable.lookup)
+    ids_checked: bool = True
 
     @property
     def num_bags(self) -> int:
         return int(self.offsets.numel()) - (1 if self.include_last_offset else 0)
 
+    def check_ids(self, table: str, num_rows: int) -> None:
+        """Range-check the ids now if `validate` deferred it (InvalidInputError naming the table)."""
+        if not self.ids_checked:
+            ids_in_range(self.indices.numpy(), num_rows, f"table {table!r}")
+            self.ids_checked = True
+
 
 def _as_tensor(x, what: str, table: str) -> torch.Tensor:
+    """A CPU tensor of `x` (tensor, numpy array of any layout: negative strides, other byte orders
+    are copied, list); InvalidInputError naming the table otherwise."""
     if isinstance(x, torch.Tensor):
         t = x
     elif isinstance(x, np.ndarray):
-        t = torch.from_numpy(x)
+        a = x
+        if not a.dtype.isnative:
+            a = a.astype(a.dtype.newbyteorder("="))
+        if any(st < 0 for st in a.strides) or not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        try:
+            t = torch.from_numpy(a)
+        except TypeError as exc:
+            raise InvalidInputError(f"table {table!r}: {what} of numpy dtype {x.dtype} is not supported ({exc})") from None
     elif isinstance(x, (list, tuple)):
         t = torch.as_tensor(x)
     else:
         raise InvalidInputError(f"table {table!r}: {what} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     if t.device.type != "cpu":
         raise InvalidInputError(f"table {table!r}: {what} must be on the CPU, got device {t.device}")
+    return t
+
+
+def as_index_tensor(x, what: str, table: str) -> torch.Tensor:
+    """`x` as a CPU int64/int32 tensor: numpy arrays of any integer dtype and layout are converted
+    (`sdm.core.checks.integer_array`: int64, native byte order); anything else not integer is refused."""
+    if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(integer_array(x, f"table {table!r}: {what}"))
+    t = _as_tensor(x, what, table)
+    if t.dtype not in (torch.int64, torch.int32):
+        raise InvalidInputError(f"table {table!r}: {what} must be int64 or int32, got {t.dtype}")
     return t
 
 
@@ -60,6 +90,7 @@ def validate(
     mode: str = "sum",
     include_last_offset: bool = False,
     padding_idx: int | None = None,
+    check_ids: bool = True,
 ) -> BagBatch:
     """Check one lookup's inputs; raise InvalidInputError naming table and position, else normalise.
 
@@ -68,9 +99,7 @@ def validate(
     """
     if mode not in MODES:
         raise InvalidInputError(f"table {table!r}: unknown mode {mode!r}; expected one of {MODES}")
-    idx = _as_tensor(indices, "indices", table)
-    if idx.dtype not in (torch.int64, torch.int32):
-        raise InvalidInputError(f"table {table!r}: indices must be int64 or int32, got {idx.dtype}")
+    idx = as_index_tensor(indices, "indices", table)
     if idx.dim() == 2:
         if offsets is not None:
             raise InvalidInputError(f"table {table!r}: offsets must be None when indices are 2-D")
@@ -79,14 +108,16 @@ def validate(
         if include_last_offset:
             off = torch.cat([off, torch.tensor([bags * length])])
         if per_sample_weights is not None:
-            per_sample_weights = _as_tensor(per_sample_weights, "per_sample_weights", table).reshape(-1)
+            per_sample_weights = _as_tensor(per_sample_weights, "per_sample_weights", table)
+            if tuple(per_sample_weights.shape) != (bags, length):   # nn.EmbeddingBag's rule: the input's shape
+                raise InvalidInputError(f"table {table!r}: per_sample_weights shape {tuple(per_sample_weights.shape)} "
+                                        f"does not match indices {(bags, length)}")
+            per_sample_weights = per_sample_weights.reshape(-1)
         idx = idx.reshape(-1)
     elif idx.dim() == 1:
         if offsets is None:
             raise InvalidInputError(f"table {table!r}: offsets are required with 1-D indices")
-        off = _as_tensor(offsets, "offsets", table)
-        if off.dtype not in (torch.int64, torch.int32):
-            raise InvalidInputError(f"table {table!r}: offsets must be int64 or int32, got {off.dtype}")
+        off = as_index_tensor(offsets, "offsets", table)
     else:
         raise InvalidInputError(f"table {table!r}: indices must be 1-D or 2-D, got shape {tuple(idx.shape)}")
     idx = idx.to(torch.int64).contiguous()
@@ -96,7 +127,8 @@ def validate(
         raise InvalidInputError(f"table {table!r}: include_last_offset needs at least one offset")
     # the shared checks (sdm.core.checks): one numpy min/max pass over the ids, one over the offsets
     bag_offsets(off.numpy(), n, f"table {table!r}", exact_end=False)
-    ids_in_range(idx.numpy(), num_rows, f"table {table!r}")
+    if check_ids:
+        ids_in_range(idx.numpy(), num_rows, f"table {table!r}")
     psw = None
     if per_sample_weights is not None:
         psw = _as_tensor(per_sample_weights, "per_sample_weights", table)
@@ -115,7 +147,7 @@ def validate(
             padding_idx += num_rows
         if not 0 <= padding_idx < num_rows:
             raise InvalidInputError(f"table {table!r}: padding_idx {padding_idx} out of range [0, {num_rows})")
-    return BagBatch(idx, off, psw, mode, include_last_offset, padding_idx)
+    return BagBatch(idx, off, psw, mode, include_last_offset, padding_idx, check_ids)
 
 
 def pool(weight: torch.Tensor, local_indices: torch.Tensor, batch: BagBatch, padding_local: int | None) -> torch.Tensor:
@@ -124,15 +156,10 @@ def pool(weight: torch.Tensor, local_indices: torch.Tensor, batch: BagBatch, pad
     `padding_local` is the row of `weight` that holds padding_idx's row, or None when the batch
     does not use it (then no entry is skipped, as in the reference).
     """
-    return F.embedding_bag(
-        local_indices,
-        weight,
-        batch.offsets,
-        mode=batch.mode,
-        per_sample_weights=batch.per_sample_weights,
-        include_last_offset=batch.include_last_offset,
-        padding_idx=padding_local,
-    )
+    # torch.embedding_bag is the op F.embedding_bag (and so nn.EmbeddingBag) ends in; `validate` has
+    # done F's argument checks and normalisation, so calling it directly skips only Python
+    return torch.embedding_bag(weight, local_indices, batch.offsets, False, _MODE_ENUM[batch.mode], False,
+                               batch.per_sample_weights, batch.include_last_offset, padding_local)[0]
 
 
 def compact(indices: torch.Tensor, padding_idx: int | None) -> tuple[torch.Tensor, torch.Tensor, int | None]:

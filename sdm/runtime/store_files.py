@@ -52,9 +52,10 @@ class StoreRecord:
     placement: dict[str, TablePlacement]
 
 
-def write_store(path: Path, record: StoreRecord, weights, scm_device) -> None:
+def write_store(path: Path, record: StoreRecord, weights, scm_device, progress: bool | None = None) -> None:
     """Write the pages (rows from `weights`, see sdm.runtime.store_weights), the placement arrays,
-    then store.json into the empty directory `path`."""
+    then store.json into the empty directory `path`. `progress`: the ingest progress bar (None:
+    shown for large tables, see sdm.tiers.page_writes)."""
     from sdm.tiers.pagestore import PageStore
 
     with PageStore.create(path / "scm", device=scm_device, page_bytes=record.page_bytes,
@@ -64,6 +65,7 @@ def write_store(path: Path, record: StoreRecord, weights, scm_device) -> None:
                 s.name, encoded_chunks(weights, s, i), num_rows=s.num_rows,
                 dim=row_formats.storage_width(s.dim, s.row_format),
                 dtype=row_formats.storage_dtype(s.row_format), row_order=record.placement[s.name].row_order,
+                progress=progress,
             )
     side = path / "placement"
     side.mkdir(exist_ok=True)

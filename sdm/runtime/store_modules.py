@@ -15,6 +15,7 @@ from torch import nn
 
 from sdm.core.errors import InvalidInputError
 from sdm.core.spec import TableSpec
+from sdm.runtime.custom_op import handle_of
 from sdm.runtime.store_config import BagOptions
 
 __all__ = ["TableLookup", "StoreEmbeddingBag", "bag_tables", "embedding_bags_in", "swap_in"]
@@ -29,6 +30,10 @@ class TableLookup(Protocol):
 
     def lookup(self, name: str, indices, offsets=None, per_sample_weights=None) -> torch.Tensor: ...
 
+    def read_weight(self, name: str) -> torch.Tensor: ...
+
+    def write_weight(self, name: str, weight) -> None: ...
+
 
 class StoreEmbeddingBag(nn.Module):
     """One table of an EmbeddingStore behind nn.EmbeddingBag's call signature."""
@@ -42,7 +47,30 @@ class StoreEmbeddingBag(nn.Module):
         self.mode, self.include_last_offset, self.padding_idx = o.mode, o.include_last_offset, o.padding_idx
 
     def forward(self, input, offsets=None, per_sample_weights=None):  # noqa: A002 (nn.EmbeddingBag's name)
+        if torch.compiler.is_compiling() or isinstance(input, torch.fx.Proxy):
+            # torch.compile / torch.export / fx: one registered op with a known output shape
+            return torch.ops.sdm.lookup(handle_of(self.store), self.name, self.embedding_dim,
+                                        self.include_last_offset, input, offsets, per_sample_weights)
         return self.store.lookup(self.name, input, offsets, per_sample_weights)
+
+    # state_dict / load_state_dict: the key nn.EmbeddingBag has ("weight"), read from / written
+    # through to the store, so a wrapped model round-trips with the unwrapped model's checkpoint
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        destination[prefix + "weight"] = self.store.read_weight(self.name)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + "weight"
+        if key not in state_dict:
+            if strict:
+                missing_keys.append(key)
+            return
+        w = state_dict[key]
+        if tuple(w.shape) != (self.num_embeddings, self.embedding_dim):
+            error_msgs.append(f"size mismatch for {key}: copying a param with shape {tuple(w.shape)}, the table "
+                              f"{self.name!r} has shape {(self.num_embeddings, self.embedding_dim)}")
+            return
+        self.store.write_weight(self.name, w)
 
     def extra_repr(self) -> str:
         return f"{self.name!r}, {self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"

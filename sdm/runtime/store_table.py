@@ -16,7 +16,8 @@ from sdm.runtime import row_formats
 from sdm.hardware.platform import HOST_QUEUE_DEPTH
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import ids_in_range, integer_array
-from sdm.runtime.pooling import BagBatch, compact, pool
+from sdm.runtime.pooling import BagBatch, compact
+from sdm.runtime.quantized import kernel_checks_ids, pool_stored
 from sdm.core.spec import TableSpec
 from sdm.runtime.store_config import BagOptions, StoreSettings, card_memory, resolve_admission, resolve_page_admit
 from sdm.runtime.store_placement import TablePlacement
@@ -70,7 +71,7 @@ class StoreTable:
         if hot is not None and len(hot):
             hot = hot[: self.cache.capacity_rows]
             self.cache.insert(hot, torch.from_numpy(self._read_scm_bulk(hot)))
-        self.fast_ok = spec.row_format == "fp32" and self.accel is None and self.pinned is None
+        self.fast_ok = self.accel is None and self.pinned is None
         # SCM page layout (row_order[slot] = row id; None: id order), to find a fetched page's rows
         self.row_order = place.row_order
         self.rows_per_page = int(scm.table_info(spec.name).rows_per_page)
@@ -97,6 +98,10 @@ class StoreTable:
         parts = [self.scm.read_rows(self.spec.name, ids[a : a + READ_CHUNK_ROWS])
                  for a in range(0, len(ids), READ_CHUNK_ROWS)]
         return np.concatenate(parts) if parts else np.zeros((0, self.width), row_formats.storage_dtype(self.spec.row_format))
+
+    def read_all(self) -> np.ndarray:
+        """Every stored row, id order (checkpoints; not a lookup: no stats, no cache fill)."""
+        return self._read_scm_bulk(np.arange(self.spec.num_rows))
 
     def page_mates(self, ids: np.ndarray) -> np.ndarray:
         """Rows on the SCM pages holding `ids` that page-granular admission would cache: reading
@@ -160,6 +165,7 @@ class StoreTable:
             out = self._lookup_cached(batch, rec)
             if out is not None:
                 return out, rec
+        batch.check_ids(self.spec.name, self.spec.num_rows)   # before any state changes
         return self._lookup_general(batch, rec), rec
 
     def _lookup_cached(self, batch: BagBatch, rec: LookupRecord) -> torch.Tensor | None:
@@ -171,23 +177,27 @@ class StoreTable:
             if cache.complete:
                 # every row cached at slot = id: pool from the cache tensor with the ids as given;
                 # padding_idx keeps its own number, exactly as in the reference call
-                out = pool(cache.data, batch.indices, batch, batch.padding_idx)
+                if not kernel_checks_ids(self.spec.row_format, batch):
+                    batch.check_ids(self.spec.name, self.spec.num_rows)
+                try:
+                    out = pool_stored(cache.data, batch.indices, batch, self.spec.row_format, batch.padding_idx)
+                except (IndexError, RuntimeError):
+                    batch.check_ids(self.spec.name, self.spec.num_rows)  # unchecked ids: the kernel's own range
+                    raise                                                # check refused one; name it
             else:
-                slots = cache.probe(idx)
-                if len(slots) and slots.min() < 0:
-                    return None
                 pad = None
                 if batch.padding_idx is not None:
                     where = np.flatnonzero(idx == batch.padding_idx)
                     if not len(where):
                         return None  # the reference sets padding_idx: need a padding row, see pooling.compact
+                slots = cache.probe_all_hit(idx)   # one compiled pass: probe, recency, slot remap
+                if slots is None:
+                    return None
+                if batch.padding_idx is not None:
                     pad = int(slots[where[0]])
                 if self._lookahead.batches:   # rows read ahead for this batch: first reads, not re-reads
-                    slots_read = fresh_hits(idx, slots, self._lookahead.coming(np.unique(idx))[1])
-                else:
-                    slots_read = slots
-                cache.touch(slots_read)
-                out = pool(cache.data, torch.from_numpy(slots), batch, pad)
+                    cache.touch(fresh_hits(idx, slots, self._lookahead.coming(np.unique(idx))[1]))
+                out = pool_stored(cache.data, torch.from_numpy(slots), batch, self.spec.row_format, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
         c.bytes = len(idx) * self.row_bytes
@@ -199,7 +209,8 @@ class StoreTable:
         uniq, inverse, pad = compact(batch.indices, batch.padding_idx)
         u = uniq.numpy()
         nu = len(u)
-        weight = torch.zeros((nu + (1 if pad == nu else 0), self.spec.dim), dtype=torch.float32)
+        # the batch's rows in their stored format, pooled by the format's own kernel (no decode)
+        weight = torch.zeros((nu + (1 if pad == nu else 0), self.width), dtype=self.dtype)
         tier = np.full(nu, 2, np.int8)  # 0 accel, 1 dram, 2 scm
         fmt = self.spec.row_format
         ca, cd, cs = rec.tiers["accel"], rec.tiers["dram"], rec.tiers["scm"]
@@ -212,7 +223,7 @@ class StoreTable:
             got = loc >= 0
             if got.any():
                 sel = rest[got]
-                weight[torch.from_numpy(sel)] = row_formats.decode(static.gather(loc[got]), fmt)
+                weight[torch.from_numpy(sel)] = static.gather(loc[got]).to("cpu")
                 tier[sel] = 0 if counters is ca else 1
                 counters.rows += len(sel)
                 counters.reads += len(sel)
@@ -255,7 +266,7 @@ class StoreTable:
             if hit.any():
                 hs = slots[hit]
                 cache.touch(fresh_hits(rest_ids[hit], hs, read_ahead))   # read-ahead rows: first reads
-                weight[torch.from_numpy(rest[hit])] = row_formats.decode(cache.data[torch.from_numpy(hs)], fmt)
+                weight[torch.from_numpy(rest[hit])] = cache.data[torch.from_numpy(hs)]
             # misses placed by next use in the look-ahead window (none: as before, hits protected)
             need_ids = rest_ids[need]
             placed = place_by_next_use(cache, need_ids, slots[hit], coming, insert=lambda g, p: cache.insert(
@@ -264,7 +275,7 @@ class StoreTable:
                 self.admit_mates(mates, mate_rows, protected_slots(cache, self._lookahead.window(), slots[hit],
                                                                    placed[placed >= 0]), cs)
         if need.any():
-            weight[torch.from_numpy(rest[need])] = row_formats.decode(rows_need, fmt)
+            weight[torch.from_numpy(rest[need])] = rows_need
         tier[rest[need]] = 2
         dram = hit | (need & ~lost & from_stage)               # staged rows were in host DRAM too
         tier[rest[dram]] = 1
@@ -278,7 +289,7 @@ class StoreTable:
         ca.hits, cd.hits, cs.hits = int(occ[0]), int(occ[1]), int(occ[2])
         # tiers are read one after another on this path (accel, DRAM, then SCM)
         rec.modelled_s = ca.modelled_s + cd.modelled_s + cs.modelled_s
-        return pool(weight, inverse, batch, pad)
+        return pool_stored(weight, inverse, batch, fmt, pad)
 
     def prefetch(self, ids: np.ndarray, protect: np.ndarray | None, stage: bool = True) -> TierCounters:
         """Read the rows of `ids` missing from every tier into host DRAM, never evicting rows of

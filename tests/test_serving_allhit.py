@@ -1,0 +1,71 @@
+"""The hashed cache's all-hit path: one compiled pass (probe, recency stamp, slot remap) that
+leaves the index exactly as probe + touch would."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdm.cache.index import CacheIndex
+
+
+def _twins(policy, mask=False):
+    rng = np.random.default_rng(1)
+    a, b = (CacheIndex(10_000, 1_000, ways=16, policy=policy) for _ in range(2))
+    ids = rng.permutation(10_000)[:600]
+    for ix in (a, b):
+        ix.place(ids)
+        if mask:
+            ix.admit_mask = np.zeros(10_000, np.bool_)
+            ix.admit_mask[ids[::2]] = True
+    return a, b, a.contents(), rng
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu", "fifo"])
+@pytest.mark.parametrize("mask", [False, True])
+def test_all_hit_pass_equals_probe_then_touch(policy, mask):
+    a, b, resident, rng = _twins(policy, mask)
+    for _ in range(3):
+        batch = rng.choice(resident, 5_000)
+        slots = a.probe_all_hit(batch)
+        ref = b.probe(batch)
+        b.touch(ref)
+        assert np.array_equal(slots, ref)
+        assert np.array_equal(a.score, b.score) and a.stamp == b.stamp
+        assert np.array_equal(a.tags, b.tags)
+
+
+def test_all_hit_pass_returns_none_on_a_miss_and_changes_nothing():
+    a, _, resident, rng = _twins("lru")
+    absent = np.setdiff1d(np.arange(10_000), resident)[:1]
+    a.probe_all_hit(rng.choice(resident, 300))
+    tags, score, stamp = a.tags.copy(), a.score.copy(), a.stamp
+    batch = np.concatenate([rng.choice(resident, 100), absent, rng.choice(resident, 100)])
+    batch[50] = batch[10]                      # a repeated slot before the miss
+    assert a.probe_all_hit(batch) is None
+    assert np.array_equal(a.tags, tags) and np.array_equal(a.score, score) and a.stamp == stamp
+    assert a.probe_all_hit(np.array([10_000 + 5, -3])) is None   # out of range: never cached
+    assert np.array_equal(a.probe_all_hit(batch[:0]), np.zeros(0, np.int64))
+
+
+@pytest.mark.parametrize("layout", ["auto", "hashed"])
+@pytest.mark.parametrize("fmt, mode", [("fp32", "sum"), ("fp16", "mean"), ("int8", "sum"), ("int8", "max"), ("int4", "max")])
+def test_unchecked_ids_are_refused_on_the_cached_paths(tmp_path, layout, fmt, mode):
+    """lookup leaves the id range check to the path: every-row-cached paths must still refuse."""
+    import torch
+
+    from sdm.core.errors import InvalidInputError
+    from sdm.core.spec import TableSpec
+    from sdm.runtime.embedding_store import BagOptions, EmbeddingStore
+
+    w = torch.randn(100, 4)
+    with EmbeddingStore.create(tmp_path / layout, [TableSpec("t", 100, 4, row_format=fmt)], weights={"t": w},
+                               progress=False, dram_cache_bytes=100 * 40, cache_layout=layout,
+                               options={"t": BagOptions(mode)}) as store:
+        store.prefetch({"t": np.arange(100)})
+        c = store.cache("t")
+        assert c.resident_rows == 100 and c.direct == (layout == "auto")
+        score = c.score.copy()
+        for bad, pos in ((100, 1), (-1, 1), (2**40, 1)):
+            with pytest.raises(InvalidInputError, match=rf"table 't': index {bad} at position {pos}"):
+                store.lookup("t", torch.tensor([3, bad, 5]), torch.tensor([0]))
+        assert np.array_equal(c.score, score) and store.stats()["tables"]["t"]["lookups"] == 0
