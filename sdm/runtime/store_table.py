@@ -190,13 +190,13 @@ class StoreTable:
                     where = np.flatnonzero(idx == batch.padding_idx)
                     if not len(where):
                         return None  # the reference sets padding_idx: need a padding row, see pooling.compact
+                if self._lookahead.batches:
+                    return None   # a look-ahead window counts read-ahead rows as first reads: general path
                 slots = cache.probe_all_hit(idx)   # one compiled pass: probe, recency, slot remap
                 if slots is None:
                     return None
                 if batch.padding_idx is not None:
                     pad = int(slots[where[0]])
-                if self._lookahead.batches:   # rows read ahead for this batch: first reads, not re-reads
-                    cache.touch(fresh_hits(idx, slots, self._lookahead.coming(np.unique(idx))[1]))
                 out = pool_stored(cache.data, torch.from_numpy(slots), batch, self.spec.row_format, pad)
         c = rec.tiers["dram"]
         c.hits = c.rows = c.reads = len(idx)
