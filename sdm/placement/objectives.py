@@ -17,6 +17,7 @@ host's compute limit.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -239,6 +240,21 @@ def residual_groups(tables: Sequence[TableSpec], hotness: Sequence[TableHotness]
     return cat(tix).astype(np.int64), cat(ks), cat(ms), cat(bs), cat(ex).astype(bool)
 
 
+def poisson_quantile(mean: float, q: float) -> float:
+    """The q-quantile of Poisson(mean): exact below a mean of 50, the normal approximation above."""
+    if mean <= 0:
+        return 0.0
+    if mean >= 50:
+        return mean + NormalDist().inv_cdf(q) * math.sqrt(mean)
+    p = cum = math.exp(-mean)
+    k = 0
+    while cum < q:
+        k += 1
+        p *= mean / k
+        cum += p
+    return float(k)
+
+
 # ---- estimator ------------------------------------------------------------------------------------
 @dataclass
 class DefaultEstimator:
@@ -301,11 +317,14 @@ class DefaultEstimator:
                 raise InfeasibleError(f"placement sends {n_tot:.0f} reads per request to tier {name!r}, "
                                       f"which hardware {candidate.name!r} does not have")
             mean_rb = int(max(1, round(float((n * rb).sum() / n_tot))))
-            time_s[name] = tier.read_time_s(n_tot, mean_rb)
-            qps_limits[name] = 1.0 / max(time_s[name] - tier.latency_s, 1e-12)
+            busy_s = tier.read_time_s(n_tot, mean_rb) - tier.latency_s     # transfer time, no latency
+            # A request reads the tier Poisson(n_tot) times and pays its latency only when it reads
+            # it at all: a tier with 1e-14 reads per request costs ~nothing, not one whole read.
+            time_s[name] = -math.expm1(-n_tot) * tier.latency_s + busy_s
+            qps_limits[name] = 1.0 / max(busy_s, 1e-12)
             if name == "scm":
-                n99 = n_tot + 2.326 * math.sqrt(n_tot)        # Poisson p99 of reads per request
-                p99_extra = tier.read_time_s(n99, mean_rb) - time_s[name]
+                n99 = poisson_quantile(n_tot, 0.99)           # p99 of SCM reads per request
+                p99_extra = (tier.read_time_s(n99, mean_rb) if n99 > 0 else 0.0) - time_s[name]
         latency = sum(time_s.values())
         shards = int(candidate.knobs.get("shards", 1))       # a replica over `shards` servers
         qps_limits = {k: v / shards for k, v in qps_limits.items()}
