@@ -35,7 +35,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sdm.accel.plan_view import card_view, format_card_view
+    from sdm.accel.plan_view import card_view, format_card_view, operating_point
+    from sdm.cli.plan_cmd import reconcile
     from sdm.placement import report
     from sdm.placement.compare import compare_hardware
     from sdm.placement.model_spec import load_model
@@ -48,13 +49,23 @@ def run(args) -> int:
     hws = [load_hardware(n, hw_sets) for n in names]
     opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
     hot, trace = load_inputs(model, args)
+    views: dict[int, dict] = {}
+
+    def timeline_headline(res):
+        """The six-card timeline's figures for a card platform (one answer: plan prints the same)."""
+        view = card_view(res.plan, res.candidate.hardware, trace, hot, args.items_per_request)
+        if view is None:
+            return None
+        views[id(res)] = view
+        reconcile(res.plan.summary, view, opts)
+        return operating_point(view, res.plan.summary["watts_idle"])
+
     cmp = compare_hardware(model.tables, hot, hws, opts, qps_target=args.qps, baseline=args.baseline,
-                           model_name=model.name, curves=bool(args.plot))
+                           model_name=model.name, curves=bool(args.plot), operating_point=timeline_headline)
     results, failed = cmp.configs, cmp.failed
     for r, res in zip(results, cmp.results):
-        cards = card_view(res.plan, res.candidate.hardware, trace, hot, args.items_per_request)
-        if cards is not None:
-            r["cards"] = cards
+        if id(res) in views:
+            r["cards"] = views[id(res)]
     base = next(r for r in results if r["hardware"] == cmp.baseline)
     if args.plot:
         from sdm.placement.plots import plot
@@ -62,12 +73,14 @@ def run(args) -> int:
         plot(results, cmp.curves, args.plot)
     if args.json:
         print(json.dumps({"model": model.name, "model_bytes": model.size_bytes, "qps_target": args.qps,
+                          "count_model": args.counts,
                           "baseline": base["hardware"], "configs": results, "failed": failed},
                          indent=1, default=float))
         return 0
     qps_note = f"{args.qps:.0f} requests/s" if args.qps else "each config's own per-server QPS (give --qps)"
     print(f"model {model.name!r}: {model.size_bytes / 1e9:.2f} GB, {len(model.tables)} tables; fleet for {qps_note}; "
-          f"savings vs {base['hardware']}")
+          f"savings vs {base['hardware']}; counts {args.counts}")
+    print("W/server: at the wall, at the fleet's utilisation (util_%), so fleet_kW = servers x W/server")
     print(report.table(report.compare_rows(results)))
     for r in results:
         if not r["meets_budget"]:

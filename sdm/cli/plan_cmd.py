@@ -135,6 +135,18 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
     return opts.replace(**(plan_sets or {}))
 
 
+def reconcile(summary: dict, cards: dict | None, opts: PlanOptions) -> dict:
+    """One answer per plan: the six-card timeline's figures in the headline when there is one."""
+    from sdm.accel.plan_view import apply_operating_point, operating_point
+    from sdm.placement.cost import energy_usd_per_year
+
+    op = operating_point(cards, summary["watts_idle"])
+    if op is not None:
+        apply_operating_point(summary, op)
+        summary["energy_usd_per_year"] = energy_usd_per_year(summary["watts"], opts.cost)
+    return summary
+
+
 # ---- the command ----------------------------------------------------------------------------------------
 def run(args) -> int:
     from sdm.accel.plan_view import card_view, format_card_view
@@ -152,6 +164,7 @@ def run(args) -> int:
     result = planner.plan(model.tables, hot, hw, trace=trace, model_name=model.name)
     plan = result.plan
     cards = card_view(plan, hw, trace, hot, args.items_per_request)
+    reconcile(plan.summary, cards, opts)
     out = plan.save(args.out)
     if args.plot:
         from sdm.placement.plots import plot_plan

@@ -99,19 +99,24 @@ def format_plan(plan: Plan, top: int | None = 20) -> str:
     wl = s["workload"]
     budget = wl["latency_budget_s"]
     p99 = s["p99_latency_s"]
+    limits = s["qps_limits"]
     lines = [
         f"plan: model {plan.model!r} ({s['model_bytes'] / GB:.2f} GB) on {s['candidate']!r}, policy {plan.policy}, "
-        f"objective {plan.objective}" + (f", {s['shards']} servers per replica" if s.get("shards", 1) > 1 else ""),
+        f"objective {plan.objective}, counts {s.get('count_model', 'unrecorded')}"
+        + (f", {s['shards']} servers per replica" if s.get("shards", 1) > 1 else ""),
         f"request of {wl['items_per_request']} items: mean {ms(s['latency_s'])}, p99 {ms(p99)} "
         f"(budget {ms(budget)}: {'met' if p99 <= budget else 'MISSED by ' + ms(p99 - budget)}); "
-        f"{s['qps_per_server']:.0f} requests/s per server (limit: {min(s['qps_limits'], key=s['qps_limits'].get)})",
-        f"power {s['watts']:.0f} W under load, {s['watts_idle']:.0f} W idle; capex ${s['capex_usd']:,.0f}; "
-        f"energy ${s['energy_usd_per_year']:,.0f}/year",
+        f"{s['qps_per_server']:,.0f} requests/s per server (limit: {min(limits, key=limits.get)})",
+        f"power at the wall {s['watts']:.0f} W at {s['qps_per_server']:,.0f} requests/s, {s['watts_idle']:.0f} W idle; "
+        f"capex ${s['capex_usd']:,.0f}; energy ${s['energy_usd_per_year']:,.0f}/year",
+        f"figures from one model: {s.get('headline_model', 'tiers (sdm.placement.objectives)')}"
+        + ("; the tier model ranked the placements" if "tier_model" in s else ""),
         "hit rates: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in s["hit_rate"].items() if v > 0 or k == "scm"),
         "", "per tier:", table(tier_rows(plan)),
         "", f"per table (top {min(top or len(plan.tables), len(plan.tables))} of {len(plan.tables)} by lookups):",
         table(table_rows(plan, top)),
-        "", "power and cost per server:", table(power_cost_rows(s)),
+        "", f"power and cost per server (parts' draw before the supply; / {s.get('psu_efficiency', 0.94):g} PSU "
+            f"efficiency = at the wall):", table(power_cost_rows(s)),
     ]
     return "\n".join(lines)
 
@@ -130,7 +135,8 @@ def compare_rows(results: Sequence[dict]) -> list[dict]:
     return [{"config": r["name"], "servers": r["fleet"]["servers"], "bound_by": r["fleet"]["bound_by"],
              "p99": ms(r["p99_latency_s"]), "qps/server": r["qps_per_server"],
              "scm_%": 100.0 * r["hit_rate"].get("scm", 0.0),
-             "W/server": r["watts"], "fleet_kW": r["fleet"]["watts"] / 1e3,
+             "util_%": 100.0 * r["fleet"]["utilization"],
+             "W/server": r["fleet"]["watts"] / r["fleet"]["servers"], "fleet_kW": r["fleet"]["watts"] / 1e3,
              "capex_k$": r["fleet"]["capex_usd"] / 1e3, "tco_k$": r["fleet"]["tco_usd"] / 1e3,
              "power_save_%": 100.0 * r["savings"]["power"], "tco_save_%": 100.0 * r["savings"]["tco"]}
             for r in results]

@@ -1,0 +1,77 @@
+"""Issue 12: one reconciled answer per plan. The headline, the tier rows, the six-card timeline and
+`compare` print the same latency, QPS and watts; a tier with ~no reads costs ~no time."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sdm.cli import main
+from sdm.placement.objectives import poisson_quantile
+
+
+@pytest.fixture(scope="module")
+def trace_file(tmp_path_factory):
+    from sdm.traces.generators import zipf_trace
+
+    d = tmp_path_factory.mktemp("one")
+    tr = zipf_trace([20000, 5000, 800], num_samples=2000, pooling=4, seed=1)
+    path = d / "t.npz"
+    tr.save(path)
+    return d, path
+
+
+def _plan(tmp, trace, hw, *extra):
+    out = tmp / f"{hw}.json"
+    rc = main(["plan", "--model", "20000-5000-800:32", "--trace", str(trace), "--hardware", hw,
+               "--out", str(out), "--no-progress", "--json", *extra])
+    assert rc == 0
+    return out
+
+
+def test_plan_headline_is_the_timeline_on_cards(trace_file, capsys):
+    d, trace = trace_file
+    out = _plan(d, trace, "yosemite-v2-nand")
+    doc = json.loads(capsys.readouterr().out)
+    s, t = doc["summary"], doc["cards"]["timeline"]
+    assert s["headline_model"].startswith("six-card timeline")
+    assert s["p99_latency_s"] == t["latency"]["p99_s"] and s["latency_s"] == t["latency"]["mean_s"]
+    assert s["qps_per_server"] == t["throughput"]["max_qps"]
+    assert s["watts"] == t["power"]["server_watts"] and t["power"]["at_qps"] == s["qps_per_server"]
+    assert s["count_model"] == "good-turing" and "tier_model" in s
+    assert json.loads(out.read_text())["summary"]["watts"] == s["watts"]      # the file says the same
+    # compare prints the same figures for the same configuration
+    rc = main(["compare", "--model", "20000-5000-800:32", "--trace", str(trace), "--hardware",
+               "host-nand,yosemite-v2-nand", "--no-progress", "--json", "--qps", "500"])
+    assert rc == 0
+    cmp = json.loads(capsys.readouterr().out)
+    row = next(r for r in cmp["configs"] if r["hardware"] == "yosemite-v2-nand")
+    assert row["p99_latency_s"] == s["p99_latency_s"] and row["qps_per_server"] == s["qps_per_server"]
+    assert row["watts"] == s["watts"] and cmp["count_model"] == "good-turing"
+    f = row["fleet"]
+    assert f["watts"] == pytest.approx(f["servers"] * (row["watts_idle"] + f["utilization"]
+                                                         * (row["watts"] - row["watts_idle"])))
+
+
+def test_host_headline_is_the_sum_of_tier_rows(trace_file, capsys):
+    d, trace = trace_file
+    _plan(d, trace, "host-nand", "--counts", "raw")
+    s = json.loads(capsys.readouterr().out)["summary"]
+    assert s["count_model"] == "raw"
+    assert s["latency_s"] == pytest.approx(sum(s["tier_time_s"].values()))
+
+
+def test_a_tier_with_no_reads_costs_no_time():
+    assert poisson_quantile(1e-14, 0.99) == 0.0
+    assert poisson_quantile(0.5, 0.99) == 3.0            # P(N <= 2) = 0.986, P(N <= 3) = 0.998
+    assert poisson_quantile(400.0, 0.99) == pytest.approx(400 + 2.326 * 20, rel=1e-3)
+
+
+def test_near_empty_scm_tier_is_not_charged_a_whole_read(trace_file, capsys):
+    d, trace = trace_file
+    _plan(d, trace, "host-nand")                          # everything fits in DRAM
+    s = json.loads(capsys.readouterr().out)["summary"]
+    scm_reads = s["reads_per_request"].get("scm", 0.0)
+    assert scm_reads < 1e-3
+    assert s["tier_time_s"].get("scm", 0.0) < 1e-3 * 77.9e-6 + 1e-9
+    assert s["p99_latency_s"] == pytest.approx(s["latency_s"]) and s["p99_latency_s"] < 77.9e-6   # no SCM read at p99
