@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        # files are written whole or not at all (sdm.core.atomic_file): an interrupt leaves none half-done
+        print(f"sdm-plan {args.command}: interrupted (nothing written by the step in progress)", file=sys.stderr)
+        return 130
     except SdmError as exc:
         print(f"sdm-plan {args.command}: error: {exc}", file=sys.stderr)
         return 1

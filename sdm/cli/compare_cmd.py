@@ -36,11 +36,13 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from sdm.accel.plan_view import card_view, format_card_view, operating_point
-    from sdm.cli.plan_cmd import reconcile
+    from sdm.cli.plan_cmd import check_out_dir, reconcile
     from sdm.placement import report
     from sdm.placement.compare import compare_hardware
     from sdm.placement.model_spec import load_model
 
+    if args.plot:
+        check_out_dir(args.plot, "--plot")
     model = load_model(args.model)
     hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)
     names = [h.strip() for h in args.hardware.split(",") if h.strip()]

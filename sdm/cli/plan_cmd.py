@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sdm.core.checks import real_number, whole_number
 from sdm.core.errors import InvalidInputError
 from sdm.hardware.overrides import parse_assignments
 from sdm.placement.model_spec import ModelSpec, load_model
@@ -96,6 +97,13 @@ def split_sets(items: list[str]) -> tuple[dict, dict, dict, dict]:
     return hw, power, cost, plan
 
 
+def check_out_dir(path: str, flag: str) -> None:
+    """Refuse, before any work, an output whose folder does not exist (nothing is created for it)."""
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise InvalidInputError(f"{flag} {path}: folder {str(parent)!r} does not exist (nothing written)")
+
+
 def load_hardware(name: str, overrides: dict):
     from sdm.hardware.server import hardware, hardware_from_toml
 
@@ -119,6 +127,12 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
     from sdm.placement.cost import CostDefaults
     from sdm.placement.power import PowerDefaults
 
+    # each flag checked by its own name before the workload (whose names are the API's)
+    whole_number(args.items_per_request, "--items-per-request", minimum=1)
+    real_number(args.latency_budget_ms, "--latency-budget-ms", above=0)
+    real_number(args.compute_qps, "--compute-qps", above=0)
+    if args.qps is not None:
+        real_number(args.qps, "--qps", above=0)
     wl = Workload(items_per_request=args.items_per_request, latency_budget_s=args.latency_budget_ms / 1e3,
                   qps_target=args.qps, compute_qps_per_server=args.compute_qps, budget_on=args.budget_on)
     ladder = None
@@ -152,6 +166,9 @@ def run(args) -> int:
     from sdm.accel.plan_view import card_view, format_card_view
     from sdm.placement import report
 
+    check_out_dir(args.out, "--out")
+    if args.plot:
+        check_out_dir(args.plot, "--plot")
     model = load_model(args.model)
     hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)
     hw = load_hardware(args.hardware, hw_sets)

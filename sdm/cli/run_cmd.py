@@ -107,6 +107,8 @@ def handle(args) -> int:
     args.reserve_bytes = int(parse_quantity(str(args.reserve_bytes), "--reserve-bytes"))
     if args.dram_cache_bytes is not None:
         args.dram_cache_bytes = int(parse_quantity(str(args.dram_cache_bytes), "--dram-cache-bytes"))
+        if args.dram_cache_bytes < 0:
+            raise InvalidInputError(f"--dram-cache-bytes must be >= 0, got {args.dram_cache_bytes}")
     if args.threads < 1:
         raise InvalidInputError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)

@@ -125,7 +125,11 @@ def model_from_dict(data: dict, source: str = "model") -> ModelSpec:
 def load_model(arg: str) -> ModelSpec:
     """MODEL argument: existing .toml/.json file, else a DLRM-style list."""
     path = Path(arg)
-    if path.suffix.lower() in (".toml", ".json") or path.exists():
+    try:
+        is_file = path.exists()
+    except OSError:                                  # e.g. a list longer than a file name may be
+        is_file = False
+    if path.suffix.lower() in (".toml", ".json") or is_file:
         if not path.exists():
             raise InvalidInputError(f"model file {arg!r} does not exist")
         text = path.read_text()

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sdm.core.checks import real_number, whole_number
 from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.core.spec import TableSpec
 from sdm.cache.dram_cache import index_bytes_per_row
@@ -47,6 +48,13 @@ class Workload:
         "latency_budget_s": "REFERENCE Workload (seed 004 Table I)",
         "compute_qps_per_server": "*unconfirmed* assumption; override with a measured figure",
     })
+
+    def __post_init__(self) -> None:
+        whole_number(self.items_per_request, "items per request", minimum=1)
+        for name in ("latency_budget_s", "compute_qps_per_server") + (("qps_target",) if self.qps_target is not None else ()):
+            real_number(getattr(self, name), name.replace("_", " "), above=0)
+        if self.budget_on not in ("p99", "mean"):
+            raise InvalidInputError(f"budget_on must be 'p99' or 'mean', got {self.budget_on!r}")
 
 
 # ---- DRAM cache hit rate ------------------------------------------------------------------------
@@ -354,6 +362,15 @@ def _budget_value(est: Estimate, workload: Workload) -> float:
     return est.p99_latency_s if workload.budget_on == "p99" else est.latency_s
 
 
+def budget_missed(best, n_scored: int, workload: Workload) -> InfeasibleError:
+    """The error for a budget no candidate meets, with the fastest one's figure."""
+    v, budget = _budget_value(best[2], workload), workload.latency_budget_s
+    return InfeasibleError(
+        f"latency budget not met: {workload.budget_on} latency per request of {workload.items_per_request} "
+        f"items must be <= {fmt_ms(budget)}; the fastest of {n_scored} candidate(s), {best[0].name!r}, needs "
+        f"{fmt_ms(v)} (over by {fmt_ms(v - budget)})")
+
+
 @dataclass
 class MinLatency:
     """Lowest modelled latency; ties go to lower power."""
@@ -364,7 +381,10 @@ class MinLatency:
     def select(self, scored):
         if not scored:
             raise InfeasibleError("no candidate configuration to choose from")
-        return min(scored, key=lambda s: (_budget_value(s[2], self.workload), s[2].watts))
+        best = min(scored, key=lambda s: (_budget_value(s[2], self.workload), s[2].watts))
+        if _budget_value(best[2], self.workload) > self.workload.latency_budget_s:
+            raise budget_missed(best, len(scored), self.workload)
+        return best
 
 
 @dataclass
@@ -387,13 +407,8 @@ class MinWithinBudget:
         budget = self.workload.latency_budget_s
         ok = [s for s in scored if _budget_value(s[2], self.workload) <= budget]
         if not ok:
-            best = min(scored, key=lambda s: _budget_value(s[2], self.workload))
-            v = _budget_value(best[2], self.workload)
-            raise InfeasibleError(
-                f"latency budget not met: {self.workload.budget_on} latency per request of "
-                f"{self.workload.items_per_request} items must be <= {fmt_ms(budget)}; the fastest of "
-                f"{len(scored)} candidate(s), {best[0].name!r}, needs {fmt_ms(v)} "
-                f"(over by {fmt_ms(v - budget)})")
+            raise budget_missed(min(scored, key=lambda s: _budget_value(s[2], self.workload)), len(scored),
+                                self.workload)
         return min(ok, key=lambda s: (self.value(s[2]), _budget_value(s[2], self.workload)))
 
 

@@ -237,6 +237,10 @@ class Plan:
         doc = read_json(path, kind="plan file", file_format=PLAN_FORMAT, version=PLAN_VERSION)
         base = path.parent
         tables = {}
+        missing = [k for k in ("tables", "model", "hardware", "objective", "policy") if k not in doc]
+        if missing or not isinstance(doc["tables"], dict):
+            raise StoreFormatError(f"plan {str(path)!r}: " + (f"missing field(s) {missing}" if missing
+                                                              else "'tables' is not an object"))
         for name, d in doc["tables"].items():
             where = f"plan {str(path)!r} table {name!r}"
             try:
@@ -254,7 +258,7 @@ class Plan:
                     tp.row_order = np.load(base / d["page_layout"]["row_order_file"])
                     if tp.row_order.size != tp.num_rows:
                         raise InvalidInputError(f"{where}: row order has {tp.row_order.size} rows, table has {tp.num_rows}")
-            except (KeyError, TypeError) as exc:
+            except (KeyError, TypeError, AttributeError) as exc:
                 raise StoreFormatError(f"{where}: missing or bad field {exc}") from None
             except OSError as exc:
                 raise InvalidInputError(f"{where}: {exc}") from None
