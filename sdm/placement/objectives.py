@@ -26,7 +26,6 @@ import numpy as np
 from sdm.core.checks import real_number, whole_number
 from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.core.spec import TableSpec
-from sdm.cache.dram_cache import index_bytes_per_row
 from sdm.placement.cost import CostDefaults, energy_usd_per_year, server_capex
 from sdm.placement.assignment import Placement, rows_by_band
 from sdm.placement.power import PowerDefaults, ServerParts, server_power
@@ -281,6 +280,8 @@ class DefaultEstimator:
         cache_bytes = int(candidate.knobs.get("dram_cache_bytes", 0))
         cache_hits, cache_occ = np.zeros(nt), np.zeros(nt)
         if cache_bytes > 0 and placement.backing_tier == "scm":
+            from sdm.cache.dram_cache import index_bytes_per_row   # here: it brings torch (slow --help)
+
             tix, k, m, b, ex = residual_groups(tables, hotness, placement)
             # a cached row costs the runtime its index entry too (sdm.cache.dram_cache): the
             # budget buys fewer rows than bytes / row_bytes (~7% fewer for 128-byte rows)
