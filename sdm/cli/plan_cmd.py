@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from sdm.core.checks import real_number, whole_number
@@ -182,6 +183,9 @@ def run(args) -> int:
     plan = result.plan
     cards = card_view(plan, hw, trace, hot, args.items_per_request)
     reconcile(plan.summary, cards, opts)
+    rows = sum(int(tp.num_rows) for tp in plan.tables.values())
+    if not args.no_progress and rows > 10_000_000:     # row sets of big tables take seconds to write
+        print(f"writing {args.out} ({len(plan.tables)} tables, {rows:,} rows) ...", file=sys.stderr, flush=True)
     out = plan.save(args.out)
     if args.plot:
         from sdm.placement.plots import plot_plan

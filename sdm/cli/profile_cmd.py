@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from sdm.core.errors import InvalidInputError
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         kwargs["batch_size"] = args.batch_size
     trace = load_trace(path, **kwargs)
     profile = Profile.from_trace(
-        trace, progress=not args.no_progress and sys.stderr.isatty() or False, source=str(path),
+        trace, progress=not args.no_progress, source=str(path),
         memory_budget_bytes=int(args.memory_budget_mb * (1 << 20)), eps=args.eps, delta=args.delta,
         heavy_hitters=args.heavy_hitters, coaccess_rows=args.coaccess_rows,
     )

@@ -90,9 +90,12 @@ class Planner:
         candidates = self.enumerator.enumerate(hardware, model_bytes)
         scored, errors = [], []
         bar = None
-        if self.options.progress and len(candidates) > 1:
+        if self.options.progress:
+            import sys
+
             from tqdm import tqdm
-            bar = tqdm(total=len(candidates), desc=f"plan {getattr(hardware, 'name', '')}", unit="config")
+            bar = tqdm(total=len(candidates), desc=f"plan {getattr(hardware, 'name', '')}", unit="config",
+                       file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 10.0)
         for cand in candidates:
             if layouts:    # the latency model charges the pages per SCM read each layout gives
                 cand.knobs = {**cand.knobs, "pages_per_scm_read": {n: c.pages_per_read for n, c in layouts.items()}}
