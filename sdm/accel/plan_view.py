@@ -208,11 +208,13 @@ def operating_point(view: dict | None, watts_idle: float) -> dict | None:
             "latency_s": float(L["mean_s"]), "p99_latency_s": float(L["p99_s"]),
             "qps_per_server": float(T["max_qps"]), "qps_limits": {T["bottleneck"]: float(T["max_qps"])},
             "watts": float(P["server_watts"]), "watts_idle": float(watts_idle),
+            "watts_components_at_qps": {k: float(v) for k, v in P["components_watts"].items()},
             "tier_time_s": {"sram": float(B["card_sram_s"]), "lpddr": float(B["card_lpddr_s"]),
                             "dram": float(H["dram_s"]), "scm": float(H["scm_s"])}}
 
 
-HEADLINE_KEYS = ("latency_s", "p99_latency_s", "qps_per_server", "qps_limits", "watts", "tier_time_s")
+HEADLINE_KEYS = ("latency_s", "p99_latency_s", "qps_per_server", "qps_limits", "watts", "tier_time_s",
+                 "watts_components_at_qps")
 
 
 def apply_operating_point(summary: dict, op: dict | None) -> dict:

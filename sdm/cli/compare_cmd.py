@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sdm.core.errors import InvalidInputError
+from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.cli.plan_cmd import add_common, load_hardware, load_inputs, options_from_args, split_sets
 
 
@@ -50,7 +50,12 @@ def run(args) -> int:
         raise InvalidInputError("--hardware: give at least one configuration")
     hws = [load_hardware(n, hw_sets) for n in names]
     opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
-    hot, trace = load_inputs(model, args)
+    from sdm.placement.hotness import load_hotness
+
+    raw, trace = load_hotness(model.tables, trace_path=args.trace, profile_path=args.profile, counts="raw",
+                              progress=not args.no_progress)
+    by_model = {"raw": raw, "good-turing": [h.good_turing() for h in raw]}
+    hot = by_model[args.counts]
     views: dict[int, dict] = {}
 
     def timeline_headline(res):
@@ -62,9 +67,26 @@ def run(args) -> int:
         reconcile(res.plan.summary, view, opts)
         return operating_point(view, res.plan.summary["watts_idle"])
 
-    cmp = compare_hardware(model.tables, hot, hws, opts, qps_target=args.qps, baseline=args.baseline,
-                           model_name=model.name, curves=bool(args.plot), operating_point=timeline_headline)
+    def run_compare(hotness, curves):
+        return compare_hardware(model.tables, hotness, hws, opts, qps_target=args.qps, baseline=args.baseline,
+                                model_name=model.name, curves=curves, operating_point=timeline_headline)
+
+    cmp = run_compare(hot, bool(args.plot))
     results, failed = cmp.configs, cmp.failed
+    # the same comparison under the other count model: where it flips a saving's sign, say so
+    other = "raw" if args.counts == "good-turing" else "good-turing"
+    try:
+        alt = {r["hardware"]: r for r in run_compare(by_model[other], False).configs}
+    except InfeasibleError:
+        alt = {}
+    for r in results:
+        a = alt.get(r["hardware"])
+        if a is not None:
+            flips = [k for k in ("power", "capex", "tco")
+                     if abs(r["savings"][k]) > 1e-9 and abs(a["savings"][k]) > 1e-9
+                     and (r["savings"][k] > 0) != (a["savings"][k] > 0)]
+            r["other_count_model"] = {"count_model": other, "savings": a["savings"],
+                                      "servers": a["fleet"]["servers"], "flips": flips}
     for r, res in zip(results, cmp.results):
         if id(res) in views:
             r["cards"] = views[id(res)]
@@ -88,6 +110,19 @@ def run(args) -> int:
         if not r["meets_budget"]:
             print(f"note: {r['name']} misses the {opts.workload.latency_budget_s * 1e3:.0f} ms "
                   f"{opts.workload.budget_on} budget (p99 {r['p99_latency_s'] * 1e3:.1f} ms)")
+    for r in results:
+        o = r.get("other_count_model")
+        if o and o["flips"]:
+            now = ", ".join(f"{k} {100 * r['savings'][k]:+.1f}%" for k in o["flips"])
+            then = ", ".join(f"{k} {100 * o['savings'][k]:+.1f}%" for k in o["flips"])
+            print(f"note: the count model decides {r['name']}'s savings: {now} with counts {args.counts}, "
+                  f"{then} with --counts {o['count_model']} ({o['servers']} server(s) vs {r['fleet']['servers']}); "
+                  "good-turing predicts future traffic (rows the trace did not see get reads), raw replays "
+                  "the trace exactly")
+    print("\nwhere the savings come from (fleet watts at the wall and capex per part; saved = baseline - this):")
+    for r in results:
+        if r is not base:
+            print(report.format_breakdown(r, base["hardware"]))
     for r in results:
         if "cards" in r:
             print("\n" + format_card_view(r["cards"], r["name"]))

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.core.spec import TableSpec
 from sdm.placement.fleet import ServerProfile, savings, size_fleet
+from sdm.placement.savings import band_position, breakdown
 from sdm.placement.options import PlanOptions
 from sdm.placement.planner import Planner, PlanResult, dram_curve
 from sdm.placement.types import TableHotness
@@ -69,6 +70,9 @@ def compare_hardware(tables: Sequence[TableSpec], hotness: Sequence[TableHotness
     if base is None:
         raise InvalidInputError(f"--baseline {base_name!r} is not among the planned configurations "
                                 f"{[r['hardware'] for r in rows]}")
-    for r, f in zip(rows, fleets):
+    base_summary = results[base].plan.summary
+    for r, f, res in zip(rows, fleets, results):
         r["savings"] = savings(fleets[base], f)
+        r["breakdown"] = breakdown(base_summary, rows[base]["fleet"], res.plan.summary, r["fleet"])
+        r["power_saving_vs_band"] = band_position(r["savings"]["power"])
     return Comparison(rows, results, rows[base]["hardware"], failed, curve)

@@ -205,3 +205,21 @@ def format_explain(e: dict) -> str:
     lines += [table(rows), "", "why:"] + [f"- {r}" for r in e["reasons"]]
     lines.append(f"- SCM page layout: {e['page_layout']}")
     return "\n".join(lines)
+
+
+def format_breakdown(r: dict, base_name: str) -> str:
+    """Where one configuration's savings against the baseline come from (sdm.placement.savings)."""
+    b = r["breakdown"]
+    f = r["fleet"]
+    need = (f"{f['servers_for_capacity']} for memory, {f['servers_for_qps']} for the QPS"
+            f" (limit {r.get('qps_limit', '?')})")
+    rows = [{"part": k, "base_kW": p["base_watts"] / 1e3, "kW": p["watts"] / 1e3, "saved_kW": p["saved_watts"] / 1e3,
+             "base_capex_k$": p["base_capex_usd"] / 1e3, "capex_k$": p["capex_usd"] / 1e3,
+             "saved_k$": p["saved_capex_usd"] / 1e3} for k, p in b["parts"].items()]
+    rows.append({k: (sum(x[k] for x in rows) if k != "part" else "total") for k in rows[0]})
+    s = r["savings"]
+    return "\n".join([
+        f"{r['name']} vs {base_name}: {b['servers']['this']} server(s) ({need}; sized by {b['sized_by']['this']}) "
+        f"vs {b['servers']['base']} (sized by {b['sized_by']['base']}); power {100 * s['power']:+.1f}% "
+        f"({r['power_saving_vs_band']}), capex {100 * s['capex']:+.1f}%, TCO {100 * s['tco']:+.1f}%",
+        table(rows)])
