@@ -104,9 +104,16 @@ class RowLevel:
         # tail bands are divided by byte overlap with each tier's interval
         lo = np.r_[0, bounds[:-1]]
         tail_rows_in = {}                                             # band -> rows per tier
+        # Bands of equal density (identical tables, or Good-Turing's one rate for unseen rows) are
+        # one segment of the ranking: a tier boundary inside it splits every band of it in
+        # proportion to its bytes, not the first table's band whole and the others none.
+        group_of = np.r_[0, np.cumsum(tail_d[live][1:] != tail_d[live][:-1])] if live.size else live
         for j, bnd in enumerate(live):                               # a few per table
             t = int(band_t[bnd])
-            ov = np.clip(np.minimum(band_end[j], bounds) - np.maximum(band_start[j], lo), 0, None)
+            g = group_of == group_of[j]
+            g_start, g_end = float(band_start[g].min()), float(band_end[g].max())
+            g_ov = np.clip(np.minimum(g_end, bounds) - np.maximum(g_start, lo), 0, None)
+            ov = (g_ov * (tail_bytes[bnd] / max(g_end - g_start, 1.0))).astype(np.int64)
             tail_rows_in[int(bnd)] = ov // rb_all[t]
             for k, tier in enumerate(fast):
                 if ov[k] >= rb_all[t]:
