@@ -75,3 +75,18 @@ def test_near_empty_scm_tier_is_not_charged_a_whole_read(trace_file, capsys):
     assert scm_reads < 1e-3
     assert s["tier_time_s"].get("scm", 0.0) < 1e-3 * 77.9e-6 + 1e-9
     assert s["p99_latency_s"] == pytest.approx(s["latency_s"]) and s["p99_latency_s"] < 77.9e-6   # no SCM read at p99
+
+
+def test_explain_says_why_in_words_with_the_deciding_numbers(trace_file, capsys):
+    d, trace = trace_file
+    out = d / "e.json"
+    assert main(["plan", "--model", "20000-5000-800:32", "--trace", str(trace), "--hardware", "host-nand",
+                 "--set", "plan.dram_usable_fraction=0.0000004", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(out), "t0", "--json"]) == 0
+    e = json.loads(capsys.readouterr().out)
+    dram = next(r for r in e["reasons"] if r.startswith("dram"))
+    thr = next(t for t in e["tiers"] if t["tier"] == "dram")["density_threshold"]
+    assert f"{thr:.4g} lookups/B" in dram and f"{thr * e['row_bytes']:.3g} lookups per {e['row_bytes']}-byte row" in dram
+    assert "Good-Turing" in dram and ("rows read at least" in dram or "whole table" in dram
+                                      or "none of its rows" in dram)

@@ -156,6 +156,9 @@ def explain(plan: Plan, table_name: str) -> dict:
            "tiers": [{"tier": n, "capacity_bytes": t["capacity_bytes"], "used_bytes": t["used_bytes"],
                       "density_threshold": t["density_threshold"]} for n, t in tiers.items()]}
     reasons = []
+    counts_word = {"good-turing": "Good-Turing estimates: a row seen k times counts as (k+1) N(k+1)/N(k), "
+                                   "unseen rows share the estimated unseen mass",
+                   "raw": "the trace's own counts"}.get(plan.summary.get("count_model"), "profiled counts")
     if plan.policy == "row":
         reasons.append("row-level policy: every tracked row of every table is ranked by access density "
                        "(lookups per byte) and the ranking is cut against the tiers' capacities, fastest first.")
@@ -170,9 +173,20 @@ def explain(plan: Plan, table_name: str) -> dict:
             if thr is None:
                 reasons.append(f"{name}: nothing placed (no rows dense enough, or no capacity).")
             else:
-                reasons.append(f"{name}: took rows with density >= {thr:.4g} lookups/B ({full:.0%} of "
-                               f"{t['capacity_bytes'] / GB:.3g} GB used); this table's hottest row has {d:.4g} "
-                               f"-> {n} of its rows there.")
+                per_row = thr * tp.row_bytes               # the cut in this table's own terms
+                got = ex.get("lookups_by_tier", {}).get(name, 0.0)
+                total = ex.get("lookups", 0.0) or 1.0
+                if n == 0:
+                    why = (f"none of its rows is that dense: its hottest row has {d:.4g} lookups/B "
+                           f"({d * tp.row_bytes:.3g} lookups) and would need {per_row:.3g}")
+                elif n >= tp.num_rows:
+                    why = f"all {n:,} of its rows are at least that dense, so the whole table is there"
+                else:
+                    why = (f"its {n:,} rows read at least {per_row:.3g} times each ({counts_word}) are there, "
+                           f"serving {got / total:.1%} of its lookups; its other rows are read less")
+                reasons.append(f"{name} ({t['capacity_bytes'] / GB:.3g} GB, {full:.0%} used) took the densest rows "
+                               f"of all tables down to {thr:.4g} lookups/B = {per_row:.3g} lookups per "
+                               f"{tp.row_bytes}-byte row of this table: {why}.")
         reasons.append(f"{tp.backing_tier}: holds every row (the backing copy); rows below every threshold are "
                        f"read from it" + (f" through a {nbytes(tp.dram_cache_bytes)} share of the DRAM "
                                           f"{tp.dram_cache_policy} cache." if tp.dram_cache_bytes else "."))
