@@ -195,6 +195,7 @@ def run(args) -> int:
         doc = json.loads(Path(out).read_text())
         doc.pop("tables")
         doc["plan_file"] = str(out)
+        doc["companion_folder"] = str(Path(out).parent / doc["companion_folder"]) if doc.get("companion_folder") else None
         if cards is not None:
             doc["cards"] = cards
         print(json.dumps(doc, indent=1, default=float))
@@ -202,7 +203,10 @@ def run(args) -> int:
         print(planner.report(plan))
         if cards is not None:
             print("\n" + format_card_view(cards, hw.name))
-        print(f"\nwrote {out}" + (f" and {args.plot}" if args.plot else "")
+        side = json.loads(Path(out).read_text()).get("companion_folder")
+        print(f"\nwrote {out}" + (f" with its companion folder {Path(out).parent / side}/ (the plan's row sets: "
+                                   "copy or move them together)" if side else " (self-contained)")
+              + (f" and {args.plot}" if args.plot else "")
               + f"; next: sdm-plan explain {out} {next(iter(plan.tables))}"
               + (f", sdm-plan run --model ... --trace ... --plan {out}" if hw.cards else ""))
     return 0

@@ -228,7 +228,9 @@ class Plan:
             tables[name] = d
         doc = {"format": PLAN_FORMAT, "version": self.version, "created": self.created, "model": self.model,
                "hardware": self.hardware, "objective": self.objective, "policy": self.policy,
-               "summary": self.summary, "tiers": self.tiers, "tables": tables}
+               "summary": self.summary, "tiers": self.tiers, "tables": tables,
+               # the plan is this file plus, when named here, this folder beside it: keep them together
+               "companion_folder": side.name if side.is_dir() and any(side.iterdir()) else None}
         return write_json(path, doc, indent=1, default=_json_default)   # a reader never sees half a plan
 
     @classmethod
