@@ -183,6 +183,12 @@ def run(args) -> int:
     plan = result.plan
     cards = card_view(plan, hw, trace, hot, args.items_per_request)
     reconcile(plan.summary, cards, opts)
+    s = plan.summary
+    value = s["p99_latency_s"] if opts.workload.budget_on == "p99" else s["latency_s"]
+    if value > opts.workload.latency_budget_s:         # the fastest placement misses: no plan to write
+        from sdm.placement.objectives import budget_missed
+
+        raise budget_missed(s["candidate"], value, len(result.scored), opts.workload)
     rows = sum(int(tp.num_rows) for tp in plan.tables.values())
     if not args.no_progress and rows > 10_000_000:     # row sets of big tables take seconds to write
         print(f"writing {args.out} ({len(plan.tables)} tables, {rows:,} rows) ...", file=sys.stderr, flush=True)

@@ -363,13 +363,13 @@ def _budget_value(est: Estimate, workload: Workload) -> float:
     return est.p99_latency_s if workload.budget_on == "p99" else est.latency_s
 
 
-def budget_missed(best, n_scored: int, workload: Workload) -> InfeasibleError:
+def budget_missed(name: str, value_s: float, n_scored: int, workload: Workload) -> InfeasibleError:
     """The error for a budget no candidate meets, with the fastest one's figure."""
-    v, budget = _budget_value(best[2], workload), workload.latency_budget_s
+    budget = workload.latency_budget_s
     return InfeasibleError(
         f"latency budget not met: {workload.budget_on} latency per request of {workload.items_per_request} "
-        f"items must be <= {fmt_ms(budget)}; the fastest of {n_scored} candidate(s), {best[0].name!r}, needs "
-        f"{fmt_ms(v)} (over by {fmt_ms(v - budget)})")
+        f"items must be <= {fmt_ms(budget)}; the fastest of {n_scored} candidate(s), {name!r}, needs "
+        f"{fmt_ms(value_s)} (over by {fmt_ms(value_s - budget)})")
 
 
 @dataclass
@@ -382,10 +382,9 @@ class MinLatency:
     def select(self, scored):
         if not scored:
             raise InfeasibleError("no candidate configuration to choose from")
-        best = min(scored, key=lambda s: (_budget_value(s[2], self.workload), s[2].watts))
-        if _budget_value(best[2], self.workload) > self.workload.latency_budget_s:
-            raise budget_missed(best, len(scored), self.workload)
-        return best
+        # the fastest, budget met or not: the plan says MISSED and by how much; `sdm-plan plan`
+        # refuses to write such a plan (sdm.cli.plan_cmd), library callers read its summary
+        return min(scored, key=lambda s: (_budget_value(s[2], self.workload), s[2].watts))
 
 
 @dataclass
@@ -408,8 +407,8 @@ class MinWithinBudget:
         budget = self.workload.latency_budget_s
         ok = [s for s in scored if _budget_value(s[2], self.workload) <= budget]
         if not ok:
-            raise budget_missed(min(scored, key=lambda s: _budget_value(s[2], self.workload)), len(scored),
-                                self.workload)
+            best = min(scored, key=lambda s: _budget_value(s[2], self.workload))
+            raise budget_missed(best[0].name, _budget_value(best[2], self.workload), len(scored), self.workload)
         return min(ok, key=lambda s: (self.value(s[2]), _budget_value(s[2], self.workload)))
 
 
