@@ -107,11 +107,13 @@ class RowLevel:
         # Bands of equal density (identical tables, or Good-Turing's one rate for unseen rows) are
         # one segment of the ranking: a tier boundary inside it splits every band of it in
         # proportion to its bytes, not the first table's band whole and the others none.
-        group_of = np.r_[0, np.cumsum(tail_d[live][1:] != tail_d[live][:-1])] if live.size else live
+        group_of = np.r_[0, np.cumsum(tail_d[live][1:] != tail_d[live][:-1])].astype(np.int64) if live.size else live
+        first = np.flatnonzero(np.r_[True, np.diff(group_of) != 0]) if live.size else live
+        g_starts = np.minimum.reduceat(band_start, first) if live.size else band_start
+        g_ends = np.maximum.reduceat(band_end, first) if live.size else band_end
         for j, bnd in enumerate(live):                               # a few per table
             t = int(band_t[bnd])
-            g = group_of == group_of[j]
-            g_start, g_end = float(band_start[g].min()), float(band_end[g].max())
+            g_start, g_end = float(g_starts[group_of[j]]), float(g_ends[group_of[j]])
             g_ov = np.clip(np.minimum(g_end, bounds) - np.maximum(g_start, lo), 0, None)
             ov = (g_ov * (tail_bytes[bnd] / max(g_end - g_start, 1.0))).astype(np.int64)
             tail_rows_in[int(bnd)] = ov // rb_all[t]
