@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from sdm.cli import main
@@ -62,6 +64,17 @@ def test_host_headline_is_the_sum_of_tier_rows(trace_file, capsys):
 
 
 def test_a_tier_with_no_reads_costs_no_time():
+    from sdm.placement.objectives import tier_time_s
+    from sdm.placement.types import TierSpec
+
+    scm = TierSpec("scm", 10**12, 4096, 111.2e-6, 2e5, 2.8e9)
+    mean, busy = tier_time_s(scm, 1e-14, 128)
+    assert mean < 1e-15 and busy < 1e-15                  # was a whole 111.2 us read
+    assert tier_time_s(scm, 0.0, 128) == (0.0, 0.0)
+    mean, busy = tier_time_s(scm, 200.0, 128)             # many reads: latency + transfer, as before
+    assert mean == pytest.approx(scm.read_time_s(200.0, 128)) and busy == pytest.approx(200 / 2e5)
+    mean, _ = tier_time_s(scm, 0.5, 128)
+    assert mean == pytest.approx((1 - np.exp(-0.5)) * 111.2e-6 + 0.5 / 2e5)
     assert poisson_quantile(1e-14, 0.99) == 0.0
     assert poisson_quantile(0.5, 0.99) == 3.0            # P(N <= 2) = 0.986, P(N <= 3) = 0.998
     assert poisson_quantile(400.0, 0.99) == pytest.approx(400 + 2.326 * 20, rel=1e-3)

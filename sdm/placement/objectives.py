@@ -247,6 +247,17 @@ def residual_groups(tables: Sequence[TableSpec], hotness: Sequence[TableHotness]
     return cat(tix).astype(np.int64), cat(ks), cat(ms), cat(bs), cat(ex).astype(bool)
 
 
+def tier_time_s(tier, n_reads: float, row_bytes: int) -> tuple[float, float]:
+    """(mean time per request, busy time per request) of a tier read `n_reads` times per request.
+
+    A request reads the tier Poisson(n_reads) times and pays its latency only when it reads it at
+    all: a tier with 1e-14 reads per request costs ~nothing, not one whole read."""
+    if n_reads <= 0:
+        return 0.0, 0.0
+    busy_s = tier.read_time_s(n_reads, row_bytes) - tier.latency_s      # transfer time, no latency
+    return -math.expm1(-n_reads) * tier.latency_s + busy_s, busy_s
+
+
 def poisson_quantile(mean: float, q: float) -> float:
     """The q-quantile of Poisson(mean): exact below a mean of 50, the normal approximation above."""
     if mean <= 0:
@@ -326,10 +337,7 @@ class DefaultEstimator:
                 raise InfeasibleError(f"placement sends {n_tot:.0f} reads per request to tier {name!r}, "
                                       f"which hardware {candidate.name!r} does not have")
             mean_rb = int(max(1, round(float((n * rb).sum() / n_tot))))
-            busy_s = tier.read_time_s(n_tot, mean_rb) - tier.latency_s     # transfer time, no latency
-            # A request reads the tier Poisson(n_tot) times and pays its latency only when it reads
-            # it at all: a tier with 1e-14 reads per request costs ~nothing, not one whole read.
-            time_s[name] = -math.expm1(-n_tot) * tier.latency_s + busy_s
+            time_s[name], busy_s = tier_time_s(tier, n_tot, mean_rb)
             qps_limits[name] = 1.0 / max(busy_s, 1e-12)
             if name == "scm":
                 n99 = poisson_quantile(n_tot, 0.99)           # p99 of SCM reads per request
