@@ -28,10 +28,22 @@ COMMAND_HELP = {
 }
 
 
-def _version() -> str:
-    from sdm import __version__
+class _Version(argparse.Action):
+    """`--version`: the installed package's version, looked up only when asked (the cli may not
+    import the `sdm` facade: tests/test_layering.py)."""
 
-    return __version__
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("sdm")
+        except PackageNotFoundError:
+            v = "unknown (not installed)"
+        print(f"sdm-plan {v}")
+        parser.exit()
 
 
 def build_parser(only: str | None = "*") -> argparse.ArgumentParser:
@@ -41,7 +53,7 @@ def build_parser(only: str | None = "*") -> argparse.ArgumentParser:
         prog="sdm-plan",
         description="Plan, simulate and run tiered embedding storage for DLRM inference.",
     )
-    parser.add_argument("--version", action="version", version=f"sdm-plan {_version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if only not in ("*", name):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from sdm.cli.steps import step
 from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.cli.plan_cmd import add_common, load_hardware, load_inputs, options_from_args, split_sets
 
@@ -76,7 +77,9 @@ def run(args) -> int:
     # the same comparison under the other count model: where it flips a saving's sign, say so
     other = "raw" if args.counts == "good-turing" else "good-turing"
     try:
-        alt = {r["hardware"]: r for r in run_compare(by_model[other], False).configs}
+        with step(f"planning again with --counts {other} (does the count model flip a saving?)",
+                  not args.no_progress):
+            alt = {r["hardware"]: r for r in run_compare(by_model[other], False).configs}
     except InfeasibleError:
         alt = {}
     for r in results:

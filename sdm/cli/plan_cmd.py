@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from sdm.core.checks import real_number, whole_number
+from sdm.cli.steps import step
 from sdm.core.errors import InvalidInputError
 from sdm.hardware.overrides import parse_assignments
 from sdm.placement.model_spec import ModelSpec, load_model
@@ -181,7 +181,9 @@ def run(args) -> int:
     planner = Planner.from_options(opts, page_layout=layout, reporter=TextReporter(args.top))
     result = planner.plan(model.tables, hot, hw, trace=trace, model_name=model.name)
     plan = result.plan
-    cards = card_view(plan, hw, trace, hot, args.items_per_request)
+    show = not args.no_progress
+    with step("six-card view and timeline", show and bool(hw.cards)):
+        cards = card_view(plan, hw, trace, hot, args.items_per_request)
     reconcile(plan.summary, cards, opts)
     s = plan.summary
     value = s["p99_latency_s"] if opts.workload.budget_on == "p99" else s["latency_s"]
@@ -190,13 +192,13 @@ def run(args) -> int:
 
         raise budget_missed(s["candidate"], value, len(result.scored), opts.workload)
     rows = sum(int(tp.num_rows) for tp in plan.tables.values())
-    if not args.no_progress and rows > 10_000_000:     # row sets of big tables take seconds to write
-        print(f"writing {args.out} ({len(plan.tables)} tables, {rows:,} rows) ...", file=sys.stderr, flush=True)
-    out = plan.save(args.out)
+    with step(f"writing {args.out} ({len(plan.tables)} tables, {rows:,} rows)", show and rows > 10_000_000):
+        out = plan.save(args.out)
     if args.plot:
         from sdm.placement.plots import plot_plan
 
-        plot_plan(result, dram_curve(model.tables, hot, hw, opts), args.plot, qps=args.qps, cost=opts.cost)
+        with step(f"plotting {args.plot} (hit rate over six DRAM sizes)", show):
+            plot_plan(result, dram_curve(model.tables, hot, hw, opts), args.plot, qps=args.qps, cost=opts.cost)
     if args.json:
         doc = json.loads(Path(out).read_text())
         doc.pop("tables")
