@@ -28,3 +28,17 @@ def test_identical_tables_share_a_tier_boundary_evenly():
     assert max(placed) - min(placed) <= 2, placed    # evenly: ~416k rows each
     lk = [pl.tables[t.name].lookups_by_tier["dram"] for t in tables]
     assert max(lk) == pytest.approx(min(lk), rel=1e-4)
+
+
+def test_identical_tables_share_tied_tracked_rows_evenly():
+    """Tracked rows of equal count (e.g. every row seen once) cut by a boundary: every table gets
+    the same share, not the first table all of them."""
+    n_tables, rows = 5, 100_000
+    tables = [TableSpec(f"t{i}", rows, 16) for i in range(n_tables)]
+    ids = np.arange(0, rows, 2)                                  # 50k tracked rows, each read once
+    hot = [TableHotness(f"t{i}", rows, ids, np.ones(ids.size), 0.0, 1000) for i in range(n_tables)]
+    cap = int(1.5 * ids.size * 64)                               # 1.5 tables' worth of tied rows
+    pl = RowLevel().propose(tables, hot, [_tier("dram", cap), _tier("scm", 10**12)])
+    placed = [sum(r.count for _n, _c, r in pl.tables[t.name].pinned) for t in tables]
+    assert sum(placed) * 64 <= cap and sum(placed) >= 0.99 * 1.5 * ids.size
+    assert max(placed) - min(placed) <= 2, placed

@@ -39,6 +39,38 @@ def _untracked(ids: np.ndarray, num_rows: int) -> RowSet:
     return RowSet(ranges=np.stack([starts[keep], stops[keep]], axis=1))
 
 
+def _share_ties(order: np.ndarray, d_sorted: np.ndarray, end: np.ndarray, bounds: np.ndarray,
+                gid_base: np.ndarray, rb_all: np.ndarray) -> None:
+    """In place: tracked rows of one density that a tier boundary cuts are interleaved across their
+    tables (each table's k-th of m tied rows at key (k + 1/2) / m), so the faster tier takes the same
+    share of every table's tied rows; the stable ranking alone gave them to the first table (all of
+    them, for identical tables). Only the tie blocks at the boundaries are touched, sorted by a
+    16-bit key (numpy's radix sort: linear in the block)."""
+    n = order.size
+    done = set()
+    for b in bounds:
+        k = int(np.searchsorted(end, b, side="left"))
+        if k >= n or d_sorted[k] <= 0:
+            continue
+        i0 = int(np.searchsorted(-d_sorted, -d_sorted[k], side="left"))
+        i1 = int(np.searchsorted(-d_sorted, -d_sorted[k], side="right"))
+        if i1 - i0 < 2 or i0 in done:
+            continue
+        done.add(i0)
+        blk = order[i0:i1]                                  # in global-id order: by table, then row
+        t = np.searchsorted(gid_base, blk, side="right") - 1
+        if t[0] == t[-1]:
+            continue                                        # one table: nothing to share
+        start = np.searchsorted(t, t, side="left")
+        count = np.searchsorted(t, t, side="right") - start
+        key = ((np.arange(blk.size) - start + 0.5) / count * 65535).astype(np.uint16)
+        perm = np.argsort(key, kind="stable")
+        if np.any(rb_all[t] != rb_all[t[0]]):              # bytes differ: the block's end offsets move
+            base = end[i0] - rb_all[t[0]]
+            end[i0:i1] = base + np.cumsum(rb_all[t[perm]])
+        order[i0:i1] = blk[perm]
+
+
 class RowLevel:
     """Hot rows up, cold rows down, across tables (see module docstring)."""
 
@@ -93,6 +125,7 @@ class RowLevel:
             end += add[:n]
             del add
 
+        _share_ties(order, d_sorted, end, bounds, gid_base, rb_all)
         tier_of = np.searchsorted(bounds, end, side="left").astype(np.int8)   # indivisible rows
         del end
         tier_of[d_sorted <= 0] = len(fast)                          # never-read rows stay in SCM
