@@ -44,3 +44,18 @@ def test_command_help_lines_match_their_modules():
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     for choice in sub._choices_actions:
         assert COMMAND_HELP[choice.dest] == choice.help, choice.dest
+
+
+def test_long_steps_say_so_on_stderr_off_a_terminal(capsys, monkeypatch):
+    import sdm.cli.steps as steps
+
+    clock = iter([10.0, 13.5, 20.0, 20.5])
+    monkeypatch.setattr(steps.time, "perf_counter", lambda: next(clock))
+    with steps.step("writing plan.json"):
+        pass
+    with steps.step("quick one"):
+        pass
+    with steps.step("silent", enabled=False):
+        pass
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["writing plan.json ...", "writing plan.json: 3.5 s", "quick one ..."]
