@@ -74,7 +74,27 @@ def test_devices_listing(capsys):
     assert rc == 0 and "p4800x" in out and "micron-9100-max" in out
     rc, out, _ = run(capsys, "--devices", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
-    assert rows["p3700"]["qd1_latency"] == "77.9 us"
+    # numbers in SI units, named by unit (issue 12: no "77.9 us" strings in JSON)
+    from sdm.hardware.presets import device
+    assert rows["p3700"]["qd1_latency_s"] == pytest.approx(device("p3700").latency_s(1, 4096))
+    assert rows["p3700"]["qd1_latency_s"] == pytest.approx(77.9e-6, rel=1e-3)
+    for r in rows.values():
+        assert all(isinstance(v, (int, float)) for k, v in r.items() if k not in ("name", "medium")), r
+
+
+def test_list_json_is_numeric(capsys):
+    from sdm.placement.power import parts_from_hardware, server_power
+
+    rc, out, _ = run(capsys, "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    nand = rows["host-nand"]
+    assert nand["dram_bytes"] == hardware("host-nand").dram_capacity_bytes and nand["scm_count"] == 1
+    assert nand["wall_peak_watts"] == pytest.approx(server_power(parts_from_hardware(hardware("host-nand"))).load_watts)
+    for r in rows.values():
+        assert all(isinstance(v, (int, float)) or v is None for k, v in r.items()
+                   if k not in ("name", "description", "scm_device", "card_device")), r
+    rc, out, _ = run(capsys)
+    assert "peak_W (wall)" in out and "$5,512" in out
 
 
 @pytest.mark.parametrize(

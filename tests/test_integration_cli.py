@@ -23,6 +23,10 @@ def files(tmp_path_factory):
     assert main(["plan", "--model", MODEL, "--trace", str(d / "t.npz"), "--hardware", "yosemite-v2-nand",
                  "--out", str(d / "plan.json"), "--no-progress", "--json"]) == 0
     (d / "other.json").write_text(json.dumps({"format": "something-else"}))
+    (d / "garbage.csv").write_bytes(bytes(range(128, 256)) * 20)        # not text, not a known format
+    (d / "schema.json").write_text(json.dumps({"format": "sdm-plan", "version": 1}))
+    (d / "schema2.json").write_text(json.dumps({"format": "sdm-plan", "version": 1, "model": "m", "hardware": "h",
+                                                "objective": "o", "policy": "row", "tables": {"t0": {"dim": 4}}}))
     return d
 
 
@@ -89,7 +93,22 @@ BAD = [
     (["plan", "--model", MODEL, "--trace", "{d}/t.npz", "--hardware", "{d}/nope.toml"], "does not exist"),
     (["plan", "--model", MODEL, "--trace", "{d}/t.npz", "--objective", "min-power", "--latency-budget-ms", "0.001"],
      "latency budget not met"),
-    (["plan", "--model", "4000000000-4000000000:64", "--trace", "{d}/t.npz", "--hardware", "host-nand"], "short by"),
+    (["plan", "--model", "4000000000-4000000000-4000000000-4000000000:64", "--trace", "{d}/t.npz",
+      "--hardware", "host-nand"], "short by"),
+    # issue 12: each bad input one line naming what is wrong
+    (["plan", "--model", MODEL, "--trace", "{d}/garbage.csv"], "neither a known binary trace nor text"),
+    (["plan", "--model", MODEL, "--trace", "{d}/t.npz", "--latency-budget-ms", "-5"], "--latency-budget-ms"),
+    (["plan", "--model", MODEL, "--trace", "{d}/t.npz", "--latency-budget-ms", "0.000001"], "latency budget not met"),
+    (["plan", "--model", MODEL, "--trace", "{d}/t.npz", "--items-per-request", "0"], "--items-per-request"),
+    (["plan", "--model", MODEL, "--trace", "{d}/t.npz", "--qps", "-100"], "--qps must be > 0"),
+    (["compare", "--model", MODEL, "--trace", "{d}/t.npz", "--qps", "-100"], "--qps must be > 0"),
+    (["plan", "--model", MODEL, "--trace", "{d}/t.npz", "--out", "{d}/nonexistent/dir/plan.json"], "does not exist"),
+    (["plan", "--model", "20000-5000:16", "--trace", "{d}/t.npz"], "trace tables ['t2', 't3'] are not in the model"),
+    (["plan", "--model", "-".join(["1000"] * 80) + ":16", "--trace", "{d}/t.npz"], "table counts differ"),
+    (["run", "--model", MODEL, "--trace", "zipf", "--plan", "{d}/plan.json", "--dram-cache-bytes", "-1"],
+     "--dram-cache-bytes must be >= 0"),
+    (["explain", "{d}/schema.json", "t0"], "missing field(s)"),
+    (["explain", "{d}/schema2.json", "t0"], "missing or bad field"),
     (["plan", "--model", "200-300-400-500:16", "--trace", "{d}/t.npz"], "out of range"),
     (["compare", "--model", MODEL, "--trace", "{d}/t.npz", "--hardware", "host-dram,nope"], "unknown hardware"),
     (["compare", "--model", MODEL, "--trace", "{d}/t.npz", "--baseline", "nope"], "--baseline 'nope'"),
@@ -116,7 +135,7 @@ def test_bad_input_is_one_clear_line(files, capsys, argv, words):
     argv = [a.format(d=files) for a in argv]
     if argv[0] in ("plan", "compare", "profile", "simulate"):
         argv.append("--no-progress")
-    if argv[0] == "plan":
+    if argv[0] == "plan" and "--out" not in argv:
         argv += ["--out", str(files / "never.json")]
     assert main(argv) == 1
     cap = capsys.readouterr()
@@ -125,6 +144,20 @@ def test_bad_input_is_one_clear_line(files, capsys, argv, words):
     assert words in lines[0]
     assert "Traceback" not in cap.err and cap.out == ""
     assert not (files / "never.json").exists()      # a failed plan writes nothing
+    assert not (files / "nonexistent").exists() and not (files / "never.rows").exists()
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(files, capsys, monkeypatch):
+    import sdm.placement.planner as planner
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(planner.Planner, "plan", interrupted)
+    out = files / "ctrlc.json"
+    assert main(["plan", "--model", MODEL, "--trace", str(files / "t.npz"), "--out", str(out), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["sdm-plan plan: interrupted (nothing written by the step in progress)"]
+    assert not out.exists()
 
 
 def test_no_traceback_from_the_installed_entry_point(files):

@@ -66,8 +66,8 @@ def test_compare_reports_savings(tmp_path, trace_path, capsys):
 @pytest.mark.parametrize("argv,msg", [
     (["--model", "10-x:4"], "bad row count"),
     (["--model", "nope.toml"], "does not exist"),
-    (["--model", "3000000000-3000000000:64", "--hardware", "host-dram"], "short by"),
-    (["--model", "4000000000-4000000000:64", "--hardware", "host-nand"], "short by"),
+    (["--model", "3000000000-3000000000-3000000000-3000000000:64", "--hardware", "host-dram"], "short by"),
+    (["--model", "4000000000-4000000000-4000000000-4000000000:64", "--hardware", "host-nand"], "short by"),
     (["--model", MODEL, "--objective", "min-power", "--latency-budget-ms", "0.000001"], "over by"),
     (["--model", MODEL, "--set", "plan.bogus=1"], "unknown plan"),
 ])

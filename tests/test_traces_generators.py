@@ -164,3 +164,78 @@ def test_production_errors():
         zipf_trace([10], 10, alpha=float("nan"))
     with pytest.raises(InvalidInputError, match="batch_size must be a whole number"):
         zipf_trace([10], 10, batch_size=0.5)
+
+
+# ---- issue 12: calibrate to, or compare with, any published reuse table (--reuse FILE.json) ----------
+def _write_reuse(path, table, **extra):
+    import json
+
+    path.write_text(json.dumps({"unique_share": table.unique_share.tolist(), "lookup_share": table.lookup_share.tolist(),
+                                "num_lookups": table.num_lookups, "num_unique": table.num_unique,
+                                "source": "a zipf sample", **extra}))
+
+
+def test_production_trace_calibrates_to_a_reuse_file(tmp_path):
+    from sdm.traces.generators import zipf_trace
+    from sdm.traces.production import production_trace
+    from sdm.traces.reuse import BUCKET_LABELS, META_2021_REUSE, load_reuse, reuse_table
+
+    sample = reuse_table(zipf_trace([5_000_000] * 4, 50_000, pooling=8, alpha=0.9, seed=4).global_stream(0, 1))
+    _write_reuse(tmp_path / "r.json", sample, buckets=BUCKET_LABELS)
+    given = load_reuse(tmp_path / "r.json")
+    assert given.source == "a zipf sample" and given.num_lookups == sample.num_lookups
+    assert given.max_abs_diff(META_2021_REUSE)[1] > 0.05           # a different table from Meta's
+    tr = production_trace([5_000_000] * 4, 1, batch_size=sample.num_lookups // 32, pooling=8, reuse=given)
+    du, dl = reuse_table(tr.global_stream(0, 1)).max_abs_diff(given)
+    assert du <= 0.03 and dl <= 0.03, (du, dl)
+
+
+@pytest.mark.parametrize("doc,words", [
+    ({"unique_share": [1.0] * 16, "lookup_share": [1.0] * 17}, "unique_share must be 17 numbers"),
+    ({"unique_share": [1.0] * 17, "lookup_share": [-1.0] * 17}, "lookup_share must be 17 numbers"),
+    ({"unique_share": [1.0] * 17, "lookup_share": [1.0] * 17, "buckets": ["a"] * 17}, "buckets must be"),
+    ({"unique_share": [1.0] * 17, "lookup_share": [1.0] * 17, "num_lookups": 5}, "both num_lookups and num_unique"),
+])
+def test_bad_reuse_files(tmp_path, doc, words):
+    import json
+
+    from sdm.traces.reuse import load_reuse
+
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    with pytest.raises(InvalidInputError, match=words):
+        load_reuse(tmp_path / "r.json")
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        load_reuse(tmp_path / "none.json")
+
+
+def test_min_batch_lookups_for_meta_table():
+    from sdm.traces.reuse import META_2021_REUSE, min_batch_lookups
+
+    # 32K+ holds 1.9% of lookups: a row read > 32768 times needs ~32769 / 0.019 = 1.72M lookups per batch
+    assert min_batch_lookups(META_2021_REUSE) == int(np.ceil(32769 / 0.019))
+
+
+def test_profile_and_gen_trace_take_a_reuse_file(tmp_path, capsys):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sdm.cli import main
+    from sdm.traces.reuse import META_2021_REUSE, load_reuse, min_batch_lookups
+
+    _write_reuse(tmp_path / "r.json", META_2021_REUSE, source="meta again")
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(root / "tools" / "gen_trace.py"), "production", "--tables", "2000000x4",
+                          "--batches", "1", "--batch-size", "2048", "--pooling", "8", "--reuse", str(tmp_path / "r.json"),
+                          "--out", str(tmp_path / "p.npz")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    need = min_batch_lookups(load_reuse(tmp_path / "r.json"))        # shares renormalised: ~1.72M
+    assert 1.6e6 < need < 1.8e6
+    assert "given (meta again)" in res.stdout and f"reachable only with >= {need:,}" in res.stdout
+    assert main(["profile", str(tmp_path / "p.npz"), "--no-progress", "--json", "--reuse", str(tmp_path / "r.json"),
+                 "--out", str(tmp_path / "q.npz")]) == 0
+    doc = json.loads(capsys.readouterr().out)["reuse_batch0"]
+    assert doc["given"]["source"] == "meta again" and doc["batch_lookups"] == 2048 * 8 * 4
+    assert doc["lookups_needed_for_every_bucket"] == need
+    assert main(["profile", str(tmp_path / "p.npz"), "--no-progress", "--reuse", str(tmp_path / "bad.json")]) == 1

@@ -25,7 +25,7 @@ from sdm.traces.generators import zipf_trace  # noqa: E402
 from sdm.traces.production import production_trace  # noqa: E402
 from sdm.traces.stack_distance import stack_distance_trace  # noqa: E402
 from sdm.traces.table_sets import TABLE_SETS, table_rows  # noqa: E402
-from sdm.traces.reuse import META_2021_REUSE, reuse_table  # noqa: E402
+from sdm.traces.reuse import META_2021_REUSE, load_reuse, min_batch_lookups, reuse_table  # noqa: E402
 
 
 def parse_tables(spec: str) -> list[int]:
@@ -47,17 +47,28 @@ def build(args):
                                     pooling_dist=args.pooling_dist)
     return production_trace(rows, args.batches, batch_size=args.batch_size, pooling=args.pooling,
                             seed=args.seed, coaccess_group=args.coaccess_group,
-                            coaccess_strength=args.coaccess_strength)
+                            coaccess_strength=args.coaccess_strength, reuse=given_reuse(args))
 
 
-def print_reuse(trace) -> None:
-    achieved = reuse_table(trace.global_stream(0, 1))
-    du, dl = achieved.max_abs_diff(META_2021_REUSE)
+def given_reuse(args):
+    """The reuse table to calibrate to: --reuse FILE.json, else Meta's published 2021 one."""
+    return load_reuse(args.reuse) if getattr(args, "reuse", None) else META_2021_REUSE
+
+
+def print_reuse(trace, given=META_2021_REUSE) -> None:
+    batch0 = trace.global_stream(0, 1)
+    achieved = reuse_table(batch0)
+    du, dl = achieved.max_abs_diff(given)
     print("achieved reuse table of batch 0:")
     print(achieved.format())
-    print("published (REFERENCE.md, Meta 2021):")
-    print(META_2021_REUSE.format())
+    print(f"given ({given.source}):")
+    print(given.format())
     print(f"max |difference|: unique-row shares {du:.4f}, lookup shares {dl:.4f} (target <= 0.02)")
+    need, have = min_batch_lookups(given), int(batch0.size)
+    if have < need:
+        print(f"note: a batch holds {have:,} lookups; every bucket of the given table is reachable only with "
+              f">= {need:,} (a bucket (lo, hi] with a share x of lookups needs x * lookups > lo): raise "
+              "--batch-size or --pooling")
 
 
 def bench(args) -> int:
@@ -119,6 +130,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cold-share", type=float, default=0.05, help="share of first touches (stack)")
     ap.add_argument("--coaccess-group", type=int, default=0, help="rows per co-access group (production)")
     ap.add_argument("--coaccess-strength", type=float, default=0.8)
+    ap.add_argument("--reuse", metavar="FILE.json",
+                    help="production: calibrate to this published reuse table (unique_share, lookup_share over "
+                         "17 buckets; docs/traces.md) instead of Meta's 2021 one")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lookups", type=int, default=10_000_000, help="trace size for bench")
     ap.add_argument("--out", help="trace file (.npz) or directory to write")
@@ -131,7 +145,7 @@ def main(argv=None) -> int:
         dt = time.perf_counter() - t0
         print(f"{trace!r} generated in {dt:.2f} s ({trace.num_lookups / dt / 1e6:.1f} M lookups/s)")
         if args.kind == "production":
-            print_reuse(trace)
+            print_reuse(trace, given_reuse(args))
         if args.out:
             print(f"written to {trace.save(args.out)}")
     except SdmError as exc:

@@ -138,7 +138,8 @@ def format_plan_summary(summary: dict) -> str:
         return "\n".join(lines)
     L, T, P, H = t["latency"], t["throughput"], t["power"], t["host"]
     lines += [
-        f"timeline (modelled, {t['requests']} requests of {t['items_per_request']:.0f} items): p50 {_ms(L['p50_s'])}, "
+        f"timeline (modelled, {t['requests']} requests of {t['items_per_request']:.0f} items): mean {_ms(L['mean_s'])}, "
+        f"p50 {_ms(L['p50_s'])}, "
         f"p99 {_ms(L['p99_s'])} (budget {_ms(L['budget_s'])}: "
         f"{'met' if L['meets_budget'] else 'MISSED by ' + _ms(L['p99_over_budget_s'])}); max {T['max_qps']:,.0f} "
         f"requests/s, bottleneck {T['bottleneck']}; load imbalance (max/mean card busy) {t['load_imbalance']:.2f}",
@@ -189,3 +190,38 @@ def format_card_view(view: dict, hw_name: str) -> str:
     if view.get("note"):
         return f"{head} not shown: {view['note']}"
     return head + "\n" + format_plan_summary(view)
+
+
+# ---- one answer per plan ----------------------------------------------------------------------------
+def operating_point(view: dict | None, watts_idle: float) -> dict | None:
+    """The plan's headline figures from the six-card timeline, when there is one (None otherwise).
+
+    On a card platform the timeline is the fuller model of the same requests: it adds the PCIe links,
+    the cards' own reads and pooling, and dense compute on a card, which the planner's tier model
+    (sdm.placement.objectives) leaves out. So plan, compare and the timeline print these figures; the
+    tier model still ranks the candidate placements. Watts are at the wall, at the max QPS."""
+    t = (view or {}).get("timeline")
+    if not t:
+        return None
+    L, T, P, H, B = t["latency"], t["throughput"], t["power"], t["host"], t["breakdown_s"]
+    return {"headline_model": "six-card timeline (sdm.accel.timeline)",
+            "latency_s": float(L["mean_s"]), "p99_latency_s": float(L["p99_s"]),
+            "qps_per_server": float(T["max_qps"]), "qps_limits": {T["bottleneck"]: float(T["max_qps"])},
+            "watts": float(P["server_watts"]), "watts_idle": float(watts_idle),
+            "watts_components_at_qps": {k: float(v) for k, v in P["components_watts"].items()},
+            "tier_time_s": {"sram": float(B["card_sram_s"]), "lpddr": float(B["card_lpddr_s"]),
+                            "dram": float(H["dram_s"]), "scm": float(H["scm_s"])}}
+
+
+HEADLINE_KEYS = ("latency_s", "p99_latency_s", "qps_per_server", "qps_limits", "watts", "tier_time_s",
+                 "watts_components_at_qps")
+
+
+def apply_operating_point(summary: dict, op: dict | None) -> dict:
+    """`summary` (a plan's) with the headline figures of `op` in place; the tier model's own figures
+    are kept under "tier_model" (what ranked the candidates), so nothing prints two answers."""
+    if op is None:
+        return summary
+    summary["tier_model"] = {k: summary.get(k) for k in HEADLINE_KEYS}
+    summary.update(op)
+    return summary

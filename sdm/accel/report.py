@@ -62,7 +62,7 @@ def server_power_watts(platform, card_util: np.ndarray, host_util: float, scm_ut
     host_w = w.get("platform", 0.0) + w.get("cpu", 0.0) + w.get("dram", 0.0)
     return {"cards_watts": w.get("cards", 0.0), "host_watts": host_w, "scm_watts": w.get("scm", 0.0),
             "carrier_watts": w.get("carrier", 0.0), "psu_efficiency": pb.psu_efficiency,
-            "server_watts": sum(w.values()) / pb.psu_efficiency,
+            "server_watts": sum(w.values()) / pb.psu_efficiency, "components_watts": w,
             "note": "sdm.placement.power over the HardwareSpec, each part at its utilisation; at the wall"}
 
 

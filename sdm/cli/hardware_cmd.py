@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.devices:
         rows = [_device_summary(name) for name in DEVICE_PRESETS]
-        print(json.dumps(rows, indent=2) if args.json else rows_table(rows))
+        print(json.dumps(rows, indent=2) if args.json else rows_table([_device_text(r) for r in rows]))
         return 0
     if args.name is None and args.toml is None:
         if overrides:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
-            print(rows_table(rows))
+            print(rows_table([_as_text(r) for r in rows]))
             print("\nShow one with its sources: sdm-plan hardware NAME   (device presets: --devices)")
         return 0
     if args.toml is not None:
@@ -93,34 +93,45 @@ def hardware_dict(h: HardwareSpec) -> dict[str, Any]:
 
 
 def _hardware_summary(h: HardwareSpec) -> dict[str, Any]:
-    scm = f"{h.scm_count} x {h.scm.name} ({fmt_value('capacity_bytes', h.scm_capacity_bytes)})" if h.scm else "-"
-    cards = f"{h.num_cards} x {h.cards[0].name}" if h.cards else "-"
+    """One preset's list row as numbers (JSON); `_as_text` formats it for the table."""
     return {
         "name": h.name,
-        "dram": fmt_value("capacity_bytes", h.dram_capacity_bytes),
-        "scm": scm,
-        "cards": cards,
-        **{k: fmt_value(k, v) for k, v in power_and_cost(h).items() if k != "psu_efficiency"},
+        "dram_bytes": int(h.dram_capacity_bytes),
+        "scm_device": h.scm.name if h.scm else None, "scm_count": int(h.scm_count) if h.scm else 0,
+        "scm_bytes": int(h.scm_capacity_bytes) if h.scm else 0,
+        "card_device": h.cards[0].name if h.cards else None, "card_count": int(h.num_cards) if h.cards else 0,
+        **{("wall_" + k if k.endswith("watts") else k): v for k, v in power_and_cost(h).items()},
         "description": h.description,
     }
 
 
+def _as_text(r: dict[str, Any]) -> dict[str, str]:
+    return {
+        "name": r["name"], "dram": fmt_value("capacity_bytes", r["dram_bytes"]),
+        "scm": f"{r['scm_count']} x {r['scm_device']} ({fmt_value('capacity_bytes', r['scm_bytes'])})"
+               if r["scm_device"] else "-",
+        "cards": f"{r['card_count']} x {r['card_device']}" if r["card_device"] else "-",
+        "idle_W (wall)": fmt_value("watts", r["wall_idle_watts"]),
+        "peak_W (wall)": fmt_value("watts", r["wall_peak_watts"]),
+        "capex_usd": fmt_value("capex_usd", r["capex_usd"]), "description": r["description"],
+    }
+
+
 def _device_summary(name: str) -> dict[str, Any]:
+    """One device preset's modelled points as numbers in SI units (the names say which)."""
     d = device(name)
     rb = d.calibration_read_bytes
     return {
-        "name": d.name,
-        "medium": d.medium,
-        "capacity": fmt_value("capacity_bytes", d.capacity_bytes),
-        "access": fmt_value("access_bytes", d.access_bytes),
-        "read": fmt_value("read_bytes", rb),
-        "qd1_latency": fmt_value("latency_s", d.latency_s(1, rb)),
-        "qd1_iops": fmt_value("iops", d.iops(1, rb)),
-        "qd16_latency": fmt_value("latency_s", d.latency_s(16, rb)),
-        "qd16_iops": fmt_value("iops", d.iops(16, rb)),
-        "bandwidth": fmt_value("bandwidth_bytes_per_s", d.bandwidth_bytes_per_s),
-        "usd_per_gb": fmt_value("usd_per_gb", d.usd_per_gb),
+        "name": d.name, "medium": d.medium, "capacity_bytes": d.capacity_bytes, "access_bytes": d.access_bytes,
+        "read_bytes": rb, "qd1_latency_s": d.latency_s(1, rb), "qd1_iops": d.iops(1, rb),
+        "qd16_latency_s": d.latency_s(16, rb), "qd16_iops": d.iops(16, rb),
+        "bandwidth_bytes_per_s": d.bandwidth_bytes_per_s, "usd_per_gb": d.usd_per_gb,
     }
+
+
+def _device_text(r: dict[str, Any]) -> dict[str, str]:
+    return {k.removesuffix("_bytes").removesuffix("_s").removesuffix("_bytes_per"): fmt_value(k, v)
+            if k not in ("name", "medium") else v for k, v in r.items()}
 
 
 def calibration_rows() -> list[dict[str, Any]]:

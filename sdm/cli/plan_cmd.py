@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from sdm.core.checks import real_number, whole_number
+from sdm.cli.steps import step
 from sdm.core.errors import InvalidInputError
 from sdm.hardware.overrides import parse_assignments
 from sdm.placement.model_spec import ModelSpec, load_model
@@ -96,6 +98,13 @@ def split_sets(items: list[str]) -> tuple[dict, dict, dict, dict]:
     return hw, power, cost, plan
 
 
+def check_out_dir(path: str, flag: str) -> None:
+    """Refuse, before any work, an output whose folder does not exist (nothing is created for it)."""
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise InvalidInputError(f"{flag} {path}: folder {str(parent)!r} does not exist (nothing written)")
+
+
 def load_hardware(name: str, overrides: dict):
     from sdm.hardware.server import hardware, hardware_from_toml
 
@@ -119,6 +128,12 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
     from sdm.placement.cost import CostDefaults
     from sdm.placement.power import PowerDefaults
 
+    # each flag checked by its own name before the workload (whose names are the API's)
+    whole_number(args.items_per_request, "--items-per-request", minimum=1)
+    real_number(args.latency_budget_ms, "--latency-budget-ms", above=0)
+    real_number(args.compute_qps, "--compute-qps", above=0)
+    if args.qps is not None:
+        real_number(args.qps, "--qps", above=0)
     wl = Workload(items_per_request=args.items_per_request, latency_budget_s=args.latency_budget_ms / 1e3,
                   qps_target=args.qps, compute_qps_per_server=args.compute_qps, budget_on=args.budget_on)
     ladder = None
@@ -135,11 +150,26 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
     return opts.replace(**(plan_sets or {}))
 
 
+def reconcile(summary: dict, cards: dict | None, opts: PlanOptions) -> dict:
+    """One answer per plan: the six-card timeline's figures in the headline when there is one."""
+    from sdm.accel.plan_view import apply_operating_point, operating_point
+    from sdm.placement.cost import energy_usd_per_year
+
+    op = operating_point(cards, summary["watts_idle"])
+    if op is not None:
+        apply_operating_point(summary, op)
+        summary["energy_usd_per_year"] = energy_usd_per_year(summary["watts"], opts.cost)
+    return summary
+
+
 # ---- the command ----------------------------------------------------------------------------------------
 def run(args) -> int:
     from sdm.accel.plan_view import card_view, format_card_view
     from sdm.placement import report
 
+    check_out_dir(args.out, "--out")
+    if args.plot:
+        check_out_dir(args.plot, "--plot")
     model = load_model(args.model)
     hw_sets, power_sets, cost_sets, plan_sets = split_sets(args.sets)
     hw = load_hardware(args.hardware, hw_sets)
@@ -151,16 +181,29 @@ def run(args) -> int:
     planner = Planner.from_options(opts, page_layout=layout, reporter=TextReporter(args.top))
     result = planner.plan(model.tables, hot, hw, trace=trace, model_name=model.name)
     plan = result.plan
-    cards = card_view(plan, hw, trace, hot, args.items_per_request)
-    out = plan.save(args.out)
+    show = not args.no_progress
+    with step("six-card view and timeline", show and bool(hw.cards)):
+        cards = card_view(plan, hw, trace, hot, args.items_per_request)
+    reconcile(plan.summary, cards, opts)
+    s = plan.summary
+    value = s["p99_latency_s"] if opts.workload.budget_on == "p99" else s["latency_s"]
+    if value > opts.workload.latency_budget_s:         # the fastest placement misses: no plan to write
+        from sdm.placement.objectives import budget_missed
+
+        raise budget_missed(s["candidate"], value, len(result.scored), opts.workload)
+    rows = sum(int(tp.num_rows) for tp in plan.tables.values())
+    with step(f"writing {args.out} ({len(plan.tables)} tables, {rows:,} rows)", show and rows > 10_000_000):
+        out = plan.save(args.out)
     if args.plot:
         from sdm.placement.plots import plot_plan
 
-        plot_plan(result, dram_curve(model.tables, hot, hw, opts), args.plot, qps=args.qps, cost=opts.cost)
+        with step(f"plotting {args.plot} (hit rate over six DRAM sizes)", show):
+            plot_plan(result, dram_curve(model.tables, hot, hw, opts), args.plot, qps=args.qps, cost=opts.cost)
     if args.json:
         doc = json.loads(Path(out).read_text())
         doc.pop("tables")
         doc["plan_file"] = str(out)
+        doc["companion_folder"] = str(Path(out).parent / doc["companion_folder"]) if doc.get("companion_folder") else None
         if cards is not None:
             doc["cards"] = cards
         print(json.dumps(doc, indent=1, default=float))
@@ -168,7 +211,10 @@ def run(args) -> int:
         print(planner.report(plan))
         if cards is not None:
             print("\n" + format_card_view(cards, hw.name))
-        print(f"\nwrote {out}" + (f" and {args.plot}" if args.plot else "")
+        side = json.loads(Path(out).read_text()).get("companion_folder")
+        print(f"\nwrote {out}" + (f" with its companion folder {Path(out).parent / side}/ (the plan's row sets: "
+                                   "copy or move them together)" if side else " (self-contained)")
+              + (f" and {args.plot}" if args.plot else "")
               + f"; next: sdm-plan explain {out} {next(iter(plan.tables))}"
               + (f", sdm-plan run --model ... --trace ... --plan {out}" if hw.cards else ""))
     return 0

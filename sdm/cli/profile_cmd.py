@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from sdm.core.errors import InvalidInputError
@@ -28,8 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--heavy-hitters", type=int, default=4096, help="hottest rows kept per table (default 4096)")
     p.add_argument("--coaccess-rows", type=int, default=256, help="hot rows with co-access lists (default 256)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size for formats that do not store it")
-    p.add_argument("--reuse", action="store_true",
-                   help="also print batch 0's reuse table beside Meta's published one (REFERENCE.md)")
+    p.add_argument("--reuse", nargs="?", const="", metavar="FILE.json",
+                   help="also print batch 0's reuse table beside a published one: FILE.json (unique_share, "
+                        "lookup_share over the 17 buckets; docs/traces.md), or Meta's 2021 table without FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -55,9 +55,18 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.batch_size is not None and not (path.is_dir() or path.name.endswith(".npz")):
         kwargs["batch_size"] = args.batch_size
+    given = None
+    if args.reuse is not None:                       # read before the work: a bad file costs nothing
+        from sdm.traces.reuse import META_2021_REUSE, load_reuse
+
+        given = load_reuse(args.reuse) if args.reuse else META_2021_REUSE
+    if args.out:
+        from sdm.cli.plan_cmd import check_out_dir
+
+        check_out_dir(args.out, "--out")
     trace = load_trace(path, **kwargs)
     profile = Profile.from_trace(
-        trace, progress=not args.no_progress and sys.stderr.isatty() or False, source=str(path),
+        trace, progress=not args.no_progress, source=str(path),
         memory_budget_bytes=int(args.memory_budget_mb * (1 << 20)), eps=args.eps, delta=args.delta,
         heavy_hitters=args.heavy_hitters, coaccess_rows=args.coaccess_rows,
     )
@@ -65,18 +74,23 @@ def run(args: argparse.Namespace) -> int:
     profile.save(out)
     rows = profile.summary()
     reuse = None
-    if args.reuse:
-        from sdm.traces.reuse import META_2021_REUSE, reuse_table
+    if given is not None:
+        from sdm.traces.reuse import min_batch_lookups, reuse_table
 
-        reuse = reuse_table(trace.global_stream(0, 1))
-        diff = reuse.max_abs_diff(META_2021_REUSE)
+        batch0 = trace.global_stream(0, 1)
+        reuse = reuse_table(batch0)
+        diff = reuse.max_abs_diff(given)
+        need = min_batch_lookups(given)
     if args.json:
         doc = {"trace": str(path), "profile": str(out), "num_samples": trace.num_samples,
                "batch_size": trace.batch_size, "tables": rows}
         if reuse is not None:
             doc["reuse_batch0"] = {"unique_share": reuse.unique_share.round(4).tolist(),
                                    "lookup_share": reuse.lookup_share.round(4).tolist(),
-                                   "max_abs_diff_vs_published": {"unique": diff[0], "lookups": diff[1]}}
+                                   "given": {"source": given.source, "unique_share": given.unique_share.tolist(),
+                                             "lookup_share": given.lookup_share.tolist()},
+                                   "max_abs_diff_vs_published": {"unique": diff[0], "lookups": diff[1]},
+                                   "batch_lookups": int(batch0.size), "lookups_needed_for_every_bucket": need}
         print(json.dumps(doc, indent=1))
         return 0
     print(f"trace {path}: {trace.num_tables} tables, {trace.num_samples} samples, "
@@ -84,9 +98,14 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows))
     print(f"profile written to {out} ({profile.memory_bytes / 2**20:.1f} MiB in memory)")
     if reuse is not None:
-        print("reuse table of batch 0:")
+        print("reuse table of batch 0 (achieved):")
         print(reuse.format())
-        print(f"max |difference| from the published table: unique {diff[0]:.3f}, lookups {diff[1]:.3f}")
+        print(f"given ({given.source}):")
+        print(given.format())
+        print(f"max |difference| from the given table: unique {diff[0]:.3f}, lookups {diff[1]:.3f}")
+        if batch0.size < need:
+            print(f"note: batch 0 holds {batch0.size:,} lookups; the given table's top buckets need batches of "
+                  f">= {need:,} lookups to be reachable")
     sketched = [r for r in rows if r["mode"] == "sketch"]
     if sketched:
         tp = profile[sketched[0]["table"]]

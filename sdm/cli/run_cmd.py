@@ -18,8 +18,18 @@ import numpy as np
 
 from sdm.core.errors import InvalidInputError
 
-MAX_WEIGHT_BYTES = 2 << 30  # real inference keeps every table in memory: the model's emb_l, plus the
-                            # executor's fused per-card copy of card tables (so up to twice this)
+def max_weight_bytes() -> int:
+    """Embedding bytes `run` accepts: real inference keeps every table in memory (the model's emb_l,
+    plus the executor's fused per-card copy of card tables: up to twice the weights), so at most 40%
+    of this machine's physical memory (the rest: the trace, the host store's cache, Python).
+    Was a fixed 2 GiB, which refused the README's own 2.6 GB model."""
+    import os
+
+    try:
+        phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        phys = 8 << 30                                   # unknown platform: assume a small machine
+    return int(0.4 * phys)
 
 
 def register(subparsers) -> None:
@@ -107,6 +117,8 @@ def handle(args) -> int:
     args.reserve_bytes = int(parse_quantity(str(args.reserve_bytes), "--reserve-bytes"))
     if args.dram_cache_bytes is not None:
         args.dram_cache_bytes = int(parse_quantity(str(args.dram_cache_bytes), "--dram-cache-bytes"))
+        if args.dram_cache_bytes < 0:
+            raise InvalidInputError(f"--dram-cache-bytes must be >= 0, got {args.dram_cache_bytes}")
     if args.threads < 1:
         raise InvalidInputError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -120,10 +132,12 @@ def handle(args) -> int:
         raise InvalidInputError("sdm-plan run executes fp32 tables; model has "
                                 f"{sorted({t.row_format for t in tables})}")
     weight_bytes = sum(t.size_bytes for t in tables)
-    if weight_bytes > MAX_WEIGHT_BYTES:
+    limit = max_weight_bytes()
+    if weight_bytes > limit:
         raise InvalidInputError(f"model {model_spec.name!r} has {weight_bytes / 2**30:.1f} GiB of embeddings; "
-                                f"`run` executes real inference and holds them in memory (limit "
-                                f"{MAX_WEIGHT_BYTES / 2**30:.0f} GiB): use `sdm-plan plan` to size it")
+                                f"`run` executes real inference and holds them in memory, up to twice (limit "
+                                f"{limit / 2**30:.1f} GiB: 40% of this machine's memory): use `sdm-plan plan` "
+                                "to size it")
     if args.batch_size is not None and args.batch_size <= 0:
         raise InvalidInputError(f"--batch-size must be > 0, got {args.batch_size}")
     hw = _hardware(args.hardware)

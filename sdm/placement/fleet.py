@@ -33,8 +33,9 @@ class ServerProfile:
     bottleneck: str = ""
 
     @classmethod
-    def from_plan(cls, result) -> "ServerProfile":
-        """From a `sdm.placement.planner.PlanResult`."""
+    def from_plan(cls, result, headline: dict | None = None) -> "ServerProfile":
+        """From a `sdm.placement.planner.PlanResult`; `headline` (latency_s, p99_latency_s,
+        qps_per_server, qps_limits, watts, watts_idle), when given, replaces the tier model's figures."""
         est, cand = result.estimate, result.candidate
         shards = int(cand.knobs.get("shards", 1))
         backing = cand.tiers[-1]
@@ -42,9 +43,12 @@ class ServerProfile:
             capacity = backing.capacity_bytes / shards
         else:
             capacity = sum(t.capacity_bytes for t in cand.tiers) / shards
-        limits = est.detail["qps_limits"]
-        return cls(cand.name, capacity, est.qps_per_server, est.detail["watts_idle"], est.watts, est.capex_usd,
-                   est.latency_s, est.p99_latency_s, min(limits, key=limits.get))
+        h = headline or {"latency_s": est.latency_s, "p99_latency_s": est.p99_latency_s,
+                         "qps_per_server": est.qps_per_server, "qps_limits": est.detail["qps_limits"],
+                         "watts": est.watts, "watts_idle": est.detail["watts_idle"]}
+        limits = h["qps_limits"]
+        return cls(cand.name, capacity, h["qps_per_server"], h["watts_idle"], h["watts"], est.capex_usd,
+                   h["latency_s"], h["p99_latency_s"], min(limits, key=limits.get))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ def match_tables(tables: Sequence[TableSpec], names: list[str], what: str) -> li
     """Index into `names` (a trace's or profile's tables) of each model table: by name, else by
     position when the counts agree; else InvalidInputError naming the missing tables."""
     by_name = {n: i for i, n in enumerate(names)}
+    if len(names) > len(tables):
+        extra = [n for n in names if n not in {t.name for t in tables}][:5] or names[len(tables):][:5]
+        raise InvalidInputError(f"{what} has {len(names)} tables, the model {len(tables)}: {what} tables {extra} "
+                                "are not in the model (give a model with every table of the " + what + ")")
     if all(t.name in by_name for t in tables):
         return [by_name[t.name] for t in tables]
     if len(names) == len(tables):
@@ -99,7 +103,12 @@ def load_hotness(tables: Sequence[TableSpec], *, trace_path=None, profile_path=N
     else:
         from sdm.traces.loaders import load_trace
 
-        trace = model_trace(tables, load_trace(trace_path))
+        try:
+            loaded = load_trace(trace_path)
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"trace {str(trace_path)!r} is neither a known binary trace nor text "
+                                    "(formats: .npz/dir, Meta .pt.gz, DLRM text/.bin, .csv)") from None
+        trace = model_trace(tables, loaded)
         hot = hotness_from_trace(tables, trace, progress=progress)
     # good_turing() leaves sketch-style profiles (heavy hitters + tail) as they are
     return ([h.good_turing() for h in hot] if counts == "good-turing" else hot), trace

@@ -66,20 +66,42 @@ def _count(n: float) -> str:
     return str(int(n))
 
 
+# Published table sets by name (sdm.traces.table_sets) and the embedding dim their reference runs use
+# (facebookresearch/dlrm run_kaggle / MLPerf DLRM: Kaggle 16, Terabyte 128), when no :DIM is given.
+NAMED_DIMS = {"criteo-kaggle": 16, "criteo-terabyte": 128}
+
+
+def _rows_of(item: str) -> list[int]:
+    """One dash-separated item: ROWS, or ROWSxN (N tables of ROWS rows, as gen_trace takes)."""
+    rows, x, n = item.lower().partition("x")
+    count = int(n) if x else 1                       # "10x" is an error, not one table
+    if count < 1:
+        raise ValueError(item)
+    return [int(rows)] * count
+
+
 def parse_dlrm_list(text: str, name: str | None = None) -> ModelSpec:
-    """`1460-583-10131227:64[:fmt[:pooling]]` -> ModelSpec, named by its shape (reports tell models
-    apart): e.g. "3 tables, 10.1M rows, dim 64"."""
+    """`1460-583-10131227:64[:fmt[:pooling]]`, `40000000x26:128` (26 tables of 40M rows), or a named set
+    (`criteo-kaggle`, `criteo-terabyte`, optionally `:DIM...`) -> ModelSpec, named by its shape (reports
+    tell models apart): e.g. "3 tables, 10.1M rows, dim 64"."""
+    from sdm.traces.table_sets import TABLE_SETS
+
     parts = text.strip().split(":")
     if len(parts) > 4:
         raise InvalidInputError(f"model {text!r}: expected ROWS-ROWS-...[:DIM[:FORMAT[:POOLING]]]")
+    named = parts[0].lower() in TABLE_SETS
     try:
-        rows = [int(r) for r in parts[0].split("-")]
+        rows = list(TABLE_SETS[parts[0].lower()]) if named else [r for item in parts[0].split("-") for r in _rows_of(item)]
     except ValueError:
         raise InvalidInputError(
-            f"model {text!r}: not a file and not a DLRM list like 1460-583-10131227:64 "
-            f"(bad row count in {parts[0]!r})") from None
+            f"model {text[:80]!r}: not a file and not a DLRM list like 1460-583-10131227:64, 40000000x26:128 "
+            f"or one of {sorted(TABLE_SETS)} (bad row count in {parts[0][:80]!r})") from None
+    if not rows or min(rows) < 1:
+        raise InvalidInputError(f"model {text[:80]!r}: row counts must be >= 1")
+    if named and name is None:
+        name = parts[0].lower() + (f" (dim {parts[1]})" if len(parts) > 1 else f" (dim {NAMED_DIMS[parts[0].lower()]})")
     try:
-        dim = int(parts[1]) if len(parts) > 1 else 64
+        dim = int(parts[1]) if len(parts) > 1 else (NAMED_DIMS[parts[0].lower()] if named else 64)
         fmt = parts[2] if len(parts) > 2 else "fp32"
         pooling = float(parts[3]) if len(parts) > 3 else 1.0
     except ValueError as exc:
@@ -125,7 +147,11 @@ def model_from_dict(data: dict, source: str = "model") -> ModelSpec:
 def load_model(arg: str) -> ModelSpec:
     """MODEL argument: existing .toml/.json file, else a DLRM-style list."""
     path = Path(arg)
-    if path.suffix.lower() in (".toml", ".json") or path.exists():
+    try:
+        is_file = path.exists()
+    except OSError:                                  # e.g. a list longer than a file name may be
+        is_file = False
+    if path.suffix.lower() in (".toml", ".json") or is_file:
         if not path.exists():
             raise InvalidInputError(f"model file {arg!r} does not exist")
         text = path.read_text()

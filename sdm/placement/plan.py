@@ -228,7 +228,9 @@ class Plan:
             tables[name] = d
         doc = {"format": PLAN_FORMAT, "version": self.version, "created": self.created, "model": self.model,
                "hardware": self.hardware, "objective": self.objective, "policy": self.policy,
-               "summary": self.summary, "tiers": self.tiers, "tables": tables}
+               "summary": self.summary, "tiers": self.tiers, "tables": tables,
+               # the plan is this file plus, when named here, this folder beside it: keep them together
+               "companion_folder": side.name if side.is_dir() and any(side.iterdir()) else None}
         return write_json(path, doc, indent=1, default=_json_default)   # a reader never sees half a plan
 
     @classmethod
@@ -237,6 +239,10 @@ class Plan:
         doc = read_json(path, kind="plan file", file_format=PLAN_FORMAT, version=PLAN_VERSION)
         base = path.parent
         tables = {}
+        missing = [k for k in ("tables", "model", "hardware", "objective", "policy") if k not in doc]
+        if missing or not isinstance(doc["tables"], dict):
+            raise StoreFormatError(f"plan {str(path)!r}: " + (f"missing field(s) {missing}" if missing
+                                                              else "'tables' is not an object"))
         for name, d in doc["tables"].items():
             where = f"plan {str(path)!r} table {name!r}"
             try:
@@ -254,7 +260,7 @@ class Plan:
                     tp.row_order = np.load(base / d["page_layout"]["row_order_file"])
                     if tp.row_order.size != tp.num_rows:
                         raise InvalidInputError(f"{where}: row order has {tp.row_order.size} rows, table has {tp.num_rows}")
-            except (KeyError, TypeError) as exc:
+            except (KeyError, TypeError, AttributeError) as exc:
                 raise StoreFormatError(f"{where}: missing or bad field {exc}") from None
             except OSError as exc:
                 raise InvalidInputError(f"{where}: {exc}") from None

@@ -90,9 +90,12 @@ class Planner:
         candidates = self.enumerator.enumerate(hardware, model_bytes)
         scored, errors = [], []
         bar = None
-        if self.options.progress and len(candidates) > 1:
+        if self.options.progress:
+            import sys
+
             from tqdm import tqdm
-            bar = tqdm(total=len(candidates), desc=f"plan {getattr(hardware, 'name', '')}", unit="config")
+            bar = tqdm(total=len(candidates), desc=f"plan {getattr(hardware, 'name', '')}", unit="config",
+                       file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 10.0)
         for cand in candidates:
             if layouts:    # the latency model charges the pages per SCM read each layout gives
                 cand.knobs = {**cand.knobs, "pages_per_scm_read": {n: c.pages_per_read for n, c in layouts.items()}}
@@ -174,6 +177,11 @@ def split_dram_cache(tables: Sequence[TableSpec], hotness: Sequence[TableHotness
     return {t.name: int(b) for t, b in zip(tables, share)}
 
 
+def count_model(hotness: Sequence[TableHotness]) -> str:
+    """How the profile's counts were read: "good-turing" (adjusted for future traffic) or "raw"."""
+    return "good-turing" if any(h.raw_counts is not None for h in hotness) else "raw"
+
+
 def build_plan(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], cand: Candidate, placement: Placement,
                est: Estimate, opts: PlanOptions, model_name: str = "model", *, objective: str | None = None) -> Plan:
     per_rate = est.detail["per_table_hit_rate"]
@@ -208,8 +216,10 @@ def build_plan(tables: Sequence[TableSpec], hotness: Sequence[TableHotness], can
     summary = {
         "candidate": cand.name, "model_bytes": sum(t.size_bytes for t in tables),
         "dram_bytes": cand.knobs.get("dram_bytes"), "shards": cand.knobs.get("shards", 1),
+        "count_model": count_model(hotness), "headline_model": "tiers (sdm.placement.objectives)",
         "hit_rate": est.hit_rate, "latency_s": est.latency_s, "p99_latency_s": est.p99_latency_s,
         "qps_per_server": est.qps_per_server, "watts": est.watts, "watts_idle": est.detail["watts_idle"],
+        "psu_efficiency": opts.power.psu_efficiency,
         "capex_usd": est.capex_usd, "energy_usd_per_year": est.detail["energy_usd_per_year"],
         "reads_per_request": est.detail["reads_per_request"], "tier_time_s": est.detail["tier_time_s"],
         "qps_limits": est.detail["qps_limits"], "watts_components": est.detail["watts_components"],

@@ -58,7 +58,11 @@ class Profile:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=trace.num_lookups, unit="lookup", unit_scale=True, desc="profile")
+            import sys
+
+            # off a terminal (a log, CI) a line every 10 s instead of a redrawn bar
+            bar = tqdm(total=trace.num_lookups, unit="lookup", unit_scale=True, desc="profile", file=sys.stderr,
+                       mininterval=0.1 if sys.stderr.isatty() else 10.0)
         try:
             tables = {}
             for t, name in enumerate(trace.table_names):

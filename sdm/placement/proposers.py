@@ -39,6 +39,38 @@ def _untracked(ids: np.ndarray, num_rows: int) -> RowSet:
     return RowSet(ranges=np.stack([starts[keep], stops[keep]], axis=1))
 
 
+def _share_ties(order: np.ndarray, d_sorted: np.ndarray, end: np.ndarray, bounds: np.ndarray,
+                gid_base: np.ndarray, rb_all: np.ndarray) -> None:
+    """In place: tracked rows of one density that a tier boundary cuts are interleaved across their
+    tables (each table's k-th of m tied rows at key (k + 1/2) / m), so the faster tier takes the same
+    share of every table's tied rows; the stable ranking alone gave them to the first table (all of
+    them, for identical tables). Only the tie blocks at the boundaries are touched, sorted by a
+    16-bit key (numpy's radix sort: linear in the block)."""
+    n = order.size
+    done = set()
+    for b in bounds:
+        k = int(np.searchsorted(end, b, side="left"))
+        if k >= n or d_sorted[k] <= 0:
+            continue
+        i0 = int(np.searchsorted(-d_sorted, -d_sorted[k], side="left"))
+        i1 = int(np.searchsorted(-d_sorted, -d_sorted[k], side="right"))
+        if i1 - i0 < 2 or i0 in done:
+            continue
+        done.add(i0)
+        blk = order[i0:i1]                                  # in global-id order: by table, then row
+        t = np.searchsorted(gid_base, blk, side="right") - 1
+        if t[0] == t[-1]:
+            continue                                        # one table: nothing to share
+        start = np.searchsorted(t, t, side="left")
+        count = np.searchsorted(t, t, side="right") - start
+        key = ((np.arange(blk.size) - start + 0.5) / count * 65535).astype(np.uint16)
+        perm = np.argsort(key, kind="stable")
+        if np.any(rb_all[t] != rb_all[t[0]]):              # bytes differ: the block's end offsets move
+            base = end[i0] - rb_all[t[0]]
+            end[i0:i1] = base + np.cumsum(rb_all[t[perm]])
+        order[i0:i1] = blk[perm]
+
+
 class RowLevel:
     """Hot rows up, cold rows down, across tables (see module docstring)."""
 
@@ -93,6 +125,7 @@ class RowLevel:
             end += add[:n]
             del add
 
+        _share_ties(order, d_sorted, end, bounds, gid_base, rb_all)
         tier_of = np.searchsorted(bounds, end, side="left").astype(np.int8)   # indivisible rows
         del end
         tier_of[d_sorted <= 0] = len(fast)                          # never-read rows stay in SCM
@@ -104,9 +137,18 @@ class RowLevel:
         # tail bands are divided by byte overlap with each tier's interval
         lo = np.r_[0, bounds[:-1]]
         tail_rows_in = {}                                             # band -> rows per tier
+        # Bands of equal density (identical tables, or Good-Turing's one rate for unseen rows) are
+        # one segment of the ranking: a tier boundary inside it splits every band of it in
+        # proportion to its bytes, not the first table's band whole and the others none.
+        group_of = np.r_[0, np.cumsum(tail_d[live][1:] != tail_d[live][:-1])].astype(np.int64) if live.size else live
+        first = np.flatnonzero(np.r_[True, np.diff(group_of) != 0]) if live.size else live
+        g_starts = np.minimum.reduceat(band_start, first) if live.size else band_start
+        g_ends = np.maximum.reduceat(band_end, first) if live.size else band_end
         for j, bnd in enumerate(live):                               # a few per table
             t = int(band_t[bnd])
-            ov = np.clip(np.minimum(band_end[j], bounds) - np.maximum(band_start[j], lo), 0, None)
+            g_start, g_end = float(g_starts[group_of[j]]), float(g_ends[group_of[j]])
+            g_ov = np.clip(np.minimum(g_end, bounds) - np.maximum(g_start, lo), 0, None)
+            ov = (g_ov * (tail_bytes[bnd] / max(g_end - g_start, 1.0))).astype(np.int64)
             tail_rows_in[int(bnd)] = ov // rb_all[t]
             for k, tier in enumerate(fast):
                 if ov[k] >= rb_all[t]:

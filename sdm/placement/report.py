@@ -99,19 +99,24 @@ def format_plan(plan: Plan, top: int | None = 20) -> str:
     wl = s["workload"]
     budget = wl["latency_budget_s"]
     p99 = s["p99_latency_s"]
+    limits = s["qps_limits"]
     lines = [
         f"plan: model {plan.model!r} ({s['model_bytes'] / GB:.2f} GB) on {s['candidate']!r}, policy {plan.policy}, "
-        f"objective {plan.objective}" + (f", {s['shards']} servers per replica" if s.get("shards", 1) > 1 else ""),
+        f"objective {plan.objective}, counts {s.get('count_model', 'unrecorded')}"
+        + (f", {s['shards']} servers per replica" if s.get("shards", 1) > 1 else ""),
         f"request of {wl['items_per_request']} items: mean {ms(s['latency_s'])}, p99 {ms(p99)} "
         f"(budget {ms(budget)}: {'met' if p99 <= budget else 'MISSED by ' + ms(p99 - budget)}); "
-        f"{s['qps_per_server']:.0f} requests/s per server (limit: {min(s['qps_limits'], key=s['qps_limits'].get)})",
-        f"power {s['watts']:.0f} W under load, {s['watts_idle']:.0f} W idle; capex ${s['capex_usd']:,.0f}; "
-        f"energy ${s['energy_usd_per_year']:,.0f}/year",
+        f"{s['qps_per_server']:,.0f} requests/s per server (limit: {min(limits, key=limits.get)})",
+        f"power at the wall {s['watts']:.0f} W at {s['qps_per_server']:,.0f} requests/s, {s['watts_idle']:.0f} W idle; "
+        f"capex ${s['capex_usd']:,.0f}; energy ${s['energy_usd_per_year']:,.0f}/year",
+        f"figures from one model: {s.get('headline_model', 'tiers (sdm.placement.objectives)')}"
+        + ("; the tier model ranked the placements" if "tier_model" in s else ""),
         "hit rates: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in s["hit_rate"].items() if v > 0 or k == "scm"),
         "", "per tier:", table(tier_rows(plan)),
         "", f"per table (top {min(top or len(plan.tables), len(plan.tables))} of {len(plan.tables)} by lookups):",
         table(table_rows(plan, top)),
-        "", "power and cost per server:", table(power_cost_rows(s)),
+        "", f"power and cost per server (parts' draw before the supply; / {s.get('psu_efficiency', 0.94):g} PSU "
+            f"efficiency = at the wall):", table(power_cost_rows(s)),
     ]
     return "\n".join(lines)
 
@@ -130,7 +135,8 @@ def compare_rows(results: Sequence[dict]) -> list[dict]:
     return [{"config": r["name"], "servers": r["fleet"]["servers"], "bound_by": r["fleet"]["bound_by"],
              "p99": ms(r["p99_latency_s"]), "qps/server": r["qps_per_server"],
              "scm_%": 100.0 * r["hit_rate"].get("scm", 0.0),
-             "W/server": r["watts"], "fleet_kW": r["fleet"]["watts"] / 1e3,
+             "util_%": 100.0 * r["fleet"]["utilization"],
+             "W/server": r["fleet"]["watts"] / r["fleet"]["servers"], "fleet_kW": r["fleet"]["watts"] / 1e3,
              "capex_k$": r["fleet"]["capex_usd"] / 1e3, "tco_k$": r["fleet"]["tco_usd"] / 1e3,
              "power_save_%": 100.0 * r["savings"]["power"], "tco_save_%": 100.0 * r["savings"]["tco"]}
             for r in results]
@@ -150,6 +156,9 @@ def explain(plan: Plan, table_name: str) -> dict:
            "tiers": [{"tier": n, "capacity_bytes": t["capacity_bytes"], "used_bytes": t["used_bytes"],
                       "density_threshold": t["density_threshold"]} for n, t in tiers.items()]}
     reasons = []
+    counts_word = {"good-turing": "Good-Turing estimates: a row seen k times counts as (k+1) N(k+1)/N(k), "
+                                   "unseen rows share the estimated unseen mass",
+                   "raw": "the trace's own counts"}.get(plan.summary.get("count_model"), "profiled counts")
     if plan.policy == "row":
         reasons.append("row-level policy: every tracked row of every table is ranked by access density "
                        "(lookups per byte) and the ranking is cut against the tiers' capacities, fastest first.")
@@ -164,9 +173,20 @@ def explain(plan: Plan, table_name: str) -> dict:
             if thr is None:
                 reasons.append(f"{name}: nothing placed (no rows dense enough, or no capacity).")
             else:
-                reasons.append(f"{name}: took rows with density >= {thr:.4g} lookups/B ({full:.0%} of "
-                               f"{t['capacity_bytes'] / GB:.3g} GB used); this table's hottest row has {d:.4g} "
-                               f"-> {n} of its rows there.")
+                per_row = thr * tp.row_bytes               # the cut in this table's own terms
+                got = ex.get("lookups_by_tier", {}).get(name, 0.0)
+                total = ex.get("lookups", 0.0) or 1.0
+                if n == 0:
+                    why = (f"none of its rows is that dense: its hottest row has {d:.4g} lookups/B "
+                           f"({d * tp.row_bytes:.3g} lookups) and would need {per_row:.3g}")
+                elif n >= tp.num_rows:
+                    why = f"all {n:,} of its rows are at least that dense, so the whole table is there"
+                else:
+                    why = (f"its {n:,} rows read at least {per_row:.3g} times each ({counts_word}) are there, "
+                           f"serving {got / total:.1%} of its lookups; its other rows are read less")
+                reasons.append(f"{name} ({t['capacity_bytes'] / GB:.3g} GB, {full:.0%} used) took the densest rows "
+                               f"of all tables down to {thr:.4g} lookups/B = {per_row:.3g} lookups per "
+                               f"{tp.row_bytes}-byte row of this table: {why}.")
         reasons.append(f"{tp.backing_tier}: holds every row (the backing copy); rows below every threshold are "
                        f"read from it" + (f" through a {nbytes(tp.dram_cache_bytes)} share of the DRAM "
                                           f"{tp.dram_cache_policy} cache." if tp.dram_cache_bytes else "."))
@@ -199,3 +219,21 @@ def format_explain(e: dict) -> str:
     lines += [table(rows), "", "why:"] + [f"- {r}" for r in e["reasons"]]
     lines.append(f"- SCM page layout: {e['page_layout']}")
     return "\n".join(lines)
+
+
+def format_breakdown(r: dict, base_name: str) -> str:
+    """Where one configuration's savings against the baseline come from (sdm.placement.savings)."""
+    b = r["breakdown"]
+    f = r["fleet"]
+    need = (f"{f['servers_for_capacity']} for memory, {f['servers_for_qps']} for the QPS"
+            f" (limit {r.get('qps_limit', '?')})")
+    rows = [{"part": k, "base_kW": p["base_watts"] / 1e3, "kW": p["watts"] / 1e3, "saved_kW": p["saved_watts"] / 1e3,
+             "base_capex_k$": p["base_capex_usd"] / 1e3, "capex_k$": p["capex_usd"] / 1e3,
+             "saved_k$": p["saved_capex_usd"] / 1e3} for k, p in b["parts"].items()]
+    rows.append({k: (sum(x[k] for x in rows) if k != "part" else "total") for k in rows[0]})
+    s = r["savings"]
+    return "\n".join([
+        f"{r['name']} vs {base_name}: {b['servers']['this']} server(s) ({need}; sized by {b['sized_by']['this']}) "
+        f"vs {b['servers']['base']} (sized by {b['sized_by']['base']}); power {100 * s['power']:+.1f}% "
+        f"({r['power_saving_vs_band']}), capex {100 * s['capex']:+.1f}%, TCO {100 * s['tco']:+.1f}%",
+        table(rows)])

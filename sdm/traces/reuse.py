@@ -92,3 +92,61 @@ def reuse_table_of_counts(counts: np.ndarray) -> ReuseTable:
     rows = np.bincount(b, minlength=nb).astype(float)
     lookups = np.bincount(b, weights=counts, minlength=nb).astype(float)
     return ReuseTable(rows / rows.sum(), lookups / lookups.sum(), int(counts.sum()), int(counts.size))
+
+
+# Mean reads of a row in each bucket, when a file gives no num_lookups / num_unique: the bucket's
+# upper bound for (0,1] and (1,2], else the midpoint; 32K+ as 48K. Only sets the mean reuse.
+_BUCKET_MID = np.r_[1.0, 2.0, (BUCKET_LOWER[2:16] + BUCKET_UPPER[2:16]) / 2.0, 1.5 * (1 << 15)]
+
+
+def load_reuse(path) -> ReuseTable:
+    """A published reuse table from JSON: `unique_share` and `lookup_share` (17 numbers each, over the
+    buckets (0,1], (1,2], (2,4], ..., (16K,32K], 32K+), optionally `buckets` (those labels, checked),
+    `num_lookups` and `num_unique` (else the mean reuse is estimated from the bucket midpoints) and
+    `source`. Shares are normalised to sum to 1. InvalidInputError names what is wrong."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInputError(f"reuse file {str(p)!r} does not exist")
+    try:
+        doc = json.loads(p.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"reuse file {str(p)!r} is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"reuse file {str(p)!r}: expected an object with unique_share and lookup_share")
+    if "buckets" in doc and list(doc["buckets"]) != BUCKET_LABELS:
+        raise InvalidInputError(f"reuse file {str(p)!r}: buckets must be {BUCKET_LABELS}, got {doc['buckets']}")
+    shares = []
+    for key in ("unique_share", "lookup_share"):
+        v = doc.get(key)
+        try:
+            a = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            a = np.zeros(0)
+        if a.shape != (BUCKET_UPPER.size,) or not np.all(np.isfinite(a)) or (a < 0).any() or a.sum() <= 0:
+            raise InvalidInputError(f"reuse file {str(p)!r}: {key} must be {BUCKET_UPPER.size} numbers >= 0 "
+                                    f"(buckets {BUCKET_LABELS[0]} .. {BUCKET_LABELS[-1]}), not all 0; got {v!r}")
+        shares.append(a / a.sum())
+    u, lk = shares
+    if "num_lookups" in doc or "num_unique" in doc:
+        try:
+            n_l, n_u = int(doc["num_lookups"]), int(doc["num_unique"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInputError(f"reuse file {str(p)!r}: give both num_lookups and num_unique as integers") from None
+        if not 0 < n_u <= n_l:
+            raise InvalidInputError(f"reuse file {str(p)!r}: need 0 < num_unique <= num_lookups, got {n_u}, {n_l}")
+    else:
+        n_u = 1_000_000
+        n_l = int(round(n_u * max(1.0, float((u * _BUCKET_MID).sum()))))
+    return ReuseTable(u, lk, n_l, n_u, str(doc.get("source", p.name)))
+
+
+def min_batch_lookups(table: ReuseTable) -> int:
+    """Lookups a batch needs for every bucket of `table` to be reachable: a bucket (lo, hi] holding
+    a share x of lookups needs a row read more than lo times, so x * lookups >= lo + 1. Smaller
+    batches push those lookups into lower buckets (what `production_trace` then does)."""
+    x = table.lookup_share
+    need = np.where(x > 0, (BUCKET_LOWER + 1) / np.maximum(x, 1e-300), 0.0)
+    return int(np.ceil(need.max()))
