@@ -310,8 +310,7 @@ class PageStore:
     def _compact(self, name: str) -> int:
         """Compact one table (writer lock held): commit the new file, then remove the old one."""
         t = self._tables[name]
-        rec, table, slot_of, version, old_path = compact_table(self.path, self._meta, t, self._reads,
-                                                                self.io_align_bytes)
+        rec, table, slot_of, version, old_path = compact_table(self.path, self._meta, t, self.io_align_bytes)
         self._apply(Commit(rec, table, slot_of, version))
         remove_old_file(old_path)
         return t.rec.committed_bytes - rec.committed_bytes
