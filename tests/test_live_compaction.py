@@ -170,3 +170,22 @@ def test_kill_during_compaction(tmp_path, mode, kill_after):
             assert os.path.getsize(st.table_info(name).data_file) == st.table_info(name).stored_bytes
         assert not st.verify().damage
         st.update_rows("base", np.array([1]), np.zeros((1, DIM), np.float32))  # writable again
+
+
+def test_compaction_never_carries_a_corrupt_page(tmp_path):
+    from sdm.core.errors import CorruptPageError
+
+    with PageStore.create(tmp_path / "s", "nand", max_space_amp=100.0) as st:
+        st.add_table("a", base_rows())
+        st.update_rows("a", np.arange(5), np.zeros((5, DIM), np.float32))
+        info = st.table_info("a")
+        with open(info.data_file, "r+b") as f:  # flip a byte of live page 10 (untouched by the update)
+            f.seek(10 * 4096 + 7)
+            b = f.read(1)
+            f.seek(10 * 4096 + 7)
+            f.write(bytes([b[0] ^ 0xFF]))
+        with pytest.raises(CorruptPageError, match="page 10"):
+            st.compact("a")
+        assert os.listdir(tmp_path / "s" / DATA_DIR) == [os.path.basename(info.data_file)]  # no new file left
+        assert st.table_info("a").data_file == info.data_file
+        assert np.all(st.read_rows("a", np.arange(5)) == 0)  # the table still serves its good pages
