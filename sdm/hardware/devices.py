@@ -162,13 +162,7 @@ class DeviceSpec:
         n, rb, qd = _count(n_reads), _count(read_bytes), _count(queue_depth)
         if n is not None and rb is not None and qd is not None and n >= 0 and rb >= 1 and qd >= 1:
             return n / self._iops_scalar(min(qd, n), rb) if n else 0.0
-        n = np.asarray(n_reads)
-        if not np.issubdtype(n.dtype, np.integer) and not (
-            np.issubdtype(n.dtype, np.floating) and np.all(np.isfinite(n)) and np.all(n == np.floor(n))
-        ):
-            raise InvalidInputError(f"device {self.name!r}: n_reads must be whole numbers, got {n_reads!r}")
-        if np.any(n < 0):
-            raise InvalidInputError(f"device {self.name!r}: n_reads must be >= 0, got {n_reads!r}")
+        n = _check_counts(self.name, n_reads, "n_reads")
         qd = _check_qd(self.name, queue_depth)
         rb = _check_read_bytes(self.name, read_bytes)
         depth = np.maximum(np.minimum(qd, n), 1)
@@ -190,13 +184,7 @@ class DeviceSpec:
             return n / self._write_iops_scalar(min(qd, n), wb) if n else 0.0
         if self.write_iops is None:
             return self.read_time_s(n_writes, write_bytes, queue_depth)
-        n = np.asarray(n_writes)
-        if not np.issubdtype(n.dtype, np.integer) and not (
-            np.issubdtype(n.dtype, np.floating) and np.all(np.isfinite(n)) and np.all(n == np.floor(n))
-        ):
-            raise InvalidInputError(f"device {self.name!r}: n_writes must be whole numbers, got {n_writes!r}")
-        if np.any(n < 0):
-            raise InvalidInputError(f"device {self.name!r}: n_writes must be >= 0, got {n_writes!r}")
+        n = _check_counts(self.name, n_writes, "n_writes")
         qd = _check_qd(self.name, queue_depth)
         eff = self._eff(_check_read_bytes(self.name, write_bytes))
         depth = np.maximum(np.minimum(qd, n), 1)
@@ -275,6 +263,18 @@ def _count(v) -> int | None:
     if isinstance(v, np.integer):
         return int(v)
     return None
+
+
+def _check_counts(name: str, values, what: str) -> np.ndarray:
+    """`values` as an array of whole numbers >= 0 (integers, or floats with integral values)."""
+    n = np.asarray(values)
+    if not np.issubdtype(n.dtype, np.integer) and not (
+        np.issubdtype(n.dtype, np.floating) and np.all(np.isfinite(n)) and np.all(n == np.floor(n))
+    ):
+        raise InvalidInputError(f"device {name!r}: {what} must be whole numbers, got {values!r}")
+    if np.any(n < 0):
+        raise InvalidInputError(f"device {name!r}: {what} must be >= 0, got {values!r}")
+    return n
 
 
 def _check_qd(name: str, queue_depth):
