@@ -13,6 +13,18 @@ channels; once the device or its link saturates, extra depth only adds queueing 
 `fit_queue_model` derives `latency_growth_per_qd` from two published (qd, latency) points, which is
 how the SSD presets in `sdm.hardware.presets` are calibrated.
 
+Writes (`write_time_s`) use the same form with the published write figures and no depth growth:
+an enterprise SSD acknowledges a write once it is in its power-loss-protected buffer, so write
+latency stays flat until the write IOPS or write bandwidth ceiling (the flash program rate) binds:
+
+    write_iops(qd, b) = min(qd / (write_qd1_latency_s + (eff(b) - eff(4 KiB)) / write_bw),
+                            write_iops, write_bw / eff(b))
+
+A device without write figures (the memories) is priced with its read figures. Endurance:
+`drive_writes_per_day(rate)` is what a sustained write rate uses of the rated `endurance_dwpd`, and
+`endurance_years(rate)` how long the rated total (dwpd x capacity x 365 x endurance_rating_years)
+lasts at that rate.
+
 Every method accepts numpy arrays as well as scalars, so planners can price whole tables at once.
 A call with plain integers (what the runtime makes on every lookup) takes a scalar path in Python
 arithmetic instead: the same operations in the same order, so the same float bits, at ~1 us instead
@@ -54,6 +66,11 @@ class DeviceSpec:
     energy_j_per_byte: float = 0.0  # marginal energy of moving one byte (above idle)
     usd_per_gb: float = 0.0  # GB = 1e9 bytes
     endurance_dwpd: float | None = None  # drive writes per day; None for DRAM / SRAM
+    endurance_rating_years: float = 5.0  # the period the DWPD rating is given over (the warranty)
+    write_qd1_latency_s: float | None = None  # one 4 KiB write at QD1; None: the read figures price writes
+    write_iops: float | None = None  # 4 KiB random write IOPS ceiling (steady state where published)
+    write_bandwidth_bytes_per_s: float | None = None  # sequential write ceiling
+    write_watts: float | None = None  # power while writing at full rate
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +97,15 @@ class DeviceSpec:
             raise bad("endurance_dwpd", "must be None or a number >= 0")
         if self.active_watts < self.idle_watts:
             raise bad("active_watts", f"must be >= idle_watts ({self.idle_watts})")
+        for fname in ("write_qd1_latency_s", "write_iops", "write_bandwidth_bytes_per_s", "endurance_rating_years"):
+            v = getattr(self, fname)
+            if v is not None and (not _is_real(v) or not (v > 0) or not math.isfinite(v)):
+                raise bad(fname, "must be None or a positive finite number")
+        writes = (self.write_qd1_latency_s, self.write_iops, self.write_bandwidth_bytes_per_s)
+        if any(v is None for v in writes) and any(v is not None for v in writes):
+            raise bad("write_iops", "write_qd1_latency_s, write_iops and write_bandwidth_bytes_per_s go together")
+        if self.write_watts is not None and (not _is_real(self.write_watts) or self.write_watts < self.idle_watts):
+            raise bad("write_watts", f"must be None or >= idle_watts ({self.idle_watts})")
         # A read smaller than the calibration size is faster by its shorter transfer; that
         # saving must not exceed the latency itself.
         saving_s = (self._eff(self.calibration_read_bytes) - self.access_bytes) / self.bandwidth_bytes_per_s
@@ -136,13 +162,7 @@ class DeviceSpec:
         n, rb, qd = _count(n_reads), _count(read_bytes), _count(queue_depth)
         if n is not None and rb is not None and qd is not None and n >= 0 and rb >= 1 and qd >= 1:
             return n / self._iops_scalar(min(qd, n), rb) if n else 0.0
-        n = np.asarray(n_reads)
-        if not np.issubdtype(n.dtype, np.integer) and not (
-            np.issubdtype(n.dtype, np.floating) and np.all(np.isfinite(n)) and np.all(n == np.floor(n))
-        ):
-            raise InvalidInputError(f"device {self.name!r}: n_reads must be whole numbers, got {n_reads!r}")
-        if np.any(n < 0):
-            raise InvalidInputError(f"device {self.name!r}: n_reads must be >= 0, got {n_reads!r}")
+        n = _check_counts(self.name, n_reads, "n_reads")
         qd = _check_qd(self.name, queue_depth)
         rb = _check_read_bytes(self.name, read_bytes)
         depth = np.maximum(np.minimum(qd, n), 1)
@@ -155,6 +175,47 @@ class DeviceSpec:
         base = self.qd1_latency_s + (eff - self._eff(self.calibration_read_bytes)) / self.bandwidth_bytes_per_s
         internal = base * (1.0 + (qd - 1) * self.latency_growth_per_qd)
         return float(min(min(qd / internal, self.peak_iops), self.bandwidth_bytes_per_s / eff))
+
+    def write_time_s(self, n_writes, write_bytes, queue_depth):
+        """Modelled time of `n_writes` writes of `write_bytes` each, `queue_depth` in flight (fewer when
+        the batch is smaller), from the write figures (see the module doc). Zero writes take zero time."""
+        n, wb, qd = _count(n_writes), _count(write_bytes), _count(queue_depth)
+        if n is not None and wb is not None and qd is not None and n >= 0 and wb >= 1 and qd >= 1:
+            return n / self._write_iops_scalar(min(qd, n), wb) if n else 0.0
+        if self.write_iops is None:
+            return self.read_time_s(n_writes, write_bytes, queue_depth)
+        n = _check_counts(self.name, n_writes, "n_writes")
+        qd = _check_qd(self.name, queue_depth)
+        eff = self._eff(_check_read_bytes(self.name, write_bytes))
+        depth = np.maximum(np.minimum(qd, n), 1)
+        lat = self.write_qd1_latency_s + (eff - self._eff(4096)) / self.write_bandwidth_bytes_per_s
+        iops = np.minimum(np.minimum(depth / lat, self.write_iops), self.write_bandwidth_bytes_per_s / eff)
+        return _scalar(np.where(n > 0, n / iops, 0.0))
+
+    def _write_iops_scalar(self, qd: int, write_bytes: int) -> float:
+        if self.write_iops is None:
+            return self._iops_scalar(qd, write_bytes)
+        eff = -(-write_bytes // self.access_bytes) * self.access_bytes
+        lat = self.write_qd1_latency_s + (eff - self._eff(4096)) / self.write_bandwidth_bytes_per_s
+        return float(min(min(qd / lat, self.write_iops), self.write_bandwidth_bytes_per_s / eff))
+
+    # ---- endurance -----------------------------------------------------------------------------
+    def drive_writes_per_day(self, bytes_written_per_s):
+        """Drive writes per day a sustained rate of bytes written to the medium uses."""
+        rate = np.asarray(bytes_written_per_s, dtype=float)
+        if np.any(rate < 0) or not np.all(np.isfinite(rate)):
+            raise InvalidInputError(f"device {self.name!r}: bytes_written_per_s must be finite and >= 0, got "
+                                    f"{bytes_written_per_s!r}")
+        return _scalar(rate * 86400.0 / self.capacity_bytes)
+
+    def endurance_years(self, bytes_written_per_s):
+        """Years until the rated endurance is written at that rate (inf at rate 0; None: no rating)."""
+        if self.endurance_dwpd is None:
+            return None
+        rated_bytes = self.endurance_dwpd * self.capacity_bytes * 365.0 * self.endurance_rating_years
+        per_year = np.asarray(self.drive_writes_per_day(bytes_written_per_s)) * self.capacity_bytes * 365.0
+        with np.errstate(divide="ignore", over="ignore"):
+            return _scalar(np.divide(rated_bytes, per_year))  # rate 0: inf
 
     # ---- power and energy --------------------------------------------------------------------
     def read_energy_j(self, n_reads, read_bytes):
@@ -202,6 +263,18 @@ def _count(v) -> int | None:
     if isinstance(v, np.integer):
         return int(v)
     return None
+
+
+def _check_counts(name: str, values, what: str) -> np.ndarray:
+    """`values` as an array of whole numbers >= 0 (integers, or floats with integral values)."""
+    n = np.asarray(values)
+    if not np.issubdtype(n.dtype, np.integer) and not (
+        np.issubdtype(n.dtype, np.floating) and np.all(np.isfinite(n)) and np.all(n == np.floor(n))
+    ):
+        raise InvalidInputError(f"device {name!r}: {what} must be whole numbers, got {values!r}")
+    if np.any(n < 0):
+        raise InvalidInputError(f"device {name!r}: {what} must be >= 0, got {values!r}")
+    return n
 
 
 def _check_qd(name: str, queue_depth):

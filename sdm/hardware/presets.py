@@ -50,6 +50,10 @@ P4800X = DeviceSpec(
     energy_j_per_byte=(8.0 - 5.0) / 2400e6,
     usd_per_gb=1520 / 375,
     endurance_dwpd=30.0,
+    write_qd1_latency_s=10e-6,
+    write_iops=500e3,
+    write_bandwidth_bytes_per_s=2000e6,
+    write_watts=13.0,
     sources={
         "capacity_bytes": "REFERENCE Devices: Optane P4800X 375 GB (the drive AnandTech measured)",
         "access_bytes": "REFERENCE Devices: 3DXP SSDs read 512 B sectors",
@@ -63,6 +67,11 @@ P4800X = DeviceSpec(
         "energy_j_per_byte": "derived: (read 8 W - idle 5 W) / 2400 MB/s",
         "usd_per_gb": "AnandTech P4800X 750GB review, spec table: MSRP $1520 for 375 GB (2017)",
         "endurance_dwpd": "REFERENCE Devices: P4800X spec 30 drive writes per day",
+        "write_qd1_latency_s": "AnandTech Optane SSD DC P4800X 750GB hands-on review, spec table: typical latency (R/W) <10 us (the bound taken)",
+        "write_iops": "AnandTech Optane SSD DC P4800X 750GB hands-on review, spec table: random write (4 kB) 500,000 IOPS at QD16",
+        "write_bandwidth_bytes_per_s": "AnandTech Optane SSD DC P4800X 750GB hands-on review, spec table: sequential write (64 kB) 2000 MB/s",
+        "write_watts": "AnandTech Optane SSD DC P4800X 750GB hands-on review, spec table: active write power 13 W (375 GB)",
+        "endurance_rating_years": "AnandTech Optane SSD DC P4800X 750GB hands-on review, spec table: 30 DWPD, 5-year warranty",
     },
 )
 
@@ -81,6 +90,10 @@ P3700 = DeviceSpec(
     energy_j_per_byte=(25.0 - 4.0) / 2800e6,
     usd_per_gb=0.5,
     endurance_dwpd=10.0,
+    write_qd1_latency_s=20e-6,
+    write_iops=150e3,
+    write_bandwidth_bytes_per_s=1900e6,
+    write_watts=25.0,
     sources={
         "capacity_bytes": "Tom's Hardware Micron 9100 MAX review test pool: 1.6 TB Intel DC P3700 "
         "(*unconfirmed* that AnandTech measured the same capacity)",
@@ -97,6 +110,11 @@ P3700 = DeviceSpec(
         "energy_j_per_byte": "derived: (active 25 W - idle 4 W) / 2800 MB/s",
         "usd_per_gb": _UNCONF_NAND_USD,
         "endurance_dwpd": "Intel DC P3700 product specification 330566-005: 10 drive writes/day",
+        "write_qd1_latency_s": "Intel DC P3700 product specification 330566: seq latency (typ) R/W 20/20 us (used for 4 KiB random writes too: *unconfirmed*)",
+        "write_iops": "Tom's Hardware Micron 9100 MAX 2.4TB review spec table: P3700 1.6 TB random write 150,000 IOPS (Intel 330566: up to 175K, largest capacity)",
+        "write_bandwidth_bytes_per_s": "Tom's Hardware Micron 9100 MAX 2.4TB review spec table: P3700 1.6 TB sequential write 1.9 GB/s (Intel 330566: up to 2000 MB/s)",
+        "write_watts": "Intel DC P3700 product specification 330566: active up to 25 W (the write ceiling)",
+        "endurance_rating_years": "Intel DC P3700 product specification 330566: 36.5 PBW = 10 DWPD x 2 TB x 5 years",
     },
 )
 
@@ -115,6 +133,11 @@ MICRON_9100_MAX = DeviceSpec(
     energy_j_per_byte=(30.0 - 7.0) / 3200e6,
     usd_per_gb=0.5,
     endurance_dwpd=2.7,
+    write_qd1_latency_s=20e-6,
+    write_iops=300e3,
+    write_bandwidth_bytes_per_s=2200e6,
+    write_watts=28.0,
+    endurance_rating_years=2.78,
     sources={
         "capacity_bytes": "Tom's Hardware Micron 9100 MAX NVMe 2.4TB review (the drive class AnandTech measured)",
         "access_bytes": _PAGE_NOTE,
@@ -129,6 +152,11 @@ MICRON_9100_MAX = DeviceSpec(
         "energy_j_per_byte": "derived: (30 W - 7 W) / 3.2 GB/s",
         "usd_per_gb": _UNCONF_NAND_USD,
         "endurance_dwpd": "Tom's Hardware 9100 MAX review spec table: 6.57 PB / 2.7 DWPD",
+        "write_qd1_latency_s": "*unconfirmed*: no published write latency found; the P3700 / P4500 class figure (20 us)",
+        "write_iops": "Tom's Hardware Micron 9100 MAX 2.4TB review spec table: random write 300,000 IOPS",
+        "write_bandwidth_bytes_per_s": "Tom's Hardware Micron 9100 MAX 2.4TB review spec table: sequential write 2.2 GB/s",
+        "write_watts": "Tom's Hardware 9100 MAX 2.4TB review, 128KB sequential: measured peak 28 W while writing",
+        "endurance_rating_years": "derived from Tom's Hardware Micron 9100 MAX 2.4TB review spec table: 6.57 PB / (2.7 DWPD x 2.4 TB x 365 d) = 2.78 years",
     },
 )
 
@@ -148,6 +176,10 @@ P4500 = DeviceSpec(
     energy_j_per_byte=(12.0 - 5.0) / 3200e6,
     usd_per_gb=0.3,
     endurance_dwpd=0.5,
+    write_qd1_latency_s=20e-6,
+    write_iops=38e3,
+    write_bandwidth_bytes_per_s=1050e6,
+    write_watts=12.0,
     sources={
         "capacity_bytes": "REFERENCE Devices: Intel P4500 1 / 2 / 4 TB (2 TB chosen)",
         "access_bytes": _PAGE_NOTE,
@@ -162,8 +194,22 @@ P4500 = DeviceSpec(
         "energy_j_per_byte": "derived: (active - idle) / sequential read bandwidth",
         "usd_per_gb": "*unconfirmed*: 2017-era data-center TLC NVMe price order of magnitude; override",
         "endurance_dwpd": "Lenovo Intel P4500 product guide: 0.5 DWPD over 5 years (2 TB)",
+        "write_qd1_latency_s": "Lenovo Intel P4500 product guide, technical specifications: write access latency random 20 us",
+        "write_iops": "Lenovo Intel P4500 product guide, technical specifications: IOPS write (4 KB) 38,000 (2 TB)",
+        "write_bandwidth_bytes_per_s": "Lenovo Intel P4500 product guide, technical specifications: sequential write 1.05 GBps (2 TB)",
+        "write_watts": "*unconfirmed*: set to the (also unconfirmed) active_watts; no published write power found",
+        "endurance_rating_years": "Lenovo Intel P4500 product guide: 1.89 PB = 0.5 DWPD x 2 TB over 5 years",
     },
 )
+
+# A memory's writes are priced with its read figures (DeviceSpec.write_time_s); no endurance rating.
+_NO_WRITE_FIGURES = {
+    "write_qd1_latency_s": "not set: writes priced with the read figures (DRAM/SRAM/HBM write about as fast)",
+    "write_iops": "not set: writes priced with the read figures",
+    "write_bandwidth_bytes_per_s": "not set: writes priced with the read figures",
+    "write_watts": "not set: active_watts covers reads and writes",
+    "endurance_rating_years": "unused: a memory has no endurance rating (endurance_dwpd None)",
+}
 
 # --- memories ---------------------------------------------------------------------------------
 # "Queue depth" for a memory is the number of outstanding misses (memory-level parallelism).
@@ -186,6 +232,7 @@ DDR4 = DeviceSpec(
     usd_per_gb=200 / 32,
     endurance_dwpd=None,
     sources={
+        **_NO_WRITE_FIGURES,
         "capacity_bytes": "placeholder pool size; hardware presets set it (see sdm.hardware.server)",
         "access_bytes": "REFERENCE Devices: 64 B DRAM line",
         "qd1_latency_s": "REFERENCE Devices: Optane DIMM random read ~305 ns is ~3x DRAM -> ~100 ns",
@@ -219,6 +266,7 @@ LPDDR4X = DeviceSpec(
     usd_per_gb=0.0,
     endurance_dwpd=None,
     sources={
+        **_NO_WRITE_FIGURES,
         "capacity_bytes": "REFERENCE Platform: 16 GB LPDDR4x on the M.2 module (*unconfirmed* that Meta used NNP-I)",
         "access_bytes": "64 B line, as the card's cores fetch (model choice; LPDDR4 x16 burst is 32 B)",
         "qd1_latency_s": "*unconfirmed*: LPDDR4x loaded latency is typically above DDR4's ~100 ns; 120 ns assumed",
@@ -250,6 +298,7 @@ SRAM = DeviceSpec(
     usd_per_gb=0.0,
     endurance_dwpd=None,
     sources={
+        **_NO_WRITE_FIGURES,
         "capacity_bytes": "REFERENCE Platform: 75 MB on-chip SRAM (24 MB LLC + 48 MB deep SRAM, + 3 MB TCM "
         "per WikiChip NNP-I 1100) (*unconfirmed* that Meta used NNP-I)",
         "access_bytes": "64 B line (model choice)",
@@ -284,6 +333,7 @@ HBM2 = DeviceSpec(
     usd_per_gb=20.0,
     endurance_dwpd=None,
     sources={
+        **_NO_WRITE_FIGURES,
         "capacity_bytes": "JEDEC JESD235B HBM2: up to 8 GB per stack (one stack)",
         "access_bytes": "64 B line (model choice; HBM2 pseudo-channel burst is 32 B)",
         "qd1_latency_s": "*unconfirmed*: DRAM-class latency assumed (120 ns)",

@@ -27,9 +27,9 @@ import numpy as np
 
 from sdm.core.errors import CorruptMetadataError, InvalidInputError
 from sdm.tiers.clock import Clock, TierCharge
+from sdm.tiers.compaction import DEFAULT_MAX_SPACE_AMP, check_space_amp, compact_table, live_bytes, remove_old_file, space_amp
 from sdm.tiers.direct_io import open_direct, probe_io_align
 from sdm.tiers.ingest_source import RowSource, as_numpy
-from sdm.tiers.page_format import round_up
 from sdm.tiers.page_reads import TIER, OpenTable, PageReads
 from sdm.tiers.page_writes import DATA_DIR, LOCK_FILE, SPOOL_DIR, Commit, TableWriter
 from sdm.tiers.os_faults import store_io
@@ -100,8 +100,11 @@ class PageStore:
     """Embedding tables on disk, read with O_DIRECT by page. Use `create` or `open`; a context manager."""
 
     def __init__(self, store_dir: str, meta: StoreMeta, *, device, queue_depth: int, clock: Clock,
-                 engine: str) -> None:
+                 engine: str, max_space_amp: float = DEFAULT_MAX_SPACE_AMP) -> None:
         self.path = store_dir
+        # an update leaving a table's file over this x its live pages compacts the table (compaction.py)
+        self.max_space_amp = check_space_amp(max_space_amp)
+        self._retired_fds: list[int] = []  # descriptors of compacted-away files: readers may hold them
         self._meta = meta
         settings = meta.settings()
         self.page_bytes: int = settings["page_bytes"]
@@ -134,8 +137,9 @@ class PageStore:
     @classmethod
     def create(cls, path, device="nand", *, page_bytes: int = 4096, compression: str | None = None,
                queue_depth: int = 32, inject: bool = False, clock: Clock | None = None,
-               engine: str = "auto") -> "PageStore":
+               engine: str = "auto", max_space_amp: float = DEFAULT_MAX_SPACE_AMP) -> "PageStore":
         """Make a new, empty store at `path` (a missing or empty directory)."""
+        check_space_amp(max_space_amp)
         path = os.fspath(path)
         page_bytes = check_page_bytes(page_bytes)
         check_compression(compression)
@@ -157,20 +161,24 @@ class PageStore:
             meta = StoreMeta(path, create=True)
         try:
             meta.init_store(settings)
-            return cls(path, meta, device=spec, queue_depth=queue_depth, clock=clock, engine=engine)
+            return cls(path, meta, device=spec, queue_depth=queue_depth, clock=clock, engine=engine,
+                       max_space_amp=max_space_amp)
         except BaseException:
             meta.close()
             raise
 
     @classmethod
     def open(cls, path, *, device=None, queue_depth: int = 32, inject: bool = False,
-             clock: Clock | None = None, engine: str = "auto") -> "PageStore":
+             clock: Clock | None = None, engine: str = "auto",
+             max_space_amp: float = DEFAULT_MAX_SPACE_AMP) -> "PageStore":
         """Open an existing store at its last committed version. `device` defaults to the stored one."""
         path = os.fspath(path)
+        check_space_amp(max_space_amp)
         clock = cls._make_clock(clock, inject)
         meta = StoreMeta(path)
         try:
-            return cls(path, meta, device=device, queue_depth=queue_depth, clock=clock, engine=engine)
+            return cls(path, meta, device=device, queue_depth=queue_depth, clock=clock, engine=engine,
+                       max_space_amp=max_space_amp)
         except BaseException:
             meta.close()
             raise
@@ -194,9 +202,9 @@ class PageStore:
             return
         self._closed = True
         self._reads.close()
-        for t in self._tables.values():
-            os.close(t.fd)
-        self._tables = {}
+        for fd in [t.fd for t in self._tables.values()] + self._retired_fds:
+            os.close(fd)
+        self._tables, self._retired_fds = {}, []
         self._meta.close()
 
     # ---- public queries ------------------------------------------------------------------------
@@ -215,7 +223,7 @@ class PageStore:
 
     def table_info(self, name: str) -> StoredTable:
         t = self._table(name)
-        live = int(round_up(t.page_table["length"].astype(np.int64), self.io_align_bytes).sum())
+        live = live_bytes(t, self.io_align_bytes)
         index = t.page_table.nbytes + (t.slot_of.nbytes if t.slot_of is not None else 0)
         r = t.rec
         return StoredTable(
@@ -233,7 +241,7 @@ class PageStore:
 
     def refresh(self) -> bool:
         """Pick up commits made by other processes; True when something changed."""
-        if self._meta.version() == self._version:
+        if self._meta.txn_id() == self._txn_id:
             return False
         self._load_tables()
         return True
@@ -284,6 +292,28 @@ class PageStore:
         with self._writes.exclusive():
             t = self._table(name)  # exclusive() refreshed it if another process committed
             self._apply(self._writes.update(t, ids, values, self._reads))
+            if space_amp(self._tables[name], self.io_align_bytes) > self.max_space_amp:
+                self._compact(name)
+
+    def compact(self, name: str | None = None) -> int:
+        """Rewrite table `name` (every table when None) without its dead pages; returns the bytes freed.
+        Updates do this themselves past `max_space_amp`; see `sdm.tiers.compaction`."""
+        self._check_open()
+        names = self.tables if name is None else [self._table(name).rec.name]
+        freed = 0
+        with self._writes.exclusive():
+            for n in names:
+                if self._tables[n].rec.dead_pages:
+                    freed += self._compact(n)
+        return freed
+
+    def _compact(self, name: str) -> int:
+        """Compact one table (writer lock held): commit the new file, then remove the old one."""
+        t = self._tables[name]
+        rec, table, slot_of, version, old_path = compact_table(self.path, self._meta, t, self.io_align_bytes)
+        self._apply(Commit(rec, table, slot_of, version))
+        remove_old_file(old_path)
+        return t.rec.committed_bytes - rec.committed_bytes
 
     # ---- internals -----------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -299,6 +329,7 @@ class PageStore:
 
     def _apply(self, commit: Commit) -> None:
         self._version = commit.version
+        self._txn_id = self._meta.txn_id()  # our own commit (the writer lock is held: no other)
         self._install(commit.rec, commit.page_table, commit.slot_of)
 
     def _load_tables(self) -> None:
@@ -306,6 +337,7 @@ class PageStore:
 
     def _load(self) -> list[tuple[TableRecord, np.ndarray, np.ndarray | None]]:
         """Every table's record, page table and slot map, each checked (seal, bounds, file length)."""
+        self._txn_id = self._meta.txn_id()
         settings = self._meta.settings()
         out = []
         for rec in self._meta.records().values():
@@ -315,7 +347,7 @@ class PageStore:
         return out
 
     def _install_all(self, loaded) -> None:
-        self._version = self._meta.version()
+        self._version = self._meta.version()  # (`_txn_id` was read before `loaded`: a later commit is seen)
         for rec, pt, slot_of in loaded:
             self._install(rec, pt, slot_of)
 
@@ -326,6 +358,8 @@ class PageStore:
         else:
             with store_io(self.path, f"opening {rec.data_file}", rec.name):
                 fd, self.direct_io = open_direct(os.path.join(self.path, rec.data_file))
+            if old is not None:  # compacted: readers of the old snapshot may still read through it
+                self._retired_fds.append(old.fd)
         if slot_of is not None and rec.num_rows < 2**31:
             slot_of = slot_of.astype(np.int32)  # half the index memory for tables under 2^31 rows
         self._tables[rec.name] = OpenTable(rec, page_table, slot_of, fd, np.dtype(rec.dtype))

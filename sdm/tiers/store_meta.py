@@ -193,6 +193,14 @@ class StoreMeta:
                                        store=self.store_dir, record="version")
         return v
 
+    def txn_id(self) -> int:
+        """LMDB's id of the last write transaction: changes with every commit, compactions included
+        (which keep `version`: they change where rows live, not what they hold)."""
+        try:
+            return int(self.env.info()["last_txnid"])
+        except lmdb.Error as exc:
+            raise store_fault(self.store_dir, "reading the transaction id", exc) from exc
+
     def records(self) -> dict[str, TableRecord]:
         """Every table record, checked; and every key of the store accounted for: an unknown key (a
         damaged one) or segments of a table with no record mean records disagree."""
@@ -282,15 +290,18 @@ class StoreMeta:
             txn.put(b"format_version", json.dumps(FORMAT_VERSION).encode())
 
     def commit(self, rec: TableRecord, page_table: np.ndarray, pages_touched: np.ndarray | None = None,
-               slot_of: np.ndarray | None = None) -> int:
+               slot_of: np.ndarray | None = None, drop_table_id: str | None = None,
+               bump_version: bool = True) -> int:
         """Write `rec`, the page-table segments holding `pages_touched` (all when None) and, for a new
         table, its slot map, in one transaction. Returns the new committed version. The first commit
-        into a format-1 store moves it to format 2 (see the module doc)."""
+        into a format-1 store moves it to format 2 (see the module doc). `drop_table_id`: a table id
+        whose segments go in the same transaction (compaction moved the table to `rec.table_id`;
+        it commits with `bump_version=False`: the rows are unchanged)."""
         if pages_touched is None:
             segs = range(-(-len(page_table) // SEGMENT_PAGES))
         else:
             segs = np.unique(np.asarray(pages_touched) // SEGMENT_PAGES).tolist()
-        version = self.version() + 1
+        version = self.version() + (1 if bump_version else 0)
         upgrade = self.format_version < FORMAT_VERSION
         settings = self.settings() if upgrade else None
         with self._txn("commit", rec.name, write=True) as txn:
@@ -301,6 +312,14 @@ class StoreMeta:
                 for s in range(-(-len(slot_of) // SEGMENT_ROWS)):
                     key = _seg_key("slot", rec.table_id, s)
                     txn.put(key, seal_array(key, np.asarray(slot_of[s * SEGMENT_ROWS : (s + 1) * SEGMENT_ROWS], np.int64)))
+            if drop_table_id is not None and drop_table_id != rec.table_id:
+                for kind in ("pt", "slot"):
+                    prefix = f"{kind}/{drop_table_id}/".encode()
+                    cur = txn.cursor()
+                    if cur.set_range(prefix):
+                        while cur.key().startswith(prefix):
+                            if not cur.delete():  # delete moves the cursor to the next key
+                                break
             key = f"table/{rec.name}".encode()
             txn.put(key, seal(key, rec.to_json()))
             txn.put(b"version", seal(b"version", str(version).encode()))

@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""Live tables on this machine: update throughput beside ingest, lookup QPS while updates stream,
+torn rows, and disk after compaction, in one run.
+
+  ingest      rows/s of EmbeddingStore.create (the SCM page store's ingest, encode included)
+  update      rows/s of sdm.runtime.updates.apply_update, random rows in batches (validate, shadow
+              pages + fsync + LMDB commit, compaction at the default 1.2x bound, cache tiers updated)
+  lookups     QPS of `--readers` threads with no writer, then with a writer streaming
+              `--stream-rows-per-s` rows in batches of `--batch-rows` (target: >= 0.8x)
+  torn rows   every looked-up row carries one stamp in all its columns: a row mixing two is torn
+  disk        SCM data files / live page bytes after the stream (target: <= 1.2x)
+
+    .venv/bin/python tools/bench_updates.py            # defaults: well under 2 minutes on a busy 2-core box
+    .venv/bin/python tools/bench_updates.py --rows 1000000 --seconds 10
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sdm import EmbeddingStore, TableSpec
+from sdm.runtime.updates import apply_update
+
+
+def stamped(ids: np.ndarray, version: int, dim: int) -> np.ndarray:
+    return np.repeat((version + ids / 1e7)[:, None], dim, axis=1).astype(np.float32)
+
+
+def lookup_qps(store, rows: int, readers: int, seconds: float, lookup_ids: int, writer=None) -> tuple[float, int, int]:
+    """(lookups/s over `readers` threads, lookups, torn rows seen) for `seconds`, with `writer` running."""
+    stop, counts, torn = threading.Event(), [0] * readers, [0] * readers
+    offsets = torch.arange(lookup_ids)
+
+    def read(i: int) -> None:
+        rng = np.random.default_rng(i)
+        while not stop.is_set():
+            ids = rng.zipf(1.2, lookup_ids) % rows
+            got = store.lookup("t", torch.from_numpy(ids), offsets).numpy()
+            torn[i] += int((got != got[:, :1]).any(axis=1).sum())
+            counts[i] += 1
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(readers)]
+    w = None if writer is None else threading.Thread(target=writer, args=(stop,))
+    for t in threads + ([w] if w else []):
+        t.start()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads + ([w] if w else []):
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0), sum(counts), sum(torn)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--dim", type=int, default=32)
+    ap.add_argument("--cache-frac", type=float, default=0.1, help="DRAM cache, fraction of the table")
+    ap.add_argument("--batch-rows", type=int, default=1000, help="rows per update batch")
+    ap.add_argument("--update-batches", type=int, default=30, help="batches for the update-throughput run")
+    ap.add_argument("--stream-rows-per-s", type=float, default=5000.0)
+    ap.add_argument("--readers", type=int, default=2)
+    ap.add_argument("--lookup-ids", type=int, default=256, help="ids per lookup (bags of one)")
+    ap.add_argument("--seconds", type=float, default=8.0, help="per QPS measurement")
+    ap.add_argument("--dir", default=None, help="where to put the store (default: a temp dir)")
+    args = ap.parse_args()
+    rows, dim = args.rows, args.dim
+    spec = TableSpec("t", rows, dim)
+    base = Path(args.dir or tempfile.mkdtemp(prefix="bench_updates_"))
+    rng = np.random.default_rng(0)
+
+    t0 = time.perf_counter()
+    store = EmbeddingStore.create(base / "s", [spec], weights={"t": stamped(np.arange(rows), 0, dim)},
+                                  dram_cache_bytes=int(args.cache_frac * rows * spec.row_bytes), overwrite=True)
+    ingest_s = time.perf_counter() - t0
+    print(f"ingest    {rows / ingest_s:12,.0f} rows/s   ({rows:,} rows x {dim} fp32 in {ingest_s:.2f} s)")
+
+    version = [0]
+    t0 = time.perf_counter()
+    for _ in range(args.update_batches):
+        version[0] += 1
+        ids = rng.choice(rows, args.batch_rows, replace=False)
+        apply_update(store, "t", ids, stamped(ids, version[0], dim))
+    upd_s = time.perf_counter() - t0
+    n_upd = args.update_batches * args.batch_rows
+    print(f"update    {n_upd / upd_s:12,.0f} rows/s   ({args.update_batches} batches of {args.batch_rows} random rows, "
+          f"{upd_s / args.update_batches * 1e3:.1f} ms a batch)")
+
+    def writer(stop: threading.Event) -> None:
+        wrng = np.random.default_rng(1)
+        period = args.batch_rows / args.stream_rows_per_s
+        nxt = time.perf_counter()
+        while not stop.is_set():
+            version[0] += 1
+            ids = wrng.choice(rows, args.batch_rows, replace=False)
+            apply_update(store, "t", ids, stamped(ids, version[0], dim))
+            nxt += period
+            stop.wait(max(0.0, nxt - time.perf_counter()))
+
+    lookup_qps(store, rows, args.readers, 1.0, args.lookup_ids)  # warm the cache
+    q0, n0, torn0 = lookup_qps(store, rows, args.readers, args.seconds, args.lookup_ids)
+    v_before = version[0]
+    q1, n1, torn1 = lookup_qps(store, rows, args.readers, args.seconds, args.lookup_ids, writer)
+    streamed = (version[0] - v_before) * args.batch_rows
+    print(f"lookups   {q0:12,.0f} /s without updates; {q1:,.0f} /s while {streamed / args.seconds:,.0f} rows/s "
+          f"streamed: {q1 / q0:.2f}x (target >= 0.80)")
+    print(f"torn rows {torn0 + torn1:12d}        over {n0 + n1:,} lookups of {args.lookup_ids} rows (target 0)")
+    info = store.scm.table_info("t")
+    data = sum(os.path.getsize(os.path.join(info.data_file.rsplit(os.sep, 1)[0], f))
+               for f in os.listdir(info.data_file.rsplit(os.sep, 1)[0]))
+    print(f"disk      {data / info.live_stored_bytes:12.3f}x live data ({data / 1e6:.1f} MB of files, "
+          f"{info.live_stored_bytes / 1e6:.1f} MB live pages; target <= 1.20)")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
