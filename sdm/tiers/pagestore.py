@@ -21,11 +21,12 @@ ShortFileError, UnsupportedVersionError, StoreIOError, DiskFullError) naming sto
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from sdm.core.errors import CorruptMetadataError, InvalidInputError
+from sdm.core.errors import CorruptMetadataError, DiskFullError, InvalidInputError
 from sdm.tiers.clock import Clock, TierCharge
 from sdm.tiers.compaction import DEFAULT_MAX_SPACE_AMP, check_space_amp, compact_table, live_bytes, remove_old_file, space_amp
 from sdm.tiers.direct_io import open_direct, probe_io_align
@@ -293,7 +294,13 @@ class PageStore:
             t = self._table(name)  # exclusive() refreshed it if another process committed
             self._apply(self._writes.update(t, ids, values, self._reads))
             if space_amp(self._tables[name], self.io_align_bytes) > self.max_space_amp:
-                self._compact(name)
+                try:
+                    self._compact(name)
+                except DiskFullError as exc:
+                    # the update is committed; raising now would tell the caller it was not. The table
+                    # stays over its space bound until a later update (or compact()) finds room.
+                    warnings.warn(f"{self.path}: table {name!r} not compacted, the disk is full ({exc})",
+                                  RuntimeWarning, stacklevel=2)
 
     def compact(self, name: str | None = None) -> int:
         """Rewrite table `name` (every table when None) without its dead pages; returns the bytes freed.
