@@ -25,6 +25,7 @@ COMMAND_HELP = {
     "explain": "why rows of a table went where (densities, thresholds, capacities)",
     "demo": "run a DLRM on tiered embedding storage (NAND emulation) and print what it cost",
     "run": "replay a trace through the six-card accelerator path and report",
+    "verify": "scrub a store: read every page and record, report what is damaged (exit 1 if any)",
 }
 
 
