@@ -83,6 +83,9 @@ def main() -> int:
           f"hotness {sum(h.memory_bytes for h in hot) / 2**30:.2f} GiB")
 
     hw = hardware(args.hardware)
+    # The estimator imports the DRAM cache (and with it torch, ~1.5-3 s) on first use; import it
+    # here, untimed, as the module-level import did before it moved (sdm-plan --help stays fast).
+    import sdm.cache.dram_cache  # noqa: F401
     results = {}
     for pol in ["row"] + ([] if args.skip_baselines else ["table", "baseline"]):
         t0 = time.perf_counter()
