@@ -14,7 +14,7 @@ import json
 
 from sdm.cli.steps import step
 from sdm.core.errors import InfeasibleError, InvalidInputError
-from sdm.cli.plan_cmd import add_common, load_hardware, load_inputs, options_from_args, split_sets
+from sdm.cli.plan_cmd import add_common, load_hardware, options_from_args, split_sets
 
 
 COMPARE_EXAMPLES = """examples:

@@ -165,7 +165,6 @@ def reconcile(summary: dict, cards: dict | None, opts: PlanOptions) -> dict:
 # ---- the command ----------------------------------------------------------------------------------------
 def run(args) -> int:
     from sdm.accel.plan_view import card_view, format_card_view
-    from sdm.placement import report
 
     check_out_dir(args.out, "--out")
     if args.plot:

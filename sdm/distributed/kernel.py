@@ -2,9 +2,8 @@
 delivered to this rank (a KeyedJaggedTensor) in, pooled rows out, read from this rank's own
 EmbeddingStore.
 
-`pooled_lookup` is the one place sharded code reads a store. It calls the per-table
-`EmbeddingStore.lookup` once per feature; when the runtime's table-batched KeyedJaggedTensor
-lookup lands, swap its body for that call (same arguments, same result).
+`pooled_lookup` is the one place sharded code reads a store: one table-batched
+`EmbeddingStore.lookup_many` call for all the features of the rank (one validation pass).
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ __all__ = ["pooled_lookup", "StoreShardLookup", "A2ACounter", "store_names_of"]
 def pooled_lookup(store, names: Sequence[str], kjt) -> torch.Tensor:
     """[stride, sum of the tables' dims]: key i of `kjt` pooled by store table `names[i]`, in key order.
 
-    Adapter over the per-table `EmbeddingStore.lookup(table, indices, offsets, per_sample_weights)`."""
+    One `EmbeddingStore.lookup_many` call; a store table may serve several features."""
     stride = kjt.stride()
     if len(names) != len(kjt.keys()):
         raise InvalidInputError(f"{len(kjt.keys())} features arrived for {len(names)} store tables {list(names)[:5]}")
@@ -31,18 +30,9 @@ def pooled_lookup(store, names: Sequence[str], kjt) -> torch.Tensor:
         return torch.empty(stride, 0)
     if kjt.variable_stride_per_key():
         raise InvalidInputError("variable batch size per feature is not supported by the sdm kernel")
-    lengths = kjt.lengths().view(len(names), stride).to(torch.int64)
-    starts = torch.zeros(len(names), stride + 1, dtype=torch.int64)
-    torch.cumsum(lengths, 1, out=starts[:, 1:])
-    key_start = torch.zeros(len(names) + 1, dtype=torch.int64)
-    torch.cumsum(lengths.sum(1), 0, out=key_start[1:])
-    values, weights = kjt.values(), kjt.weights_or_none()
-    outs = []
-    for i, name in enumerate(names):
-        a, b = int(key_start[i]), int(key_start[i + 1])
-        psw = None if weights is None else weights[a:b]
-        outs.append(store.lookup(name, values[a:b], starts[i, :-1], psw))
-    return torch.cat(outs, 1)
+    pooled = store.lookup_many(list(names), kjt.values(), lengths=kjt.lengths(),
+                               per_sample_weights=kjt.weights_or_none(), segments=list(kjt.keys()))
+    return torch.cat(pooled, 1)
 
 
 def store_names_of(sharding) -> tuple[list[str], list[str]]:

@@ -23,8 +23,8 @@ from sdm.core.errors import InfeasibleError, InvalidInputError
 from sdm.core.spec import TableSpec
 from sdm.placement.cost import CostDefaults, energy_usd_per_year, server_capex
 from sdm.placement.assignment import Placement
-from sdm.placement.cache_model import (  # noqa: F401  (che_lru_hits, GT_MAX_COUNT: public here too)
-    GT_MAX_COUNT, che_lru_hits, residual_groups, static_cache_hits)
+from sdm.placement.cache_model import (  # noqa: F401  (che_lru_hits: public here too)
+    che_lru_hits, residual_groups, static_cache_hits)
 from sdm.placement.power import PowerDefaults, ServerParts, server_power
 from sdm.placement.report import ms as fmt_ms   # unit-aware: "50.0 us", "12.30 ms"
 from sdm.placement.types import Candidate, Estimate, TableHotness

@@ -249,7 +249,6 @@ class StoreMeta:
 
     def _load_array(self, kind: str, rec: TableRecord, dtype: np.dtype, count: int, per_seg: int) -> tuple[np.ndarray, bool]:
         """A table's page table or slot map from its segments; (array, all segments sealed)."""
-        prefix = f"{kind}/{rec.table_id}/".encode()
         parts, sealed, want_segs = [], True, -(-count // per_seg)
         with self._txn(f"reading {kind} of table {rec.name!r}", rec.name) as txn:
             for s in range(want_segs):
