@@ -7,6 +7,7 @@
 
 This module is the public API: argument checks, the choice of placement at `create`, `open`'s
 overrides, and the calls a model makes. The rest of the runtime, one job a module:
+- sdm/runtime/store_create.py    `create`'s argument checks and the writing of a new store,
 - sdm/runtime/store_files.py     the store's directory (store.json, placement/*.npy, scm/ pages),
 - sdm/runtime/create_placement.py  the placement `create` writes (plan or default, cache split, page order),
 - sdm/runtime/store_weights.py   the rows `create` writes, from the forms `weights` may take,
@@ -27,9 +28,7 @@ page-granular admission and prefetch staging.
 """
 from __future__ import annotations
 
-import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -44,60 +43,17 @@ from sdm.runtime.batched import lookup_keyed
 from sdm.runtime.collection import swap_collections, torchrec_collections
 from sdm.runtime.pooling import validate
 from sdm.core.spec import TableSpec
-from sdm.runtime.store_config import (
-    ADMISSION_MODES,
-    CACHE_LAYOUTS,
-    PAGE_ADMIT_MODES,
-    PAGE_LAYOUTS,
-    BagOptions,
-    StoreSettings,
-    check_choice,
-)
-from sdm.runtime.store_files import StoreRecord, read_store, write_store
+from sdm.runtime.store_config import ADMISSION_MODES, CACHE_LAYOUTS, PAGE_ADMIT_MODES, BagOptions, StoreSettings, check_choice
+from sdm.runtime.store_create import resolve_hardware, write_new_store
+from sdm.runtime.store_files import read_store
 from sdm.runtime.store_modules import StoreEmbeddingBag, bag_tables, embedding_bags_in, swap_in
-from sdm.runtime.create_placement import create_placement, split_cache_budget
+from sdm.runtime.create_placement import split_cache_budget
 from sdm.runtime.store_stats import StoreStats
 from sdm.runtime.store_table import StoreTable
-from sdm.runtime.store_weights import check_weights
 from sdm.tiers.clock import Clock
 from sdm.cache.dram_cache import DramCache
 
 __all__ = ["BagOptions", "EmbeddingStore", "StoreEmbeddingBag", "wrap"]
-
-
-# ------------------------------------------------------------------------------------------------
-def _resolve_hardware(hardware):
-    """(HardwareSpec or None, name). A name needs sdm.hardware.server; without it, no device models."""
-    if hardware is None:
-        return None, None
-    if isinstance(hardware, str):
-        from sdm.hardware.server import hardware as preset
-
-        return preset(hardware), hardware
-    return hardware, getattr(hardware, "name", "custom")
-
-
-def _check_specs(tables: Iterable[TableSpec]) -> list[TableSpec]:
-    specs = list(tables)
-    if not specs:
-        raise InvalidInputError("create needs at least one table")
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise InvalidInputError(f"duplicate table names: {dup}")
-    return specs
-
-
-def _page_layout(page_layout: str, layout: str | None) -> str:
-    """The SCM page layout from `page_layout`, or from the deprecated `layout` keyword."""
-    if layout is not None:
-        warnings.warn("EmbeddingStore.create(layout=...) is deprecated and goes in the next version; use "
-                      "page_layout=... (the SCM page order; cache_layout is the DRAM cache's)",
-                      DeprecationWarning, stacklevel=3)
-        if page_layout not in ("auto", layout):
-            raise InvalidInputError(f"layout={layout!r} and page_layout={page_layout!r} disagree; pass page_layout only")
-        page_layout = layout
-    return check_choice("page_layout", page_layout, PAGE_LAYOUTS)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -147,41 +103,11 @@ class EmbeddingStore:
         "all", else "off"; "warm" = the page's rows predicted warm;
         "all" = every row of the page at low priority (fills empty / low-priority slots only).
         progress: the ingest progress bar (None: shown for tables of 64 MiB and more; False: never)."""
-        page_layout = _page_layout(page_layout, layout)
-        if progress not in (None, True, False):
-            raise InvalidInputError(f"progress must be True, False or None, got {progress!r}")
-        specs = _check_specs(tables)
-        ways = whole_number(ways, "ways", minimum=1)
-        queue_depth = whole_number(queue_depth, "queue_depth", minimum=1)
-        page_bytes = whole_number(page_bytes, "page_bytes", minimum=1)
-        if dram_cache_bytes is not None:
-            dram_cache_bytes = whole_number(dram_cache_bytes, "dram_cache_bytes")
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise InvalidInputError(f"{path} is a file, not a directory for a store")
-        existing = path.exists() and any(path.iterdir())
-        if existing and not overwrite:
-            raise InvalidInputError(f"{path} is not empty; pass overwrite=True to replace it")
-        check_choice("cache_layout", cache_layout, CACHE_LAYOUTS)
-        check_choice("admission", admission, ADMISSION_MODES)
-        check_choice("page_admit", page_admit, PAGE_ADMIT_MODES)
-        if page_layout == "hot" and profile is None:
-            raise InvalidInputError("page_layout='hot' needs a profile (create(..., profile=...))")
-        hw, hw_name = _resolve_hardware(hardware)
-        options = dict(options or {})
-        for n in options:
-            if n not in {s.name for s in specs}:
-                raise InvalidInputError(f"options given for unknown table {n!r}")
-        place = create_placement(specs, hw, plan, dram_cache_bytes, policy, profile, page_layout)
-        check_weights(weights, specs)
-        if existing:  # only once every argument has passed its checks: bad input deletes nothing
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-        record = StoreRecord(hardware=hw_name, queue_depth=queue_depth, page_bytes=page_bytes, ways=ways,
-                             admission=admission, page_admit=page_admit, specs=specs, options=options,
-                             placement=place)
-        scm_dev = getattr(hw, "scm", None) if hw is not None else None
-        write_store(path, record, weights, scm_dev or "nand", progress)
+        path, hw = write_new_store(
+            path, tables, hardware, weights, plan, dram_cache_bytes, profile=profile, policy=policy,
+            options=options, ways=ways, queue_depth=queue_depth, page_bytes=page_bytes,
+            cache_layout=cache_layout, overwrite=overwrite, page_layout=page_layout, admission=admission,
+            page_admit=page_admit, layout=layout, progress=progress)
         return cls.open(path, hardware=hw, inject=inject, accel_device=accel_device, cache_layout=cache_layout)
 
     @classmethod
@@ -209,7 +135,7 @@ class EmbeddingStore:
         self.path = path
         hw = hardware if hardware is not None else rec.hardware
         try:
-            self.hardware, self.hardware_name = _resolve_hardware(hw)
+            self.hardware, self.hardware_name = resolve_hardware(hw)
         except InvalidInputError as exc:
             raise InvalidInputError(
                 f"{path}: stored hardware {hw!r} is not a preset ({exc}); pass hardware= (a HardwareSpec) to open"
@@ -309,6 +235,26 @@ class EmbeddingStore:
         self.scm.update_rows(name, np.arange(t.spec.num_rows), row_formats.encode(w, t.spec.row_format, table=name))
         self._tables[name] = StoreTable(t.spec, t.opts, self.placement[name], scm=self.scm, hardware=self.hardware,
                                         settings=self.settings)
+
+    # ---- live updates (sdm/runtime/updates.py, deltas.py) -------------------------------------
+    def update(self, name: str, ids, rows) -> int:
+        """Overwrite rows `ids` of `name` with `rows` (float [n, dim]) in one atomic commit, while
+        lookups go on (each reader sees a row old or new, never torn); returns the new `version`."""
+        from sdm.runtime.updates import apply_update
+
+        return apply_update(self, name, ids, rows)
+
+    @property
+    def version(self) -> int:
+        """The committed version of the store's rows: +1 per ingest or update commit."""
+        return self.scm.version
+
+    def apply_deltas(self, source, *, poll_s: float = 0.05):
+        """Start a background DeltaApplier (sdm/runtime/deltas.py) on `source`: an iterable of
+        (table, ids, rows) batches or a directory of delta files. Returns it (stop()/join()/check())."""
+        from sdm.runtime.deltas import DeltaApplier
+
+        return DeltaApplier(self, source, poll_s=poll_s).start()
 
     def prefetch(self, batch: Mapping[str, object], protect: Mapping[str, np.ndarray] | None = None) -> None:
         """Read into the DRAM cache the rows of `batch` ({table: indices}) not already in a fast
