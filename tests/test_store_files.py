@@ -22,8 +22,10 @@ SPECS = [TableSpec("a", 500, 8), TableSpec("b", 300, 4, row_format="fp16")]
 # hot rows of "a": a profile, so that placement/ holds row_order and hot_order arrays
 PROFILE = {"a": np.bincount(np.random.default_rng(0).zipf(1.3, 2000) % 500, minlength=500)}
 # the keys the landed version (format version 1) writes; a change here breaks old readers
-TOP_KEYS = {"format", "version", "hardware", "queue_depth", "page_bytes", "ways", "admission", "page_admit", "tables"}
-TABLE_KEYS = {"spec", "options", "dram_cache_bytes", "policy"}
+# (plus the two keys old readers ignore: the document's xxh3_64 and each table's array checksums)
+TOP_KEYS = {"format", "version", "hardware", "queue_depth", "page_bytes", "ways", "admission", "page_admit", "tables",
+            "xxh3_64"}
+TABLE_KEYS = {"spec", "options", "dram_cache_bytes", "policy", "checksums"}
 ARRAY_KEYS = {"accel_ids", "dram_pinned_ids", "static_hot_ids", "row_order", "hot_order"}
 
 
@@ -42,6 +44,7 @@ def test_store_json_keeps_the_version_1_format(tmp_path):
     assert {"row_order", "hot_order"} <= set(a)                    # the profiled table's arrays
     for k, entry in enumerate(meta["tables"]):
         assert TABLE_KEYS <= set(entry) and set(entry) - TABLE_KEYS <= ARRAY_KEYS
+        assert set(entry["checksums"]) == set(entry) - TABLE_KEYS
         for key in set(entry) - TABLE_KEYS:
             assert entry[key] == f"placement/{k}.{key}.npy" and (tmp_path / "s" / entry[key]).is_file()
     assert b["options"] == {"mode": "mean", "include_last_offset": True, "padding_idx": 3}
@@ -56,7 +59,7 @@ def test_store_json_without_the_later_keys_opens_with_their_defaults(tmp_path):
     store.close()
     f = tmp_path / "s" / "store.json"
     meta = json.loads(f.read_text())
-    del meta["admission"], meta["page_admit"]
+    del meta["admission"], meta["page_admit"], meta["xxh3_64"]   # as the landed version wrote it
     f.write_text(json.dumps(meta))
     with EmbeddingStore.open(tmp_path / "s") as again:
         assert again.settings.admission == "auto" and again.settings.page_admit == "auto"
@@ -66,9 +69,9 @@ def test_store_json_without_the_later_keys_opens_with_their_defaults(tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    (lambda m: m["tables"][1].pop("spec"), r"table entry 1 is not readable \(KeyError"),
-    (lambda m: m["tables"][0].update(row_order="placement/missing.npy"), r"table entry 0 is not readable"),
-    (lambda m: m["tables"][0]["options"].update(colour="red"), r"table entry 0 is not readable \(TypeError"),
+    (lambda m: m["tables"][1].pop("spec"), r"tables\[1\]: missing key\(s\) \['spec'\]"),
+    (lambda m: m["tables"][0].update(row_order="placement/missing.npy"), r"tables\[0\].row_order: expected"),
+    (lambda m: m["tables"][0]["options"].update(colour="red"), r"tables\[0\].options: unknown key\(s\) \['colour'\]"),
     (lambda m: m.update(tables={"a": 1}), r"tables must be a list, got dict"),
     (lambda m: m.update(version=2), r"has format version 2; this sdm reads version 1"),
     (lambda m: m.update(ways="many"), r"bad store settings"),
@@ -77,6 +80,7 @@ def test_a_damaged_store_json_is_a_format_error(tmp_path, change, match):
     _create(tmp_path / "s").close()
     f = tmp_path / "s" / "store.json"
     meta = json.loads(f.read_text())
+    meta.pop("xxh3_64")   # an unchecksummed file (as older versions wrote): the field checks must catch it
     change(meta)
     f.write_text(json.dumps(meta))
     with pytest.raises(StoreFormatError, match=match):

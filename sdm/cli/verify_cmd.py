@@ -1,7 +1,8 @@
-"""`sdm-plan verify PATH [--json]`: scrub a page store, or the page store (scm/) of an EmbeddingStore.
+"""`sdm-plan verify PATH [--json]`: scrub a page store, or a whole EmbeddingStore.
 
-Every metadata record and every live page is read and checked (`sdm.tiers.store_verify`); nothing is
-written. Prints what was checked and each fault found; exit status 0 when clean, 1 when damaged (or
+A page store: every metadata record and every live page is read and checked (`sdm.tiers.store_verify`).
+An EmbeddingStore (PATH holds store.json): its store.json, placement arrays, the specs against the
+page store, and the page store (scm/) as above (`sdm.runtime.store_scrub`). Nothing is written. Prints what was checked and each fault found; exit status 0 when clean, 1 when damaged (or
 PATH is not a store).
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from sdm.core.errors import StoreFormatError
 from sdm.core.text_table import text_table
+from sdm.runtime.store_scrub import StoreScrubReport, scrub_store
 from sdm.tiers.store_meta import META_DIR
 from sdm.tiers.store_verify import VerifyReport, verify_store
 
@@ -41,12 +43,32 @@ def page_store_of(path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = verify_store(page_store_of(Path(args.path)))
+    path = Path(args.path)
+    if (path / EMBEDDING_STORE_FILE).exists() and not (path / META_DIR).exists():
+        full = scrub_store(path)
+        print(json.dumps(full.to_dict(), indent=2) if args.json else render_embedding_store(full))
+        return 0 if full.ok else 1
+    report = verify_store(page_store_of(path))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(render(report))
     return 0 if report.ok else 1
+
+
+def render_embedding_store(full: StoreScrubReport) -> str:
+    lines = [f"embedding store {full.path}: store.json {'ok' if full.store_json_ok else 'DAMAGED'}, "
+             f"{full.tables} tables, {full.arrays_checked} placement arrays checked"]
+    if full.damage:
+        rows = [(d.kind, d.table, d.record, d.message) for d in full.damage]
+        lines += ["", text_table(("damage", "table", "record", "what"), rows, align="llll"), ""]
+    if full.pages is not None:
+        lines.append(render(full.pages))
+    else:
+        lines.append("DAMAGED")
+    if full.pages is not None and full.damage:
+        lines.append("DAMAGED (store files)")
+    return "\n".join(lines)
 
 
 def render(report: VerifyReport) -> str:

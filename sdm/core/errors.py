@@ -100,3 +100,10 @@ class StoreIOError(SdmError, OSError, _StoreFault):
 class DiskFullError(StoreIOError):
     """No space left on the store's filesystem (errno ENOSPC) during a data write or metadata commit.
     The write did not commit: the store is at its previous version."""
+
+
+class CorruptStoreFileError(CorruptMetadataError, StoreFormatError):
+    """An EmbeddingStore's own files (store.json, placement/*.npy) failed their checksum, or a field is
+    out of bounds or disagrees with the page store. Both corrupt metadata and a format error, so code
+    that caught StoreFormatError for a bad store.json keeps working. `record` names the file and field,
+    e.g. "store.json:tables[0].spec.dim" or "placement/0.row_order.npy"."""

@@ -45,7 +45,7 @@ from sdm.runtime.pooling import validate
 from sdm.core.spec import TableSpec
 from sdm.runtime.store_config import ADMISSION_MODES, CACHE_LAYOUTS, PAGE_ADMIT_MODES, BagOptions, StoreSettings, check_choice
 from sdm.runtime.store_create import resolve_hardware, write_new_store
-from sdm.runtime.store_files import read_store
+from sdm.runtime.store_files import check_pages, read_store
 from sdm.runtime.store_modules import StoreEmbeddingBag, bag_tables, embedding_bags_in, swap_in
 from sdm.runtime.create_placement import split_cache_budget
 from sdm.runtime.store_stats import StoreStats
@@ -160,7 +160,8 @@ class EmbeddingStore:
                                   inject=inject, clock=self.clock)
         self.specs = rec.specs
         self.placement = rec.placement
-        try:
+        try:  # store.json against the page store's own records, then the tables: on failure, close it
+            check_pages(path, rec, {n: self.scm.table_info(n) for n in self.scm.tables})
             self._tables = {
                 s.name: StoreTable(s, rec.options[s.name], rec.placement[s.name], scm=self.scm,
                                    hardware=self.hardware, settings=self.settings)
@@ -285,6 +286,13 @@ class EmbeddingStore:
                 self._stats.record_prefetch(name, t.prefetch(ids, None, stage=False))
                 loaded += t.cache.resident_rows - before
         return loaded
+
+    def verify(self):
+        """A full scrub (sdm/runtime/store_scrub.py): store.json, the placement arrays, the specs against
+        the page store, and every page and record of the page store; writes nothing. -> StoreScrubReport."""
+        from sdm.runtime.store_scrub import scrub_store
+
+        return scrub_store(self.path, scm=self.scm)
 
     def as_embedding_bags(self) -> nn.ModuleList:
         """A drop-in for a DLRM's `emb_l`: one module per table, called m(indices, offsets, per_sample_weights)."""

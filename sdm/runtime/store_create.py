@@ -9,11 +9,14 @@ the directory's life cycle (empty, existing, overwrite) live in one place.
 """
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
 import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from sdm.core.atomic_file import fsync_dir
 from sdm.core.checks import whole_number
 from sdm.core.errors import InvalidInputError
 from sdm.core.spec import TableSpec
@@ -22,7 +25,9 @@ from sdm.runtime.store_config import ADMISSION_MODES, CACHE_LAYOUTS, PAGE_ADMIT_
 from sdm.runtime.store_files import StoreRecord, write_store
 from sdm.runtime.store_weights import check_weights
 
-__all__ = ["resolve_hardware", "check_specs", "page_layout_choice", "write_new_store"]
+__all__ = ["resolve_hardware", "check_specs", "page_layout_choice", "write_new_store", "swap_in"]
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2   # <fcntl.h>, <linux/fs.h>
 
 
 def resolve_hardware(hardware):
@@ -91,12 +96,63 @@ def write_new_store(path, tables, hardware, weights, plan, dram_cache_bytes, *, 
             raise InvalidInputError(f"options given for unknown table {n!r}")
     place = create_placement(specs, hw, plan, dram_cache_bytes, policy, profile, page_layout)
     check_weights(weights, specs)
-    if existing:  # only once every argument has passed its checks: bad input deletes nothing
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
     record = StoreRecord(hardware=hw_name, queue_depth=queue_depth, page_bytes=page_bytes, ways=ways,
                          admission=admission, page_admit=page_admit, specs=specs, options=options,
                          placement=place)
     scm_dev = getattr(hw, "scm", None) if hw is not None else None
-    write_store(path, record, weights, scm_dev or "nand", progress)
+    if not existing:
+        path.mkdir(parents=True, exist_ok=True)
+        write_store(path, record, weights, scm_dev or "nand", progress)
+        return path, hw
+    # overwrite: the new store is built whole beside the old one and swapped in only after its
+    # store.json is committed; until then the old store is untouched and openable
+    new, old = _sibling(path, "new"), _sibling(path, "old")
+    for stale in (new, old):   # left by a crash of an earlier overwrite (see swap_in)
+        shutil.rmtree(stale, ignore_errors=True)
+    new.mkdir()
+    try:
+        write_store(new, record, weights, scm_dev or "nand", progress)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    swap_in(new, path, old)
     return path, hw
+
+
+def _sibling(path: Path, what: str) -> Path:
+    return path.with_name(f".{path.name}.sdm-{what}")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap the directories `a` and `b` (Linux renameat2 RENAME_EXCHANGE); False where the
+    kernel, filesystem or libc cannot, and nothing was changed."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def swap_in(new: Path, path: Path, old: Path) -> None:
+    """Put the committed store `new` at `path` and delete the store that was there.
+
+    Where renameat2(RENAME_EXCHANGE) works (Linux >= 3.15, ext4/xfs/btrfs/tmpfs) the swap is one
+    atomic step: a crash leaves `path` holding either the old store or the new one, whole, plus
+    the other under the sibling name `.NAME.sdm-new`, deleted by the next overwrite. Elsewhere
+    it is two renames (path -> .NAME.sdm-old, new -> path): a crash between them leaves no store at
+    `path`, the old one whole at `.NAME.sdm-old` and the new one whole at `.NAME.sdm-new`
+    (rename either back by hand); that window is two rename calls long."""
+    if _exchange(new, path):
+        fsync_dir(path.parent)
+        shutil.rmtree(new, ignore_errors=True)   # now the old store
+        return
+    os.rename(path, old)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(old, path)   # put the old store back
+        raise
+    fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
