@@ -227,3 +227,19 @@ def test_verify_reports_store_file_damage(template, tmp_path):
         report = st.verify()
         assert not report.ok and report.damage[0].record == "placement/0.row_order.npy"
         assert report.to_dict()["ok"] is False
+
+
+def test_cli_verify_scrubs_an_embedding_store(template, tmp_path, capsys):
+    from sdm.cli import main
+
+    tpl, _ = template
+    path = _copy(tpl, tmp_path)
+    assert main(["verify", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "store.json ok, 2 tables" in out and "clean" in out
+    f = path / "store.json"
+    f.write_bytes(f.read_bytes().replace(b'"dim": 8', b'"dim": 9'))
+    assert main(["verify", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert not report["ok"] and not report["store_json_ok"] and report["pages"]["ok"]   # pages still scrubbed
+    assert "checksum" in report["damage"][0]["message"] and report["damage"][0]["record"] == "store.json"

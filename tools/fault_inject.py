@@ -10,7 +10,11 @@ refused). Target: 0 silent, 0 raw, 0 crash, 0 shrunk, 0 verify_missed.
   python tools/fault_inject.py --per-kind 200 --seed 3 --json
 
 Stores: "v2raw" (no compression), "v2zstd" (zstd, a row_order table, an update), "v1" (the store the
-landed version wrote, tests/data/pagestore_v1: unsealed records, bound-checked only). Each trial runs
+landed version wrote, tests/data/pagestore_v1: unsealed records, bound-checked only); EmbeddingStores
+"estore" (store.json under its xxh3_64, checksummed placement arrays of every kind) and
+"estore_legacy" (the same files without any checksum, as version 1 first wrote them: bounds alone),
+for the kinds store_json_flip, placement_flip (random bit flips) and store_json_field (every field of
+store.json set to bad values, re-sealed under a valid checksum). Each trial runs
 in a worker process on a fresh copy of the store; a worker that dies is counted as a crash and
 replaced, so one crash costs one trial, not the run.
 """
@@ -31,7 +35,9 @@ V1_FIXTURE = ROOT / "tests" / "data" / "pagestore_v1"
 TEMPLATES = ("v2raw", "v2zstd", "v1")
 RANDOM_KINDS = ("record_flip", "pt_flip", "slot_flip", "settings_flip", "version_flip", "data_flip",
                 "truncate", "lmdb_file_flip")
-FIELD_KINDS = ("record_field", "pt_field", "settings_field")
+FIELD_KINDS = ("record_field", "pt_field", "settings_field", "store_json_field", "scm_record_field")
+STORE_TEMPLATES = ("estore", "estore_legacy")
+STORE_RANDOM_KINDS = ("store_json_flip", "placement_flip")
 COLUMNS = ("tried", "caught", "named", "harmless", "silent", "raw", "crash", "shrunk", "verify_missed")
 
 
@@ -53,6 +59,40 @@ def build_templates(root: Path) -> None:
                      row_order=np.arange(500)[::-1].copy())
         st.update_rows("a", np.array([3, 2999]), np.round(w[[0, 1]], 1) + 1)
     shutil.copytree(V1_FIXTURE, root / "v1")
+    build_store_templates(root)
+
+
+def build_store_templates(root: Path) -> None:
+    """An EmbeddingStore with every kind of placement array (table b's added by hand, re-sealed), and
+    its copy with every checksum removed."""
+    import numpy as np
+    import xxhash
+
+    from sdm.core.atomic_file import write_json
+    from sdm.core.spec import TableSpec
+    from sdm.runtime.embedding_store import EmbeddingStore
+
+    rng = np.random.default_rng(1)
+    path = root / "estore"
+    profile = {"a": np.bincount(rng.zipf(1.3, 2000) % 500, minlength=500)}
+    w = {"a": rng.standard_normal((500, 8)).astype(np.float32), "b": rng.standard_normal((300, 4)).astype(np.float32)}
+    EmbeddingStore.create(path, [TableSpec("a", 500, 8), TableSpec("b", 300, 4, row_format="fp16")], hardware=None,
+                          weights=w, dram_cache_bytes=20000, profile=profile).close()
+    meta = json.loads((path / "store.json").read_text())
+    meta.pop("xxh3_64")
+    entry = meta["tables"][1]
+    entry["policy"] = "static"
+    for key, ids in {"accel_ids": [1, 5, 7], "dram_pinned_ids": [2, 3, 299], "static_hot_ids": [9, 8, 4],
+                     "hot_order": [0, 4, 8]}.items():
+        np.save(path / f"placement/1.{key}.npy", np.array(ids, np.int64))
+        entry[key] = f"placement/1.{key}.npy"
+        entry["checksums"][key] = xxhash.xxh3_64_hexdigest((path / entry[key]).read_bytes())
+    write_json(path / "store.json", meta, checksum=True)
+    legacy = root / "estore_legacy"
+    shutil.copytree(path, legacy)
+    for e in meta["tables"]:
+        e.pop("checksums")
+    (legacy / "store.json").write_text(json.dumps(meta, indent=1))
 
 
 def field_trials() -> list[dict]:
@@ -81,13 +121,32 @@ def field_trials() -> list[dict]:
                         "device_spec": ["null", "str", "bogus_field"], "_drop": ["page_bytes"]}.items():
             for m in muts:
                 out.append({"template": t, "kind": "settings_field", "field": f, "mut": m})
-    return out
+    return out + store_field_trials()
+
+
+def store_field_trials() -> list[dict]:
+    """Every field of the estore template's store.json, each set to each of STORE_BAD (re-sealed)."""
+    from fault_worker import STORE_BAD, STORE_LEGAL, store_fields
+
+    with tempfile.TemporaryDirectory() as tmp:   # the field list of the template, built the same way
+        build_store_templates(Path(tmp))
+        meta = json.loads((Path(tmp) / "estore" / "store.json").read_text())
+    # and the page store's record under an EmbeddingStore: dtype/dim swapped under a valid seal, the
+    # case the page store alone cannot see (a width-preserving dtype swap), caught against store.json
+    scm = [{"template": t, "kind": "scm_record_field", "field": f, "mut": m} for t in STORE_TEMPLATES
+           for f, muts in {"dtype": ["<f8", "<f2", "|u1", "<i4", ">f4", "<u2", "<i2"], "dim": ["+1", "-1", "x2", "/2"],
+                           "num_rows": ["+1", "-1"]}.items() for m in muts]
+    return scm + [{"template": "estore", "kind": "store_json_field", "field": fp, "mut": m}
+                  for fp in store_fields(meta) for m in STORE_BAD
+                  if isinstance(m, (list, dict)) or (*fp[-2:], m) not in STORE_LEGAL]
 
 
 def random_trials(per_kind: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     return [{"template": TEMPLATES[i % len(TEMPLATES)], "kind": k, "seed": rng.randrange(2**32)}
-            for k in RANDOM_KINDS for i in range(per_kind)]
+            for k in RANDOM_KINDS for i in range(per_kind)] + [
+        {"template": STORE_TEMPLATES[i % len(STORE_TEMPLATES)], "kind": k, "seed": rng.randrange(2**32)}
+        for k in STORE_RANDOM_KINDS for i in range(per_kind)]
 
 
 class Worker:
@@ -130,7 +189,8 @@ def run_trials(trials: list[dict]) -> tuple[dict, list[dict]]:
                 res = worker.run(trial)
                 if res["outcome"] == "crash":
                     worker = Worker(templates)
-                row = figures.setdefault(trial["kind"], dict.fromkeys(COLUMNS, 0))
+                key = trial["kind"] + (" (no checksums)" if trial["template"] == "estore_legacy" else "")
+                row = figures.setdefault(key, dict.fromkeys(COLUMNS, 0))
                 row["tried"] += 1
                 row[res["outcome"]] += 1
                 row["named"] += bool(res.get("named"))

@@ -1,6 +1,6 @@
 """The worker half of tools/fault_inject.py: applies one fault to a fresh copy of a store, then scrubs,
-opens, reads every row, updates one row and reads again, and says what happened (one JSON line per
-trial on stdout). Run by fault_inject.py in a child process, so a crash here is counted, not fatal.
+opens, reads every row, updates one row and reads again (an EmbeddingStore: scrubs, opens, looks up
+every row), and says what happened (one JSON line per trial on stdout). Run by fault_inject.py in a child process, so a crash here is counted, not fatal.
 """
 from __future__ import annotations
 
@@ -209,19 +209,121 @@ def serve(templates: Path) -> int:
     for line in sys.stdin:
         trial = json.loads(line)
         t = trial["template"]
+        estore = t.startswith("estore")
+        scm = work / "scm" if estore else work
         if t not in truth:
             shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(templates / t, work)
-            truth[t] = _truth(work)
+            truth[t] = _store_truth(work) if estore else _truth(work)
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(templates / t, work)
-        apply_fault(work, trial)
-        before = _data_files(work)
-        res = attempt(work, truth[t])
-        after = _data_files(work)
+        (apply_store_fault if estore else apply_fault)(work, trial)
+        before = _data_files(scm)
+        res = (attempt_store if estore else attempt)(work, truth[t])
+        after = _data_files(scm)
         # truncation of a file that is still there; a file the trial's update compacted away is gone
         # whole (its live pages moved to a new file), and the read-back above checks every row
         res["shrunk"] = any(f in after and after[f] < n for f, n in before.items())
         sys.stdout.write(json.dumps(res) + "\n")
         sys.stdout.flush()
     return 0
+
+
+# ---- EmbeddingStore files: store.json and placement/*.npy ------------------------------------------
+# Templates "estore" (as this sdm writes it: store.json under its xxh3_64, array checksums) and
+# "estore_legacy" (the same without any checksum, as the landed version 1 wrote it: bounds alone).
+STORE_BAD = [None, True, -1, 0, 2**62, "x", 1.5, [], {}, "drop"]
+# legal settings among STORE_BAD that change what a lookup returns: a different store, not damage
+STORE_LEGAL = {("options", "include_last_offset", True), ("options", "padding_idx", 0),
+               ("options", "padding_idx", -1)}
+
+
+def store_fields(meta: dict) -> list[list]:
+    """Key paths of every leaf of store.json but the header and checksums."""
+    out = []
+    for k, v in meta.items():
+        if k == "tables":
+            for i, e in enumerate(v):
+                for ek, ev in e.items():
+                    if isinstance(ev, dict) and ek != "checksums":
+                        out += [["tables", i, ek, sk] for sk in ev]
+                    else:
+                        out.append(["tables", i, ek])
+        elif k not in ("format", "version", "xxh3_64"):
+            out.append([k])
+    return out
+
+
+def _store_truth(path: Path) -> dict:
+    import torch
+
+    from sdm.runtime.embedding_store import EmbeddingStore
+
+    with EmbeddingStore.open(path) as st:
+        return {s.name: st.lookup(s.name, torch.arange(s.num_rows), torch.arange(s.num_rows)).numpy()
+                for s in st.specs}
+
+
+def apply_store_fault(path: Path, trial: dict) -> None:
+    from sdm.core.atomic_file import write_json
+
+    rng = random.Random(trial.get("seed", 0))
+    kind = trial["kind"]
+    if kind == "store_json_flip":
+        f = path / "store.json"
+    elif kind == "placement_flip":
+        files = sorted((path / "placement").glob("*.npy"))
+        f = files[rng.randrange(len(files))]
+    elif kind == "scm_record_field":   # the page store's table record, re-sealed: store.json must disagree
+        meta = Meta(path / "scm")
+        try:
+            recs = [json.loads(unseal(k, meta.get(k), legacy_ok=True)[0]) for k in meta.keys(b"table/")]
+            _edit_json(meta, f"table/{recs[0]['name']}".encode(), trial["field"], trial["mut"], recs[1])
+        finally:
+            meta.close()
+        return
+    elif kind == "store_json_field":
+        meta = json.loads((path / "store.json").read_text())
+        meta.pop("xxh3_64", None)
+        *where, last = trial["field"]
+        parent = meta
+        for k in where:
+            parent = parent[k]
+        if trial["mut"] == "drop":
+            parent.pop(last)
+        else:
+            parent[last] = trial["mut"]
+        write_json(path / "store.json", meta, checksum=True)   # re-sealed: the bounds must catch it
+        return
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    buf = bytearray(f.read_bytes())
+    _flip(buf, rng)
+    f.write_bytes(buf)
+
+
+def attempt_store(path: Path, truth: dict) -> dict:
+    """Scrub, open, read every row: what happened to an EmbeddingStore."""
+    import torch
+
+    from sdm.runtime.embedding_store import EmbeddingStore
+    from sdm.runtime.store_scrub import scrub_store
+
+    try:
+        verify_ok = scrub_store(path).ok
+    except Exception as exc:  # noqa: BLE001 - the scrub must report, never raise
+        return {"outcome": "raw", "detail": f"verify: {type(exc).__name__}: {exc}"[:300]}
+    try:
+        with EmbeddingStore.open(path) as st:
+            for s in st.specs:
+                got = st.lookup(s.name, torch.arange(s.num_rows), torch.arange(s.num_rows)).numpy()
+                if s.name not in truth or got.shape != truth[s.name].shape or not np.array_equal(got, truth[s.name]):
+                    return {"outcome": "silent", "detail": f"table {s.name!r}: rows wrong"}
+    except SdmError as exc:
+        named = str(path) in str(exc) and bool(getattr(exc, "record", None) or "stored hardware" in str(exc)
+                                              or "store.json" in str(exc))
+        return {"outcome": "caught", "named": named, "verify_missed": verify_ok,
+                "detail": f"{type(exc).__name__}: {exc}"[:300]}
+    except Exception as exc:  # noqa: BLE001
+        return {"outcome": "raw", "detail": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"outcome": "harmless"}

@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sdm.core.errors import SdmError
+from sdm.runtime.store_create import resolve_hardware
 from sdm.runtime.store_files import META_FILE, check_pages, read_store
+from sdm.runtime.store_json_checks import damaged
 from sdm.tiers.store_meta import StoreMeta
 from sdm.tiers.store_verify import Damage, VerifyReport, verify_store
 
@@ -45,7 +47,7 @@ class StoreScrubReport:
         return self.damage + (self.pages.damage if self.pages is not None else [])
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok}
+        return {**asdict(self), "pages": None if self.pages is None else self.pages.to_dict(), "ok": self.ok}
 
 
 def _damage(exc: SdmError) -> Damage:
@@ -60,6 +62,11 @@ def scrub_store(path, *, scm=None) -> StoreScrubReport:
     rec = None
     try:
         rec = read_store(path)
+        if rec.hardware is not None:   # open would refuse a name that is no preset
+            try:
+                resolve_hardware(rec.hardware)
+            except SdmError as exc:
+                raise damaged(path, "hardware", f"{rec.hardware!r} is not a hardware preset ({exc})") from None
         report.store_json_ok = True
         report.tables = len(rec.specs)
         report.arrays_checked = sum(getattr(p, k) is not None and len(getattr(p, k)) > 0
