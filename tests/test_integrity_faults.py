@@ -37,4 +37,11 @@ def test_fault_injection_figures():
     for kind in ("record_flip", "pt_flip", "slot_flip", "truncate"):
         assert figures[kind]["caught"] == figures[kind]["tried"], (kind, figures[kind])
     assert set(figures) == {"record_field", "pt_field", "settings_field", "record_flip", "pt_flip", "slot_flip",
-                            "settings_flip", "version_flip", "data_flip", "truncate", "lmdb_file_flip"}
+                            "settings_flip", "version_flip", "data_flip", "truncate", "lmdb_file_flip",
+                            # an EmbeddingStore's own files (with and without checksums), and the page
+                            # store's record under one: store.json closes the same-width dtype case there
+                            "store_json_field", "scm_record_field", "scm_record_field (no checksums)",
+                            "store_json_flip", "store_json_flip (no checksums)", "placement_flip",
+                            "placement_flip (no checksums)"}
+    for kind in ("store_json_flip", "placement_flip", "scm_record_field", "scm_record_field (no checksums)"):
+        assert figures[kind]["caught"] == figures[kind]["named"] == figures[kind]["tried"], (kind, figures[kind])
