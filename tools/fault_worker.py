@@ -1,6 +1,7 @@
 """The worker half of tools/fault_inject.py: applies one fault to a fresh copy of a store, then scrubs,
 opens, reads every row, updates one row and reads again (an EmbeddingStore: scrubs, opens, looks up
-every row), and says what happened (one JSON line per trial on stdout). Run by fault_inject.py in a child process, so a crash here is counted, not fatal.
+every row), and says what happened (one JSON line per trial on stdout).
+Run by fault_inject.py in a child process, so a crash here is counted, not fatal.
 """
 from __future__ import annotations
 

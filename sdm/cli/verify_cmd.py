@@ -2,7 +2,8 @@
 
 A page store: every metadata record and every live page is read and checked (`sdm.tiers.store_verify`).
 An EmbeddingStore (PATH holds store.json): its store.json, placement arrays, the specs against the
-page store, and the page store (scm/) as above (`sdm.runtime.store_scrub`). Nothing is written. Prints what was checked and each fault found; exit status 0 when clean, 1 when damaged (or
+page store, and the page store (scm/) as above (`sdm.runtime.store_scrub`). Nothing is written.
+Prints what was checked and each fault found; exit status 0 when clean, 1 when damaged (or
 PATH is not a store).
 """
 from __future__ import annotations
