@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--readers", type=int, default=2)
     ap.add_argument("--lookup-ids", type=int, default=256, help="ids per lookup (bags of one)")
     ap.add_argument("--seconds", type=float, default=8.0, help="per QPS measurement")
+    ap.add_argument("--max-space-amp", type=float, default=None, help="compaction bound (default: the store's, 1.2)")
     ap.add_argument("--dir", default=None, help="where to put the store (default: a temp dir)")
     args = ap.parse_args()
     rows, dim = args.rows, args.dim
@@ -80,6 +81,8 @@ def main() -> None:
     store = EmbeddingStore.create(base / "s", [spec], weights={"t": stamped(np.arange(rows), 0, dim)},
                                   dram_cache_bytes=int(args.cache_frac * rows * spec.row_bytes), overwrite=True)
     ingest_s = time.perf_counter() - t0
+    if args.max_space_amp is not None:
+        store.scm.max_space_amp = args.max_space_amp
     print(f"ingest    {rows / ingest_s:12,.0f} rows/s   ({rows:,} rows x {dim} fp32 in {ingest_s:.2f} s)")
 
     version = [0]
