@@ -10,7 +10,7 @@ torn rows, and disk after compaction, in one run.
   torn rows   every looked-up row carries one stamp in all its columns: a row mixing two is torn
   disk        SCM data files / live page bytes after the stream (target: <= 1.2x)
 
-    .venv/bin/python tools/bench_updates.py            # defaults: well under 2 minutes on a busy 2-core box
+    .venv/bin/python tools/bench_updates.py            # defaults: about a minute on a quiet 2-core box
     .venv/bin/python tools/bench_updates.py --rows 1000000 --seconds 10
 """
 from __future__ import annotations
@@ -33,8 +33,10 @@ def stamped(ids: np.ndarray, version: int, dim: int) -> np.ndarray:
     return np.repeat((version + ids / 1e7)[:, None], dim, axis=1).astype(np.float32)
 
 
-def lookup_qps(store, rows: int, readers: int, seconds: float, lookup_ids: int, writer=None) -> tuple[float, int, int]:
-    """(lookups/s over `readers` threads, lookups, torn rows seen) for `seconds`, with `writer` running."""
+def lookup_qps(store, rows: int, readers: int, seconds: float, lookup_ids: int, writer=None,
+               until_lookups: int | None = None) -> tuple[float, int, int]:
+    """(lookups/s over `readers` threads, lookups, torn rows seen) for `seconds` (or until
+    `until_lookups` lookups were made), with `writer` running."""
     stop, counts, torn = threading.Event(), [0] * readers, [0] * readers
     offsets = torch.arange(lookup_ids)
 
@@ -51,7 +53,11 @@ def lookup_qps(store, rows: int, readers: int, seconds: float, lookup_ids: int, 
     for t in threads + ([w] if w else []):
         t.start()
     t0 = time.perf_counter()
-    time.sleep(seconds)
+    if until_lookups is None:
+        time.sleep(seconds)
+    else:
+        while sum(counts) < until_lookups:
+            time.sleep(0.05)
     stop.set()
     for t in threads + ([w] if w else []):
         t.join()
@@ -68,7 +74,12 @@ def main() -> None:
     ap.add_argument("--stream-rows-per-s", type=float, default=5000.0)
     ap.add_argument("--readers", type=int, default=2)
     ap.add_argument("--lookup-ids", type=int, default=256, help="ids per lookup (bags of one)")
-    ap.add_argument("--seconds", type=float, default=8.0, help="per QPS measurement")
+    ap.add_argument("--seconds", type=float, default=4.0, help="per QPS measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating without/with rounds (median ratio)")
+    ap.add_argument("--torn-readers", type=int, default=8)
+    ap.add_argument("--torn-lookups", type=int, default=100_000, help="lookups of the torn-row check")
+    ap.add_argument("--torn-lookup-ids", type=int, default=16, help="ids per lookup in the torn-row check")
+    ap.add_argument("--max-space-amp", type=float, default=None, help="compaction bound (default: the store's, 1.2)")
     ap.add_argument("--dir", default=None, help="where to put the store (default: a temp dir)")
     args = ap.parse_args()
     rows, dim = args.rows, args.dim
@@ -80,6 +91,8 @@ def main() -> None:
     store = EmbeddingStore.create(base / "s", [spec], weights={"t": stamped(np.arange(rows), 0, dim)},
                                   dram_cache_bytes=int(args.cache_frac * rows * spec.row_bytes), overwrite=True)
     ingest_s = time.perf_counter() - t0
+    if args.max_space_amp is not None:
+        store.scm.max_space_amp = args.max_space_amp
     print(f"ingest    {rows / ingest_s:12,.0f} rows/s   ({rows:,} rows x {dim} fp32 in {ingest_s:.2f} s)")
 
     version = [0]
@@ -105,13 +118,26 @@ def main() -> None:
             stop.wait(max(0.0, nxt - time.perf_counter()))
 
     lookup_qps(store, rows, args.readers, 1.0, args.lookup_ids)  # warm the cache
-    q0, n0, torn0 = lookup_qps(store, rows, args.readers, args.seconds, args.lookup_ids)
-    v_before = version[0]
-    q1, n1, torn1 = lookup_qps(store, rows, args.readers, args.seconds, args.lookup_ids, writer)
-    streamed = (version[0] - v_before) * args.batch_rows
-    print(f"lookups   {q0:12,.0f} /s without updates; {q1:,.0f} /s while {streamed / args.seconds:,.0f} rows/s "
-          f"streamed: {q1 / q0:.2f}x (target >= 0.80)")
-    print(f"torn rows {torn0 + torn1:12d}        over {n0 + n1:,} lookups of {args.lookup_ids} rows (target 0)")
+    ratios, torn = [], 0
+    for r in range(args.rounds):   # alternating: without, then with, each round
+        q0, _, t0_ = lookup_qps(store, rows, args.readers, args.seconds, args.lookup_ids)
+        v_before = version[0]
+        q1, _, t1_ = lookup_qps(store, rows, args.readers, args.seconds, args.lookup_ids, writer)
+        streamed = (version[0] - v_before) * args.batch_rows
+        ratios.append(q1 / q0)
+        torn += t0_ + t1_
+        print(f"lookups   {q0:12,.0f} /s without updates; {q1:,.0f} /s while {streamed / args.seconds:,.0f} rows/s "
+              f"streamed: {q1 / q0:.2f}x (round {r + 1})")
+    print(f"lookups   median {float(np.median(ratios)):.2f}x over {args.rounds} rounds of {args.readers} readers "
+          f"(target >= 0.80)")
+    _, n_t, torn_t = lookup_qps(store, rows, args.torn_readers, 0.0, args.torn_lookup_ids, writer,
+                                until_lookups=args.torn_lookups)
+    print(f"torn rows {torn + torn_t:12d}        {args.torn_readers} readers + 1 writer: {n_t:,} lookups of "
+          f"{args.torn_lookup_ids} rows (and the rounds above; target 0)")
+    w = store.clock.snapshot().get("scm_write")
+    if w is not None:
+        print(f"writes    {w.ops:12,d} pages, {w.bytes / 1e6:,.1f} MB, measured {w.measured_s:.2f} s, "
+              f"modelled {w.modelled_s:.3f} s on {store.scm.device.name} (updates + compactions, clock tier scm_write)")
     info = store.scm.table_info("t")
     data = sum(os.path.getsize(os.path.join(info.data_file.rsplit(os.sep, 1)[0], f))
                for f in os.listdir(info.data_file.rsplit(os.sep, 1)[0]))

@@ -22,6 +22,7 @@ from sdm.core.spec import TableSpec
 from sdm.runtime.store_config import BagOptions, StoreSettings, card_memory, resolve_admission, resolve_page_admit
 from sdm.runtime.store_placement import TablePlacement
 from sdm.runtime.store_stats import LookupRecord, TierCounters
+from sdm.runtime.updates import read_token, stale_mask
 from sdm.tiers.device_memory import DeviceMemoryTier
 from sdm.cache.dram_cache import DramCache
 from sdm.cache.window import Lookahead, fresh_hits, place_by_next_use, protected_slots, staging_room, window_ids
@@ -141,8 +142,14 @@ class StoreTable:
             return out
         return out[: len(ids)], out[len(ids):]
 
-    def admit_mates(self, mates: np.ndarray, rows: torch.Tensor, protect: np.ndarray, c: TierCounters) -> None:
-        """Insert page mates still absent (caller holds the cache lock), never evicting `protect`."""
+    def admit_mates(self, mates: np.ndarray, rows: torch.Tensor, protect: np.ndarray, c: TierCounters,
+                    token: int | None = None) -> None:
+        """Insert page mates still absent (caller holds the cache lock), never evicting `protect`;
+        mates updated since `token` (read before an update's commit) are not inserted."""
+        if token is not None and len(mates):
+            fresh = np.flatnonzero(~stale_mask(self, token, mates))
+            if len(fresh) < len(mates):
+                mates, rows = mates[fresh], rows[torch.from_numpy(fresh)]
         if not len(mates):
             return
         absent = np.flatnonzero(self.cache.probe(mates) < 0)
@@ -237,6 +244,7 @@ class StoreTable:
             first = cache.probe(rest_ids)
         missed = first < 0
         miss_ids = rest_ids[missed]
+        token = read_token(self)                                # before the staged/SCM reads (updates.py)
         staged, staged_rows = self._staged_rows(miss_ids)      # prefetched rows the cache did not take
         read_ids = miss_ids[~staged]
         mates = self.page_mates(read_ids)
@@ -268,12 +276,16 @@ class StoreTable:
                 cache.touch(fresh_hits(rest_ids[hit], hs, read_ahead))   # read-ahead rows: first reads
                 weight[torch.from_numpy(rest[hit])] = cache.data[torch.from_numpy(hs)]
             # misses placed by next use in the look-ahead window (none: as before, hits protected)
-            need_ids = rest_ids[need]
+            need_ids, rows_ins = rest_ids[need], rows_need
+            stale = stale_mask(self, token, need_ids)          # updated since our reads: returned, not cached
+            if stale.any():
+                keep = np.flatnonzero(~stale)
+                need_ids, rows_ins = need_ids[keep], rows_need[torch.from_numpy(keep)]
             placed = place_by_next_use(cache, need_ids, slots[hit], coming, insert=lambda g, p: cache.insert(
-                need_ids[g], rows_need[torch.from_numpy(g)], protect_slots=p))
+                need_ids[g], rows_ins[torch.from_numpy(g)], protect_slots=p))
             if len(mates):  # rows of the fetched pages: cached without evicting this batch's or the window's rows
                 self.admit_mates(mates, mate_rows, protected_slots(cache, self._lookahead.window(), slots[hit],
-                                                                   placed[placed >= 0]), cs)
+                                                                   placed[placed >= 0]), cs, token)
         if need.any():
             weight[torch.from_numpy(rest[need])] = rows_need
         tier[rest[need]] = 2
@@ -324,13 +336,14 @@ class StoreTable:
             extra = u[~np.isin(u, take, assume_unique=True)][:room]
             u = np.concatenate([take, extra])
         mates = self.page_mates(u)
+        token = read_token(self)                               # before the SCM read (updates.py)
         rows, mate_rows = self.read_scm(u, c, mates)
         with self.cache.lock:
-            still = self.cache.probe(u) < 0
+            still = (self.cache.probe(u) < 0) & ~stale_mask(self, token, u)   # updated since: not kept
             pslots = protected_slots(self.cache, window)
             ui, ri = u[still], rows[torch.from_numpy(np.flatnonzero(still))]
             placed = self.cache.insert(ui, ri, protect_slots=pslots)
-            self.admit_mates(mates, mate_rows, np.concatenate([pslots, placed[placed >= 0]]), c)
+            self.admit_mates(mates, mate_rows, np.concatenate([pslots, placed[placed >= 0]]), c, token)
             if stage:
                 self._lookahead.note_read(ui[placed >= 0])
                 out = np.flatnonzero(placed < 0)

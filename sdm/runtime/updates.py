@@ -18,8 +18,9 @@ A reader therefore sees each row old or new, never torn. Between the SCM commit 
 A lookup that read a row from SCM before the commit and inserts it into the cache after the tier
 update would leave the old row cached. `read_token` / `stale_mask` close that window: the lookup
 takes a token before its SCM read and, under the cache lock before inserting, drops the rows
-`stale_mask` flags (updated since the token). That takes two lines in store_table (see docs/pagestore.md,
-"Live tables"); until they are wired an old row can stay cached after such a race (never torn).
+`stale_mask` flags (updated since the token): it still returns them (it began before the commit) but
+neither caches nor stages them. Wired in store_table `_lookup_general`, `prefetch` and `admit_mates`
+(page mates); tests/test_live_stale_race.py forces the race.
 """
 from __future__ import annotations
 

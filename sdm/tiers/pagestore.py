@@ -21,6 +21,7 @@ ShortFileError, UnsupportedVersionError, StoreIOError, DiskFullError) naming sto
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from sdm.core.errors import CorruptMetadataError, DiskFullError, InvalidInputErr
 from sdm.tiers.clock import Clock, TierCharge
 from sdm.tiers.compaction import DEFAULT_MAX_SPACE_AMP, check_space_amp, compact_table, live_bytes, remove_old_file, space_amp
 from sdm.tiers.direct_io import open_direct, probe_io_align
+from sdm.tiers.endurance import WRITE_QUEUE_DEPTH
 from sdm.tiers.ingest_source import RowSource, as_numpy
 from sdm.tiers.page_reads import TIER, OpenTable, PageReads
 from sdm.tiers.page_writes import DATA_DIR, LOCK_FILE, SPOOL_DIR, Commit, TableWriter
@@ -292,7 +294,12 @@ class PageStore:
         check_distinct(name, ids)
         with self._writes.exclusive():
             t = self._table(name)  # exclusive() refreshed it if another process committed
+            t0 = time.perf_counter()
             self._apply(self._writes.update(t, ids, values, self._reads))
+            after = self._tables[name].rec
+            # shadow pages appended (ops: pages replaced), charged as SCM writes like reads are
+            self._charge_writes(after.committed_bytes - t.rec.committed_bytes,
+                                max(after.dead_pages - t.rec.dead_pages, 0), time.perf_counter() - t0)
             if space_amp(self._tables[name], self.io_align_bytes) > self.max_space_amp:
                 try:
                     self._compact(name)
@@ -301,6 +308,12 @@ class PageStore:
                     # stays over its space bound until a later update (or compact()) finds room.
                     warnings.warn(f"{self.path}: table {name!r} not compacted, the disk is full ({exc})",
                                   RuntimeWarning, stacklevel=2)
+
+    def _charge_writes(self, nbytes: int, pages: int, measured_s: float) -> TierCharge:
+        """Charge page writes on the clock (tier "scm_write"): the device model's write time of
+        `pages` page writes at WRITE_QUEUE_DEPTH in flight (tiers/endurance), beside what it took."""
+        modelled = float(self.device.write_time_s(int(pages), self.page_bytes, WRITE_QUEUE_DEPTH)) if pages else 0.0
+        return self.clock.charge("scm_write", pages, max(int(nbytes), 0), measured_s, modelled)
 
     def compact(self, name: str | None = None) -> int:
         """Rewrite table `name` (every table when None) without its dead pages; returns the bytes freed.
@@ -317,8 +330,10 @@ class PageStore:
     def _compact(self, name: str) -> int:
         """Compact one table (writer lock held): commit the new file, then remove the old one."""
         t = self._tables[name]
+        t0 = time.perf_counter()
         rec, table, slot_of, version, old_path = compact_table(self.path, self._meta, t, self.io_align_bytes)
         self._apply(Commit(rec, table, slot_of, version))
+        self._charge_writes(rec.committed_bytes, len(table), time.perf_counter() - t0)  # the rewrite, on the clock
         remove_old_file(old_path)
         return t.rec.committed_bytes - rec.committed_bytes
 
