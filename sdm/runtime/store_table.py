@@ -190,9 +190,9 @@ class StoreTable:
                     where = np.flatnonzero(idx == batch.padding_idx)
                     if not len(where):
                         return None  # the reference sets padding_idx: need a padding row, see pooling.compact
-                if self._lookahead.batches:
-                    return None   # a look-ahead window counts read-ahead rows as first reads: general path
-                slots = cache.probe_all_hit(idx)   # one compiled pass: probe, recency, slot remap
+                # one compiled pass: probe, recency, slot remap; with a look-ahead window open, its
+                # rule as on the general path (the rows read ahead for this batch are first reads)
+                slots = cache.probe_all_hit(idx, self._lookahead)
                 if slots is None:
                     return None
                 if batch.padding_idx is not None:
