@@ -110,11 +110,11 @@ def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, 
             return i
         slot = s * ways + found
         out[i] = slot
-        if track:
-            word, bit = slot >> 6, np.uint64(1) << np.uint64(slot & 63)
-            if not seen[word] & bit:
-                seen[word] |= bit
-                distinct += 1
+        if track:   # branch-free (a data-dependent branch here mispredicts on every new slot)
+            word, sh = slot >> 6, np.uint64(slot & 63)
+            old = seen[word]
+            distinct += np.int64(((old >> sh) & np.uint64(1)) ^ np.uint64(1))
+            seen[word] = old | (np.uint64(1) << sh)
     if stamp_hits and not track:
         _stamp(score, ids, out, stamp, mask, seen)
     return -1 - distinct - (touched & 0)   # (uses the look-ahead reads so the compiler keeps them)
@@ -156,6 +156,24 @@ def _marked_slots(tags, ids, num_sets, direct, bits, mark):
                 elif bits[word] & bit:
                     count += 1
     return count
+
+
+# Ids of a batch tried against each read-ahead batch before the all-hit pass tracks slots for the
+# window rule: one not in b proves the batch is not b (then the rule is the plain pass: all fresh).
+WINDOW_SAMPLE = 8
+
+
+def _could_match(ids: np.ndarray, batches) -> list[int]:
+    """Positions of the read-ahead `batches` (sorted distinct ids each) that may hold the distinct ids
+    of `ids`: no longer than the batch, and holding WINDOW_SAMPLE of its ids spread over it."""
+    sample = ids[np.linspace(0, len(ids) - 1, min(WINDOW_SAMPLE, len(ids))).astype(np.int64)]
+    out = []
+    for k, b in enumerate(batches):
+        if 0 < len(b) <= len(ids):
+            pos = np.minimum(np.searchsorted(b, sample), len(b) - 1)
+            if (b[pos] == sample).all():
+                out.append(k)
+    return out
 
 
 def geometry(num_rows: int, rows: int, ways: int, layout: str = "auto") -> tuple[bool, int, int]:
@@ -245,7 +263,7 @@ class CacheIndex:
         if not self.capacity_rows or not len(ids):
             return None if len(ids) else np.zeros(0, np.int64)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        windowed = lookahead is not None and len(lookahead.batches) > 0
+        windowed = lookahead is not None and len(lookahead.batches) > 0 and bool(_could_match(ids, lookahead.batches))
         if self.direct:   # no evictions: nothing to tell the policy
             if ids.min() < 0 or ids.max() >= self.num_rows:   # (the probe indexes by id)
                 return None
@@ -273,7 +291,8 @@ class CacheIndex:
         its distinct ids equal a read-ahead batch b iff b has `distinct` ids, each cached in a
         marked slot (b is distinct; so no sort of the batch's ids is needed to match)."""
         read_ahead = None
-        for k, b in enumerate(lookahead.batches):
+        for k in _could_match(ids, lookahead.batches):
+            b = lookahead.batches[k]
             if len(b) == distinct and _marked_slots(self.tags, b, self.num_sets, self.direct, seen, False) == distinct:
                 _, read_ahead = lookahead.coming(b)   # (drops b and the batches before it)
                 break
