@@ -101,7 +101,7 @@ def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, 
         s = x if direct else _hash_set(x, num_sets)
         found = -1
         if 0 <= x <= tag_max:  # (an empty slot's tag is -1: a negative id is never cached)
-            key[0] = x          # compared in the tags' own width (int32 mostly): ~40% off the pass
+            key[0] = x          # compared in the tags' own width (int32 mostly): ~5% off the pass
             xt = key[0]
             for w in range(ways):  # fixed length, as in _probe
                 if tags[s, w] == xt:
