@@ -79,13 +79,19 @@ PROBE_AHEAD = 16
 
 
 @numba.njit(cache=True, nogil=True)
-def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, out):
+def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, out, seen):
     """The all-hit path in one call: each id's slot into `out`; at the first absent id, its
     position is returned with nothing changed; when every id is cached (-1), with `stamp_hits`,
-    the recency stamp is written to each slot's score (rows outside a non-empty `mask` keep theirs)."""
+    the recency stamp is written to each slot's score (rows outside a non-empty `mask` keep theirs).
+    With a non-empty `seen` (one bit per slot, zeroed), each hit slot's bit is set instead of
+    stamping, and -1 - (distinct slots) is returned (a look-ahead window decides what to stamp)."""
     ways = tags.shape[1]
     n = ids.shape[0]
     touched = 0
+    track = seen.shape[0] > 0
+    distinct = 0
+    key = np.empty(1, tags.dtype)
+    tag_max = np.iinfo(tags.dtype).max
     for i in range(n):
         if not direct and i + PROBE_AHEAD < n:
             # read the set of the id PROBE_AHEAD places on now: more tag-line misses in flight
@@ -94,20 +100,80 @@ def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, 
         x = ids[i]
         s = x if direct else _hash_set(x, num_sets)
         found = -1
-        if x >= 0:  # (an empty slot's tag is -1: a negative id is never cached)
+        if 0 <= x <= tag_max:  # (an empty slot's tag is -1: a negative id is never cached)
+            key[0] = x          # compared in the tags' own width (int32 mostly): ~5% off the pass
+            xt = key[0]
             for w in range(ways):  # fixed length, as in _probe
-                if tags[s, w] == x:
+                if tags[s, w] == xt:
                     found = w
         if found < 0:
             return i
-        out[i] = s * ways + found
-    if stamp_hits:
-        flat_score = score.reshape(-1)
-        masked = mask.shape[0] > 0
-        for i in range(ids.shape[0]):
-            if not masked or mask[ids[i]]:
-                flat_score[out[i]] = stamp
-    return -1 - (touched & 0)   # (uses the look-ahead reads so the compiler keeps them)
+        slot = s * ways + found
+        out[i] = slot
+        if track:   # branch-free (a data-dependent branch here mispredicts on every new slot)
+            word, sh = slot >> 6, np.uint64(slot & 63)
+            old = seen[word]
+            distinct += np.int64(((old >> sh) & np.uint64(1)) ^ np.uint64(1))
+            seen[word] = old | (np.uint64(1) << sh)
+    if stamp_hits and not track:
+        _stamp(score, ids, out, stamp, mask, seen)
+    return -1 - distinct - (touched & 0)   # (uses the look-ahead reads so the compiler keeps them)
+
+
+@numba.njit(cache=True, nogil=True)
+def _stamp(score, ids, slots, stamp, mask, skip):
+    """score[slot] = stamp for each of `slots` whose row is inside a non-empty `mask` and whose
+    bit is not set in a non-empty `skip` (one bit per slot)."""
+    flat_score = score.reshape(-1)
+    masked = mask.shape[0] > 0
+    skipping = skip.shape[0] > 0
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        if skipping and skip[s >> 6] & (np.uint64(1) << np.uint64(s & 63)):
+            continue
+        if not masked or mask[ids[i]]:
+            flat_score[s] = stamp
+
+
+@numba.njit(cache=True, nogil=True)
+def _marked_slots(tags, ids, num_sets, direct, bits, mark):
+    """For sorted distinct `ids`: with `mark`, set the bit of each cached one's slot in `bits` and
+    return how many are cached; without, return how many are cached with their slot's bit set."""
+    ways = tags.shape[1]
+    count = 0
+    for i in range(ids.shape[0]):
+        x = ids[i]
+        if x < 0 or (direct and x >= num_sets):
+            continue
+        s = x if direct else _hash_set(x, num_sets)
+        for w in range(ways):
+            if tags[s, w] == x:
+                slot = s * ways + w
+                word, bit = slot >> 6, np.uint64(1) << np.uint64(slot & 63)
+                if mark:
+                    bits[word] |= bit
+                    count += 1
+                elif bits[word] & bit:
+                    count += 1
+    return count
+
+
+# Ids of a batch tried against each read-ahead batch before the all-hit pass tracks slots for the
+# window rule: one not in b proves the batch is not b (then the rule is the plain pass: all fresh).
+WINDOW_SAMPLE = 8
+
+
+def _could_match(ids: np.ndarray, batches) -> list[int]:
+    """Positions of the read-ahead `batches` (sorted distinct ids each) that may hold the distinct ids
+    of `ids`: no longer than the batch, and holding WINDOW_SAMPLE of its ids spread over it."""
+    sample = ids[np.linspace(0, len(ids) - 1, min(WINDOW_SAMPLE, len(ids))).astype(np.int64)]
+    out = []
+    for k, b in enumerate(batches):
+        if 0 < len(b) <= len(ids):
+            pos = np.minimum(np.searchsorted(b, sample), len(b) - 1)
+            if (b[pos] == sample).all():
+                out.append(k)
+    return out
 
 
 def geometry(num_rows: int, rows: int, ways: int, layout: str = "auto") -> tuple[bool, int, int]:
@@ -183,30 +249,64 @@ class CacheIndex:
             return np.full(len(ids), -1, dtype=np.int64)
         return _probe(self.tags, np.ascontiguousarray(ids, dtype=np.int64), self.num_sets, self.direct)
 
-    def probe_all_hit(self, ids: np.ndarray) -> np.ndarray | None:
+    def probe_all_hit(self, ids: np.ndarray, lookahead=None) -> np.ndarray | None:
         """Slots of `ids` (int64) when every one is cached, each read told to the policy as `touch`
         would (one compiled pass, GIL released, for LRU-like policies whose hit is a stamp); None,
         with nothing changed, when some id is absent (ids out of the table's range never are
-        cached, so a non-None answer also proves them in range)."""
+        cached, so a non-None answer also proves them in range).
+
+        `lookahead`: an open look-ahead window (`sdm.cache.window.Lookahead`, duck-typed: this
+        layer sits below it). Then the lookup path's window rule holds as on the general path:
+        the batch is matched against the batches read ahead (`Lookahead.coming`, which drops the
+        matched batch and those before it) and only fresh hits are told to the policy, not the
+        rows read ahead for this very batch (`sdm.cache.window.fresh_hits`: their first reads)."""
         if not self.capacity_rows or not len(ids):
             return None if len(ids) else np.zeros(0, np.int64)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
+        windowed = lookahead is not None and len(lookahead.batches) > 0 and bool(_could_match(ids, lookahead.batches))
         if self.direct:   # no evictions: nothing to tell the policy
             if ids.min() < 0 or ids.max() >= self.num_rows:   # (the probe indexes by id)
                 return None
-            slots = self.probe(ids)
-            return slots if slots.min() >= 0 else None
+            if not windowed:
+                slots = self.probe(ids)
+                return slots if slots.min() >= 0 else None
         stamp_hits = type(self.policy).on_hit is ScorePolicy.on_hit and self.stamp < self._stamp_limit
         out = np.empty(len(ids), np.int64)
         mask = self.admit_mask if self.admit_mask is not None else np.zeros(0, np.bool_)
-        miss = _probe_all_hit(self.tags, ids, self.num_sets, False, self.score, self.stamp + 1, stamp_hits, mask, out)
+        seen = np.zeros((self.capacity_rows + 63) // 64 if windowed else 0, np.uint64)
+        miss = _probe_all_hit(self.tags, ids, self.num_sets, self.direct, self.score, self.stamp + 1,
+                              stamp_hits, mask, out, seen)
         if miss >= 0:
             return None
-        if stamp_hits:
+        if windowed:
+            self._window_hits(ids, out, seen, -1 - miss, lookahead, stamp_hits, mask)
+        elif stamp_hits:
             self.stamp += 1
         else:
             self.touch(out)
         return out
+
+    def _window_hits(self, ids, slots, seen, distinct, lookahead, stamp_hits, mask) -> None:
+        """The window rule of an all-hit batch whose slots are marked in `seen` (`distinct` of them):
+        its distinct ids equal a read-ahead batch b iff b has `distinct` ids, each cached in a
+        marked slot (b is distinct; so no sort of the batch's ids is needed to match)."""
+        read_ahead = None
+        for k in _could_match(ids, lookahead.batches):
+            b = lookahead.batches[k]
+            if len(b) == distinct and _marked_slots(self.tags, b, self.num_sets, self.direct, seen, False) == distinct:
+                _, read_ahead = lookahead.coming(b)   # (drops b and the batches before it)
+                break
+        if self.direct:
+            return
+        skip = np.zeros(len(seen) if read_ahead is not None and len(read_ahead) else 0, np.uint64)
+        fresh = distinct - (_marked_slots(self.tags, read_ahead, self.num_sets, False, skip, True) if len(skip) else 0)
+        if not fresh:   # every row read ahead for this batch: no policy update, no tick (as `touch([])`)
+            return
+        if stamp_hits:
+            self.stamp += 1
+            _stamp(self.score, ids, slots, self.stamp, mask, skip)
+        else:
+            self.touch(slots if not len(skip) else slots[~np.isin(ids, read_ahead)])
 
     def touch(self, slots: np.ndarray) -> None:
         """Tell the policy one batch read these slots (moot in the direct layout: no evictions)."""

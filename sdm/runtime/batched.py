@@ -142,10 +142,13 @@ def lookup_keyed(tables, stats, names, values, lengths=None, offsets=None, weigh
     req = validate_keyed(keys, [t.spec.num_rows for t in chosen], values, lengths, offsets, weights)
     batches = split_keyed(req, [t.opts for t in chosen])
     share = (time.perf_counter() - t0) / len(chosen)    # validation time, split evenly over the tables
-    out = []
-    for name, t, batch in zip(names, chosen, batches):
-        t1 = time.perf_counter()
-        pooled, rec = t.lookup(batch)
-        out.append(pooled)
-        stats.record(name, rec, batch.indices.numel(), time.perf_counter() - t1 + share)
+    out, done = [], []
+    try:
+        for name, t, batch in zip(names, chosen, batches):
+            t1 = time.perf_counter()
+            pooled, rec = t.lookup(batch)
+            out.append(pooled)
+            done.append((name, rec, batch.indices.numel(), time.perf_counter() - t1 + share))
+    finally:   # the tables that ran are counted even when a later one raises, in one pass
+        stats.record_many(done)
     return out

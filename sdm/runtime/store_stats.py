@@ -86,6 +86,25 @@ class StoreStats:
             s.measured_s += measured_s
             s.modelled_s += rec.modelled_s
 
+    def record_many(self, records) -> None:
+        """`record` for each (table, rec, n_indices, measured_s) of a table-batched lookup: one lock,
+        one histogram search for all (a fixed cost per table otherwise)."""
+        records = list(records)
+        buckets = np.searchsorted(LATENCY_EDGES_S, [r[3] for r in records]).tolist()
+        with self._lock:
+            for (table, rec, n_indices, measured_s), bucket in zip(records, buckets):
+                s = self._t[table]
+                i = s.lookups % _RECENT
+                s.lookups += 1
+                s.indices += n_indices
+                for k, c in rec.tiers.items():
+                    s.tiers[k].add(c)
+                s.hist[bucket] += 1
+                s.recent[i] = measured_s
+                s.recent_modelled[i] = rec.modelled_s
+                s.measured_s += measured_s
+                s.modelled_s += rec.modelled_s
+
     def record_prefetch(self, table: str, scm: TierCounters) -> None:
         with self._lock:
             self._t[table].prefetch.add(scm)

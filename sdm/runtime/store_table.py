@@ -64,6 +64,7 @@ class StoreTable:
                 device="cpu", memory=dram_dev,
             )
         self.dram_dev = dram_dev
+        self._model_memo: dict[int, float] = {}   # n_rows -> modelled DRAM time (see _dram_model_s)
         self.cache = DramCache(
             spec.num_rows, self.width, self.dtype, place.dram_cache_bytes, ways=settings.ways,
             policy=place.policy, hot_ids=place.static_hot_ids, table=spec.name, layout=settings.cache_layout,
@@ -160,10 +161,18 @@ class StoreTable:
         c.admitted += int((placed >= 0).sum())
 
     def _dram_model_s(self, n_rows: int) -> float:
-        """Device-model time of `n_rows` host DRAM row reads (HOST_QUEUE_DEPTH misses in flight)."""
+        """Device-model time of `n_rows` host DRAM row reads (HOST_QUEUE_DEPTH misses in flight).
+        Memoized by `n_rows` (serving repeats batch sizes; the model costs ~2 us a call, a
+        fixed cost per table of a batched lookup)."""
         if self.dram_dev is None or not n_rows:
             return 0.0
-        return float(self.dram_dev.read_time_s(int(n_rows), self.row_bytes, HOST_QUEUE_DEPTH))
+        memo = self._model_memo
+        got = memo.get(n_rows)
+        if got is None:
+            if len(memo) >= 4096:
+                memo.clear()
+            got = memo[n_rows] = float(self.dram_dev.read_time_s(int(n_rows), self.row_bytes, HOST_QUEUE_DEPTH))
+        return got
 
     # ---- lookup --------------------------------------------------------------------------------
     def lookup(self, batch: BagBatch) -> tuple[torch.Tensor, LookupRecord]:
@@ -197,9 +206,9 @@ class StoreTable:
                     where = np.flatnonzero(idx == batch.padding_idx)
                     if not len(where):
                         return None  # the reference sets padding_idx: need a padding row, see pooling.compact
-                if self._lookahead.batches:
-                    return None   # a look-ahead window counts read-ahead rows as first reads: general path
-                slots = cache.probe_all_hit(idx)   # one compiled pass: probe, recency, slot remap
+                # one compiled pass: probe, recency, slot remap; with a look-ahead window open, its
+                # rule as on the general path (the rows read ahead for this batch are first reads)
+                slots = cache.probe_all_hit(idx, self._lookahead)
                 if slots is None:
                     return None
                 if batch.padding_idx is not None:
