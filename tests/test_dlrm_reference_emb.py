@@ -87,7 +87,7 @@ def test_reference_emb_l_is_bitwise_exact_on_every_path(tmp_path, weighted):
 
 
 def test_reference_emb_l_all_hit_hashed_path_is_bitwise_exact(tmp_path):
-    """Every looked-up row cached in a table 4x larger than its hashed cache (the serving case)."""
+    """Every looked-up row cached in tables about 4x larger than their hashed caches (the serving case)."""
     emb_l, v_w_l = _reference_emb_l(seed=1)
     store = EmbeddingStore.from_embedding_bags(emb_l, tmp_path / "h", hardware="host-nand",
                                                dram_cache_bytes=sum(LN_EMB) // 4 * (M_SPA * 4 + 13),

@@ -10,7 +10,8 @@ table, as in TorchRec); the output keeps the module's feature order whatever the
 
 Its tables sit in `embedding_bags` (a ModuleDict of StoreEmbeddingBag, named as TorchRec names
 them), so its state_dict has the keys an EmbeddingBagCollection's has. `swap_collections` puts one
-in place of each torchrec EmbeddingBagCollection of a model (`sdm.wrap`).
+in place of each torchrec EmbeddingBagCollection of a model (`sdm.wrap`), float or quantized (a
+quantized one's tables hold its codes as they are: sdm.runtime.torchrec_quant).
 """
 from __future__ import annotations
 
