@@ -78,12 +78,16 @@ def _feature_tables(tables=TABLES):
 
 @needs_torchrec
 @pytest.mark.parametrize("weighted", [False, True])
-def test_wrap_of_a_quantized_collection_pools_what_torchrec_pools(tmp_path, weighted):
+@pytest.mark.parametrize("cache", ["direct", "hashed"])
+def test_wrap_of_a_quantized_collection_pools_what_torchrec_pools(tmp_path, weighted, cache):
     model = _quant_model(weighted)
     kjt = _kjt(weighted)
     with torch.no_grad():
         ref = model(kjt)
-    store = sdm.wrap(model, tmp_path / "q", hardware=None, progress=False)
+    # direct: every table fits its DRAM cache; hashed: ~1/3 of the rows, so lookups mix hits and SCM reads
+    kw = {"dram_cache_bytes": 1 << 22} if cache == "direct" else {"dram_cache_bytes": 2000, "cache_layout": "hashed", "ways": 4}
+    store = sdm.wrap(model, tmp_path / "q", hardware=None, progress=False, **kw)
+    assert all(store.cache(t).direct == (cache == "direct") for t in store.tables)
     assert isinstance(model.sparse, StoreEmbeddingBagCollection)
     fmt = {"qint8": "int8", "quint4x2": "int4", "half": "fp16", "float": "fp32"}
     for n, t in TABLES.items():
@@ -106,6 +110,8 @@ def test_wrap_of_a_quantized_collection_pools_what_torchrec_pools(tmp_path, weig
                     assert not torch.equal(a, torch.zeros_like(a)), f
                 else:  # the same codes through fbgemm's kernels: bit for bit
                     assert torch.equal(a, b), (f, (a - b).abs().max())
+    tiers = store.stats()["total"]["tiers"]
+    assert tiers["dram"]["rows"] > 0 and tiers["scm"]["rows"] > 0  # cold reads (and misses, hashed)
     store.close()
 
 
