@@ -10,7 +10,8 @@ table, as in TorchRec); the output keeps the module's feature order whatever the
 
 Its tables sit in `embedding_bags` (a ModuleDict of StoreEmbeddingBag, named as TorchRec names
 them), so its state_dict has the keys an EmbeddingBagCollection's has. `swap_collections` puts one
-in place of each torchrec EmbeddingBagCollection of a model (`sdm.wrap`).
+in place of each torchrec EmbeddingBagCollection of a model (`sdm.wrap`), float or quantized (a
+quantized one's tables hold its codes as they are: sdm.runtime.torchrec_quant).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from sdm.core.errors import InvalidInputError
 from sdm.runtime.store_modules import StoreEmbeddingBag
+from sdm.runtime.torchrec_quant import quant_collections, quant_features
 
 __all__ = ["KeyedJagged", "KeyedPooled", "StoreEmbeddingBagCollection", "torchrec_collections", "swap_collections"]
 
@@ -147,29 +149,35 @@ class StoreEmbeddingBagCollection(nn.Module):
 
 
 def torchrec_collections(model: nn.Module) -> dict[str, nn.Module]:
-    """The torchrec EmbeddingBagCollection modules of `model` by module path (none without torchrec)."""
+    """The torchrec EmbeddingBagCollection modules of `model`, float and quantized, by module path
+    (none without torchrec)."""
     try:
         from torchrec.modules.embedding_modules import EmbeddingBagCollection
     except ImportError:
         return {}
-    return {n: m for n, m in model.named_modules() if isinstance(m, EmbeddingBagCollection)}
+    found = {n: m for n, m in model.named_modules() if isinstance(m, EmbeddingBagCollection)}
+    return {**found, **quant_collections(model)}
 
 
 def swap_collections(model: nn.Module, store, collections: Mapping[str, nn.Module]) -> None:
     """Put a StoreEmbeddingBagCollection in place of each torchrec EmbeddingBagCollection at the
     given paths; its tables are the store tables named by their bags' module paths."""
+    quantized = quant_collections(model)
     for path, ebc in collections.items():
-        prefix = f"{path}.embedding_bags." if path else "embedding_bags."
-        bag_keys = list(ebc.embedding_bags.keys())
-        features, bag_names = {}, {}
-        for key, names in zip(bag_keys, ebc._feature_names):
-            bag_names[prefix + key] = key
-            for f in names:
-                features[f] = prefix + key
-        new = StoreEmbeddingBagCollection(store, features, tables=[prefix + k for k in bag_keys], bag_names=bag_names,
-                                          is_weighted=ebc.is_weighted())
-        parent_name, _, child = path.rpartition(".")
         if not path:
             raise InvalidInputError("wrap: the model itself is an EmbeddingBagCollection; wrap a module that holds it")
+        prefix = f"{path}.embedding_bags."
+        if path in quantized:  # output keys in the quantized module's order (grouped by pooling mode)
+            features, tables, bag_names = quant_features(path, ebc)
+        else:
+            bag_keys = list(ebc.embedding_bags.keys())
+            features, bag_names, tables = {}, {}, [prefix + k for k in bag_keys]
+            for key, names in zip(bag_keys, ebc._feature_names):
+                bag_names[prefix + key] = key
+                for f in names:
+                    features[f] = prefix + key
+        new = StoreEmbeddingBagCollection(store, features, tables=tables, bag_names=bag_names,
+                                          is_weighted=ebc.is_weighted())
+        parent_name, _, child = path.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, new)

@@ -5,10 +5,14 @@ nn.EmbeddingBag(n, m, mode="sum") as in dlrm_s_pytorch.py) -> dot interaction (p
 of the bottom output and every pooled embedding, lower triangle without the diagonal) -> top MLP
 -> sigmoid. `forward(dense_x, lS_o, lS_i)` takes the reference's arguments, so
 `model.emb_l = store.as_embedding_bags()` is the same swap a user makes on the real thing.
+
+It traces: `torch.fx.symbolic_trace` (the table count check is an fx-wrapped call, run when the
+graph runs) and `torch.jit.script` (typed list arguments, the tables iterated, not indexed), whole
+or with its tables in a store (StoreEmbeddingBag calls the registered op, torch.ops.sdm.lookup).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import List, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +20,18 @@ from torch import nn
 
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import whole_number
+
+
+def _check_table_count(num_tables: int, num_indices: int, num_offsets: int) -> None:
+    if num_indices != num_tables or num_offsets != num_tables:
+        raise InvalidInputError(
+            f"DLRM has {num_tables} tables, got {num_indices} index and {num_offsets} offset tensors")
+
+
+@torch.fx.wrap
+def _table_count_check(num_tables: int, lS_o: List[torch.Tensor], lS_i: List[torch.Tensor]) -> None:
+    """The count check; fx records it as one call (a traced list has no len), run with the graph."""
+    _check_table_count(num_tables, len(lS_i), len(lS_o))
 
 
 def _mlp(sizes: Sequence[int], sigmoid_last: bool, gen: torch.Generator) -> nn.Sequential:
@@ -74,19 +90,20 @@ class DLRM(nn.Module):
         self.register_buffer("_li", li, persistent=False)
         self.register_buffer("_lj", lj, persistent=False)
 
-    def apply_emb(self, lS_o, lS_i) -> list[torch.Tensor]:
-        if len(lS_i) != len(self.emb_l) or len(lS_o) != len(self.emb_l):
-            raise InvalidInputError(
-                f"DLRM has {len(self.emb_l)} tables, got {len(lS_i)} index and {len(lS_o)} offset tensors")
-        return [self.emb_l[k](lS_i[k], lS_o[k], per_sample_weights=None) for k in range(len(self.emb_l))]
+    def apply_emb(self, lS_o: List[torch.Tensor], lS_i: List[torch.Tensor]) -> List[torch.Tensor]:
+        _table_count_check(len(self.emb_l), lS_o, lS_i)
+        ly: List[torch.Tensor] = []
+        for k, bag in enumerate(self.emb_l):  # (TorchScript indexes a ModuleList by literals only)
+            ly.append(bag(lS_i[k], lS_o[k], per_sample_weights=None))
+        return ly
 
-    def interact(self, x: torch.Tensor, ly: list[torch.Tensor]) -> torch.Tensor:
+    def interact(self, x: torch.Tensor, ly: List[torch.Tensor]) -> torch.Tensor:
         batch, d = x.shape
-        T = torch.cat([x, *ly], dim=1).view(batch, -1, d)
+        T = torch.cat([x] + ly, dim=1).view(batch, -1, d)
         Z = torch.bmm(T, T.transpose(1, 2))
         return torch.cat([x, Z[:, self._li, self._lj]], dim=1)
 
-    def forward(self, dense_x: torch.Tensor, lS_o, lS_i) -> torch.Tensor:
+    def forward(self, dense_x: torch.Tensor, lS_o: List[torch.Tensor], lS_i: List[torch.Tensor]) -> torch.Tensor:
         x = self.bot_l(dense_x)
         ly = self.apply_emb(lS_o, lS_i)
         return self.top_l(self.interact(x, ly))

@@ -1,14 +1,15 @@
 """A store's tables as torch modules: `StoreEmbeddingBag` (one table behind nn.EmbeddingBag's call
 signature); the tables, weights and options of nn.EmbeddingBag modules (`from_embedding_bags`); and
-the two halves of `sdm.wrap`: finding a model's nn.EmbeddingBag modules and putting
-StoreEmbeddingBag modules in their place.
+the two halves of `sdm.wrap`: finding a model's nn.EmbeddingBag modules (and the tables of its
+TorchRec quantized EmbeddingBagCollections, whose codes go in as they are:
+sdm.runtime.torchrec_quant) and putting StoreEmbeddingBag modules in their place.
 
 These need of the store only the three calls in `TableLookup`, so this module does not import the
 store (sdm/runtime/embedding_store.py imports it).
 """
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import Mapping, Optional, Protocol
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from sdm.core.errors import InvalidInputError
 from sdm.core.spec import TableSpec
 from sdm.runtime.custom_op import handle_of
 from sdm.runtime.store_config import BagOptions
+from sdm.runtime.torchrec_quant import QuantizedTable, quant_collections, quant_tables
 
 __all__ = ["TableLookup", "StoreEmbeddingBag", "bag_tables", "embedding_bags_in", "swap_in"]
 
@@ -42,14 +44,27 @@ class StoreEmbeddingBag(nn.Module):
         super().__init__()
         spec = store.spec(name)
         self.store, self.name = store, name
+        self.handle = handle_of(store)  # names the store in torch.ops.sdm.lookup (weakly: see custom_op)
         self.num_embeddings, self.embedding_dim = spec.num_rows, spec.dim
         o = store.bag_options(name)
         self.mode, self.include_last_offset, self.padding_idx = o.mode, o.include_last_offset, o.padding_idx
 
-    def forward(self, input, offsets=None, per_sample_weights=None):  # noqa: A002 (nn.EmbeddingBag's name)
+    def forward(self, input: torch.Tensor, offsets: Optional[torch.Tensor] = None,  # noqa: A002 (nn.EmbeddingBag's name)
+                per_sample_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            # torch.jit.script: only this branch is compiled (a static condition), a call of the
+            # registered op with the store's handle (TorchScript cannot hold the store itself)
+            return torch.ops.sdm.lookup(self.handle, self.name, self.embedding_dim, self.include_last_offset,
+                                        input, offsets, per_sample_weights)
+        else:
+            return self._python_forward(input, offsets, per_sample_weights)
+
+    @torch.jit.unused
+    def _python_forward(self, input, offsets, per_sample_weights):  # noqa: A002
         if torch.compiler.is_compiling() or isinstance(input, torch.fx.Proxy):
-            # torch.compile / torch.export / fx: one registered op with a known output shape
-            return torch.ops.sdm.lookup(handle_of(self.store), self.name, self.embedding_dim,
+            # torch.compile / torch.export / torch.fx.symbolic_trace: one registered op with a
+            # known output shape (fx records it as a call_function node)
+            return torch.ops.sdm.lookup(self.handle, self.name, self.embedding_dim,
                                         self.include_last_offset, input, offsets, per_sample_weights)
         return self.store.lookup(self.name, input, offsets, per_sample_weights)
 
@@ -76,13 +91,18 @@ class StoreEmbeddingBag(nn.Module):
         return f"{self.name!r}, {self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
 
 
-def embedding_bags_in(model: nn.Module) -> dict[str, nn.EmbeddingBag]:
-    """Every nn.EmbeddingBag in `model`, by module path (e.g. "emb_l.3"); InvalidInputError if none."""
+def embedding_bags_in(model: nn.Module) -> dict[str, nn.EmbeddingBag | QuantizedTable]:
+    """Every nn.EmbeddingBag in `model`, by module path (e.g. "emb_l.3"), and every table of its
+    TorchRec quantized EmbeddingBagCollections ("{path}.embedding_bags.{table}", as a
+    QuantizedTable: codes in sdm's layout); InvalidInputError if none."""
     if not isinstance(model, nn.Module):
         raise InvalidInputError(f"wrap needs an nn.Module, got {type(model).__name__}")
-    found = {n: m for n, m in model.named_modules() if isinstance(m, nn.EmbeddingBag)}
+    found: dict = {n: m for n, m in model.named_modules() if isinstance(m, nn.EmbeddingBag)}
+    for path, qebc in quant_collections(model).items():
+        found.update(quant_tables(path, qebc))
     if not found:
-        raise InvalidInputError(f"{type(model).__name__} holds no nn.EmbeddingBag to wrap")
+        raise InvalidInputError(f"{type(model).__name__} holds no nn.EmbeddingBag or TorchRec "
+                                "EmbeddingBagCollection to wrap")
     return found
 
 
@@ -107,6 +127,12 @@ def bag_tables(bags, names: list[str] | None = None) -> tuple[list[TableSpec], d
         raise InvalidInputError(f"{len(names)} names for {len(mods)} embedding bags")
     specs, weights, options = [], {}, {}
     for n, m in zip(names, mods):
+        if isinstance(m, QuantizedTable):  # a TorchRec quantized table: its stored rows, as they are
+            if m.spec.name != n:
+                raise InvalidInputError(f"table {n!r}: quantized table is named {m.spec.name!r}")
+            specs.append(m.spec)
+            weights[n], options[n] = m.rows, m.options
+            continue
         if not isinstance(m, nn.EmbeddingBag):
             raise InvalidInputError(f"table {n!r}: expected nn.EmbeddingBag, got {type(m).__name__}")
         if m.max_norm is not None:
