@@ -10,10 +10,12 @@ repeats are removed first (a batch reads a row once, however often it looks it u
              s3lru) replayed batch by batch with a look-ahead of N batches
              (sdm.cachesim.lookahead_replay: the prefetcher's rule, demand and prefetch reads
              summed); P-k0 = no prefetch.
-  ideal-kN = the fully associative WindowOPT(N, lfu): rows used in the next N batches by next
-             use, the rest by exact read counts (never forgotten): what a cache that sees N
-             batches ahead and knows true frequencies reads; a bound on what a better base
-             policy can win at that depth.
+  ideal-kN = the fully associative window rule (sdm.cache.window_opt.window_reads, hits
+             protected): rows used in the next N batches by next use, the rest by the better of
+             two base orders, LRU or exact read counts (LFU that never forgets): what a cache
+             that sees N batches ahead reads without set conflicts and with true frequencies.
+             Not a proof of a bound, a measured reference: where it is above 1.15 at N = 2, a
+             better base policy alone does not bring the runtime to the target.
 Ratios are reads / Belady. Targets (issue 11): P-k2.. <= 1.15x Belady and <= P-k0; P-k0 <= min(LRU, S3-FIFO).
 `--curve` prints reads / Belady against the depth (0, 2, 4, 8, 16) for each runtime policy and the ideal.
 
@@ -78,7 +80,8 @@ def measure(ids: np.ndarray, batch: int, share: float, depths=DEPTHS) -> dict:
     batch_starts = np.arange(0, len(ids), batch)
     row["opt"] = batch_opt_reads(ids, batch_starts, cap)
     for k in depths:
-        row[f"ideal-k{k}"] = window_reads(ids, batch_starts, cap, k, "lfu", protect_hits=True)
+        row[f"ideal-k{k}"] = min(window_reads(ids, batch_starts, cap, k, base, protect_hits=True)
+                                 for base in ("lru", "lfu"))
     top = int(ids.max()) + 1
     for pol in RUNTIME_POLICIES:
         for k in depths:
@@ -127,8 +130,8 @@ def main(argv=None) -> int:
         print(f"worst, runtime {pol}: look-ahead >= 2 vs Belady {w['pf_vs_opt']:.3f}x (target <= 1.15), "
               f"vs no prefetch {w['pf_vs_k0']:.3f}x (target <= 1), "
               f"no prefetch vs best of LRU/S3-FIFO {w['k0_vs_best']:.3f}x (target <= 1)")
-    print(f"worst, ideal (fully associative, exact counts) at look-ahead 2 vs Belady {ideal:.3f}x: "
-          "no base policy reaches the 1.15 target where this is above it")
+    print(f"worst, ideal (fully associative window rule, best of LRU / exact-count LFU base) at look-ahead 2 "
+          f"vs Belady {ideal:.3f}x")
     print(f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -146,7 +149,7 @@ def curve(kinds, lookups: int, rows: int, t0: float) -> int:
                 out.append([kind, batch, f"{share:.0%}", r["rows"], r["opt"]]
                            + [" ".join(f"{r[f'{p}-k{k}'] / opt:.2f}" for k in CURVE_DEPTHS) for p in names])
     print(f"distinct SCM row reads / Belady at look-ahead k = {', '.join(map(str, CURVE_DEPTHS))} "
-          f"({lookups} lookups a stream, {WAYS}-way runtime cache; ideal = fully associative WindowOPT(k, lfu))")
+          f"({lookups} lookups a stream, {WAYS}-way runtime cache; ideal = fully associative window rule, best of LRU / LFU base)")
     print(text_table(["stream", "batch", "cache", "rows", "Belady"] + names, out))
     print(f"({time.perf_counter() - t0:.1f} s)")
     return 0
