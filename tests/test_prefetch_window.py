@@ -50,9 +50,10 @@ def test_bench_prefetch_quick_runs_and_prints_every_ratio(capsys):
     spec.loader.exec_module(mod)
     assert mod.main(["--quick", "--lookups", "4000"]) == 0
     out = capsys.readouterr().out
-    assert "Belady" in out and "s3lru-k2" in out and "worst, runtime lru" in out
-    ratios = [float(x) for line in out.splitlines()[3:-3] for x in line.split()[5:]]
-    assert ratios and min(ratios) >= 1.0                      # nothing reads less than Belady
+    assert "Belady" in out and "s3lru-k2" in out and "worst, runtime lru" in out and "worst, ideal" in out
+    rows = [line for line in out.splitlines()[3:] if not line.startswith(("worst", "("))]
+    ratios = [float(x) for line in rows for x in line.split()[5:]]
+    assert ratios and min(ratios) >= 1.0                      # nothing reads less than Belady (BatchOPT)
 
 
 def test_fits_is_a_dry_run_of_place():
@@ -65,7 +66,7 @@ def test_fits_is_a_dry_run_of_place():
     assert np.array_equal(ok, idx.place(ask, np.arange(8)) >= 0)
 
 
-@pytest.mark.parametrize("policy,warm", [("lru", False), ("s3lru", False), ("lru", True)])
+@pytest.mark.parametrize("policy,warm", [("lru", False), ("s3lru", False), ("lru", True), ("sketch-lfu", False)])
 def test_store_reads_what_the_replay_of_the_rule_reads(tmp_path, policy, warm):
     n, dim, batch, depth = 3000, 4, 64, 2
     g = np.random.default_rng(5)
@@ -100,3 +101,16 @@ def test_store_reads_what_the_replay_of_the_rule_reads(tmp_path, policy, warm):
             assert t["tiers"]["scm"]["rows"] == model.demand_reads
             assert t["prefetch"]["rows"] == model.prefetch_reads
         assert len(s._table("t")._staged[0]) + cache.resident_rows <= cache.capacity_rows
+
+
+def test_prefetch_can_read_more_than_no_prefetch_pointwise():
+    # What the window rule guarantees (the property test above): no row read ahead is evicted before
+    # its batch used it, no row is read twice for one batch, and nothing reads below Belady. It does
+    # not guarantee "never more reads than no prefetch" on every stream: with a bounded window, the
+    # choice among rows with no use in the window differs from the base policy's and can cost a read.
+    # Smallest case found (random search): 2 rows of cache, one lookup a batch, look-ahead 2.
+    ids = np.array([2, 2, 0, 1, 1, 0])
+    starts = np.arange(len(ids))
+    pf = replay_lookahead(CacheIndex(3, 2, ways=2, layout="hashed"), ids, starts, 2)
+    base = replay_lookahead(CacheIndex(3, 2, ways=2, layout="hashed"), ids, starts, 0)
+    assert (pf.reads, base.reads) == (4, 3) and pf.wasted == 0

@@ -1,6 +1,6 @@
 """The one registry of cache policies: a name means the same policy in the runtime and the simulator.
 
-Each policy is one module of this package (lru, lfu, fifo, static, s3lru, s3fifo, opt, setassoc), one class
+Each policy is one module of this package (lru, lfu, fifo, static, s3lru, sketchlfu, s3fifo, opt, setassoc), one class
 implementing `sdm.cache.base.CachePolicy`'s hooks (what the runtime's DRAM cache runs) and, where
 there is one, `replay(stream, capacity)` (the simulator's compiled fully associative replay of the
 same rule). `RUNTIME_POLICIES` are the names the DRAM cache can run; the others need the future or
@@ -21,6 +21,7 @@ from sdm.cache.opt import OPT
 from sdm.cache.s3fifo import S3FIFO
 from sdm.cache.s3lru import S3LRU
 from sdm.cache.setassoc import SetAssociativeLRU
+from sdm.cache.sketchlfu import SketchLFU
 from sdm.cache.static import Static
 from sdm.core.errors import InvalidInputError
 
@@ -32,14 +33,15 @@ POLICIES: dict[str, Callable[[], CachePolicy]] = {
     "s3lru": S3LRU,
     "lfu-global": lambda: LFU(counts="global"),
     "s3fifo": S3FIFO,
+    "sketch-lfu": SketchLFU,
     "setassoc": SetAssociativeLRU,
     "opt": OPT,
     "opt-demand": lambda: OPT(bypass=False),
 }
-RUNTIME_POLICIES = ("lru", "lfu", "fifo", "static", "s3lru")
+RUNTIME_POLICIES = ("lru", "lfu", "fifo", "static", "s3lru", "sketch-lfu")
 
 __all__ = ["CachePolicy", "OfflinePolicy", "ScorePolicy", "POLICIES", "RUNTIME_POLICIES", "make_policy",
-           "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "S3LRU", "SetAssociativeLRU", "Static"]
+           "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "S3LRU", "SetAssociativeLRU", "SketchLFU", "Static"]
 
 
 def make_policy(policy: str | CachePolicy, hot_ids: np.ndarray | None = None, *, table: str | None = None,
