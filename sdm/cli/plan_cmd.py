@@ -22,6 +22,7 @@ from sdm.placement.options import PlanOptions
 from sdm.placement.layout_stage import page_layout
 from sdm.placement.planner import Planner, dram_curve
 from sdm.placement.report import TextReporter
+from sdm.cli.plan_extras import check_extras, format_lifetime, lifetime_doc, lifetime_rows, run_hosts
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -70,6 +71,14 @@ def register(subparsers) -> None:
                    help="co-access: pack rows read together into the same SCM page (needs --trace)")
     p.add_argument("--out", default="plan.json", help="plan file to write (default plan.json)")
     p.add_argument("--top", type=int, default=20, help="tables shown in the per-table stats (default 20)")
+    p.add_argument("--hosts", type=int, default=None, metavar="N",
+                   help="plan the model over N hosts of --hardware: tables or column slices balanced by lookups "
+                        "and bytes, each host planned on its own DRAM/SCM/cards; --out gets one section per host")
+    p.add_argument("--sharding", default="auto", choices=["auto", "table", "column"],
+                   help="with --hosts: auto (cut a table into column slices only when it must), table, column")
+    p.add_argument("--update-rows-per-s", type=float, default=None, metavar="R",
+                   help="report how long the SCM drives last under R row updates per second spread over the "
+                        "model's rows (drive writes per day, years to rated endurance)")
     p.set_defaults(func=run)
 
 
@@ -77,6 +86,8 @@ PLAN_EXAMPLES = """examples:
   python tools/gen_trace.py zipf --tables 200000,50000,8000 --samples 20000 --pooling 4 --out t.npz
   sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --hardware host-nand --dram-cache-fraction 0.2
   sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --hardware yosemite-v2-nand --out plan.json
+  sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --hosts 2 --out hosts.json   # one section per host
+  sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --update-rows-per-s 5000  # SSD lifetime
   sdm-plan explain plan.json t0            # why rows of t0 went where
   sdm-plan run --model 200000-50000-8000:32 --trace t.npz --plan plan.json   # execute it on the card path
 MODEL: TOML/JSON file or a DLRM-style list ROWS-ROWS-...:DIM[:FORMAT[:POOLING]]; hardware presets:
@@ -175,7 +186,10 @@ def run(args) -> int:
     opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
     if args.page_layout == "co-access" and not args.trace:
         raise InvalidInputError("--page-layout co-access needs --trace (co-access is read from the samples)")
+    check_extras(args, hw)
     hot, trace = load_inputs(model, args)
+    if args.hosts is not None:
+        return run_hosts(args, model, hw, opts, hot, not args.no_progress)
     layout = page_layout(args.page_layout, progress=not args.no_progress) if args.page_layout != "id-order" else None
     planner = Planner.from_options(opts, page_layout=layout, reporter=TextReporter(args.top))
     result = planner.plan(model.tables, hot, hw, trace=trace, model_name=model.name)
@@ -190,6 +204,10 @@ def run(args) -> int:
         from sdm.placement.objectives import budget_missed
 
         raise budget_missed(s["candidate"], value, len(result.scored), opts.workload)
+    life = None
+    if args.update_rows_per_s is not None:
+        life = lifetime_rows(hw, args.update_rows_per_s, sum(t.num_rows for t in model.tables), model.size_bytes,
+                             sum(t.num_rows for t in model.tables))
     rows = sum(int(tp.num_rows) for tp in plan.tables.values())
     with step(f"writing {args.out} ({len(plan.tables)} tables, {rows:,} rows)", show and rows > 10_000_000):
         out = plan.save(args.out)
@@ -205,11 +223,16 @@ def run(args) -> int:
         doc["companion_folder"] = str(Path(out).parent / doc["companion_folder"]) if doc.get("companion_folder") else None
         if cards is not None:
             doc["cards"] = cards
+        if life is not None:
+            doc["endurance"] = lifetime_doc(life)
         print(json.dumps(doc, indent=1, default=float))
     else:
         print(planner.report(plan))
         if cards is not None:
             print("\n" + format_card_view(cards, hw.name))
+        if life is not None:
+            print("\n" + format_lifetime(life, f"SSD lifetime under {args.update_rows_per_s:,.0f} row updates/s "
+                                               "spread over the model's rows (sdm.tiers.endurance):"))
         side = json.loads(Path(out).read_text()).get("companion_folder")
         print(f"\nwrote {out}" + (f" with its companion folder {Path(out).parent / side}/ (the plan's row sets: "
                                    "copy or move them together)" if side else " (self-contained)")
