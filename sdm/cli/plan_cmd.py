@@ -12,17 +12,17 @@ import argparse
 import json
 from pathlib import Path
 
-from sdm.core.checks import real_number, whole_number
+from typing import TYPE_CHECKING
+
 from sdm.cli.steps import step
 from sdm.core.errors import InvalidInputError
-from sdm.hardware.overrides import parse_assignments
-from sdm.placement.model_spec import ModelSpec, load_model
-from sdm.placement.objectives import Workload
-from sdm.placement.options import PlanOptions
-from sdm.placement.layout_stage import page_layout
-from sdm.placement.planner import Planner, dram_curve
-from sdm.placement.report import TextReporter
-from sdm.cli.plan_extras import check_extras, format_lifetime, lifetime_doc, lifetime_rows, run_hosts
+
+if TYPE_CHECKING:
+    from sdm.placement.model_spec import ModelSpec
+    from sdm.placement.options import PlanOptions
+
+# The planner (numpy, numba) is imported inside the functions that run it: `sdm-plan plan --help`
+# and `compare --help` import none of it (tests/test_planner_cli_startup.py).
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -98,6 +98,8 @@ MODEL: TOML/JSON file or a DLRM-style list ROWS-ROWS-...:DIM[:FORMAT[:POOLING]];
 def split_sets(items: list[str]) -> tuple[dict, dict, dict, dict]:
     """`--set` items (read by the one FIELD=VALUE parser) split into hardware, power.*, cost.* and
     plan.* overrides; values stay text and are typed by the object they override."""
+    from sdm.hardware.overrides import parse_assignments
+
     hw, power, cost, plan = {}, {}, {}, {}
     for key, value in parse_assignments(items, "--set").items():
         for prefix, d in (("power.", power), ("cost.", cost), ("plan.", plan)):
@@ -126,7 +128,7 @@ def load_hardware(name: str, overrides: dict):
     return hardware(name, **overrides)
 
 
-def load_inputs(model: ModelSpec, args):
+def load_inputs(model: "ModelSpec", args):
     """(hotness per model table, the trace in the model's table order or None for --profile)."""
     from sdm.placement.hotness import load_hotness
 
@@ -135,8 +137,11 @@ def load_inputs(model: ModelSpec, args):
 
 
 def options_from_args(args, policy: str | None = None, plan_sets: dict | None = None,
-                      power_sets: dict | None = None, cost_sets: dict | None = None) -> PlanOptions:
+                      power_sets: dict | None = None, cost_sets: dict | None = None) -> "PlanOptions":
+    from sdm.core.checks import real_number, whole_number
     from sdm.placement.cost import CostDefaults
+    from sdm.placement.objectives import Workload
+    from sdm.placement.options import PlanOptions
     from sdm.placement.power import PowerDefaults
 
     # each flag checked by its own name before the workload (whose names are the API's)
@@ -161,7 +166,7 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
     return opts.replace(**(plan_sets or {}))
 
 
-def reconcile(summary: dict, cards: dict | None, opts: PlanOptions) -> dict:
+def reconcile(summary: dict, cards: dict | None, opts: "PlanOptions") -> dict:
     """One answer per plan: the six-card timeline's figures in the headline when there is one."""
     from sdm.accel.plan_view import apply_operating_point, operating_point
     from sdm.placement.cost import energy_usd_per_year
@@ -176,6 +181,11 @@ def reconcile(summary: dict, cards: dict | None, opts: PlanOptions) -> dict:
 # ---- the command ----------------------------------------------------------------------------------------
 def run(args) -> int:
     from sdm.accel.plan_view import card_view, format_card_view
+    from sdm.cli.plan_extras import check_extras, format_lifetime, lifetime_doc, lifetime_rows, run_hosts
+    from sdm.placement.layout_stage import page_layout
+    from sdm.placement.model_spec import load_model
+    from sdm.placement.planner import Planner, dram_curve
+    from sdm.placement.report import TextReporter
 
     check_out_dir(args.out, "--out")
     if args.plot:
