@@ -92,7 +92,7 @@ def _host_headlines(hp) -> list[list]:
         hit = s.get("hit_rate", {})
         rows.append([sec.host, len(sec.shards), f"{s['latency_s'] * 1e6:,.1f}", f"{s['p99_latency_s'] * 1e6:,.1f}",
                      f"{s['qps_per_server']:,.0f}", f"{s['watts']:.1f}",
-                     " ".join(f"{k} {100 * v:.1f}%" for k, v in hit.items() if v > 0) or "-"])
+                     " ".join(f"{k} {100 * v:.1f}%" for k, v in hit.items() if v >= 5e-4) or "-"])
     return rows
 
 
@@ -125,7 +125,9 @@ def run_hosts(args, model, hw, opts, hot, show: bool) -> int:
     print(format_host_plan(hp))
     print(f"counts {args.counts}; lookups_share: each host's share of the lookups (a column slice serves all of "
           "its table's); bytes_share: of the rows' bytes")
-    print("\nper host (its own plan on its own hardware; figures from the tier model, W at the wall):")
+    print("\nper host (its own plan on its own hardware; figures from the tier model, W at the wall"
+          + ("; a card platform's six-card timeline: sdm-plan plan on that host's tables alone" if hw.cards else "")
+          + "):")
     print(text_table(["host", "shards", "mean_us", "p99_us", "requests/s", "W", "hit rates"], _host_headlines(hp)))
     for h, life in lives:
         print("\n" + format_lifetime(life, f"SSD lifetime on host {h} under {args.update_rows_per_s:,.0f} "
