@@ -106,6 +106,11 @@ def test_compare_reports_hosts_needed_per_hardware(trace, capsys):
     model_bytes = (20000 + 5000 + 800 + 12000) * 128
     assert hosts["host-nand"] == 1
     assert hosts["host-dram"] >= math.ceil(model_bytes / 3e6) and hosts["host-dram"] > 1
+    # a DRAM-only host holds what the planner gives rows (85% of DRAM), as the fleet counts it
+    row = next(r for r in doc["hosts_per_hardware"] if r["hardware"] == "host-dram")
+    fleet = next(r for r in doc["configs"] if r["hardware"] == "host-dram")["fleet"]
+    assert row["host_capacity_bytes"] == int(3e6 * 0.85)
+    assert hosts["host-dram"] >= fleet["servers_for_capacity"] == math.ceil(model_bytes / (3e6 * 0.85))
     assert main(["compare", "--model", MODEL, "--trace", str(trace), "--hardware", "host-dram,host-nand",
                  "--set", "host.dram.capacity_bytes=3MB", "--no-progress"]) == 0
     assert "hosts needed to hold the model" in capsys.readouterr().out

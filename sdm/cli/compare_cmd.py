@@ -96,7 +96,7 @@ def run(args) -> int:
     base = next(r for r in results if r["hardware"] == cmp.baseline)
     from sdm.cli.plan_extras import format_hosts_needed, hosts_rows
 
-    hosts = hosts_rows(model.tables, hws, hot)
+    hosts = hosts_rows(model.tables, hws, hot, opts)
     if args.plot:
         from sdm.placement.plots import plot
 

@@ -140,18 +140,18 @@ def run_hosts(args, model, hw, opts, hot, show: bool) -> int:
 
 
 # ---- compare: hosts per hardware type ---------------------------------------------------------------
-def hosts_rows(tables, hws, hot) -> list[dict]:
+def hosts_rows(tables, hws, hot, opts) -> list[dict]:
     from sdm.placement.hosts import hosts_per_hardware
 
     lookups = {h.name: float(h.counts.sum() + h.tail_lookups) for h in hot}
-    return hosts_per_hardware(tables, hws, lookups=lookups)
+    return hosts_per_hardware(tables, hws, lookups=lookups, dram_usable_fraction=opts.dram_usable_fraction)
 
 
 def format_hosts_needed(rows: list[dict], results: list[dict]) -> str:
     fleet = {r["hardware"]: r["fleet"]["servers"] for r in results}
     body = [[r["hardware"], f"{r['host_capacity_bytes'] / 1e9:,.4g}", "-" if r["hosts"] is None else r["hosts"],
              fleet.get(r["hardware"], "-"), r.get("error", "")[:60]] for r in rows]
-    return ("hosts needed to hold the model (rows on each host's SCM, or DRAM without SCM; sdm-plan plan --hosts N "
-            "makes the plan):\n"
+    return ("hosts needed to hold the model (rows on each host's SCM, or without SCM the DRAM the planner gives "
+            "rows; sdm-plan plan --hosts N makes the plan):\n"
             + text_table(["hardware", "host_capacity_GB", "hosts_to_hold", "fleet_servers", "note"], body)
             + "\n(fleet_servers also counts the QPS target and the latency budget; hosts_to_hold counts bytes only)")
