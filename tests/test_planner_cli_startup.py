@@ -39,6 +39,12 @@ def test_plan_help_does_not_import_torch():
     assert "torch" not in heavy and "numba" not in heavy
 
 
+@pytest.mark.parametrize("cmd", ["plan", "compare"])
+def test_plan_and_compare_help_import_no_planner(cmd):
+    out, heavy = _heavy_after([cmd, "--help"])
+    assert heavy == "[]" and "--hosts" in out if cmd == "plan" else heavy == "[]"
+
+
 def test_command_help_lines_match_their_modules():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")

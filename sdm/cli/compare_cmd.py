@@ -94,6 +94,9 @@ def run(args) -> int:
         if id(res) in views:
             r["cards"] = views[id(res)]
     base = next(r for r in results if r["hardware"] == cmp.baseline)
+    from sdm.cli.plan_extras import format_hosts_needed, hosts_rows
+
+    hosts = hosts_rows(model.tables, hws, hot, opts)
     if args.plot:
         from sdm.placement.plots import plot
 
@@ -101,7 +104,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"model": model.name, "model_bytes": model.size_bytes, "qps_target": args.qps,
                           "count_model": args.counts,
-                          "baseline": base["hardware"], "configs": results, "failed": failed},
+                          "baseline": base["hardware"], "configs": results, "failed": failed,
+                          "hosts_per_hardware": hosts},
                          indent=1, default=float))
         return 0
     qps_note = f"{args.qps:.0f} requests/s" if args.qps else "each config's own per-server QPS (give --qps)"
@@ -129,6 +133,7 @@ def run(args) -> int:
     for r in results:
         if "cards" in r:
             print("\n" + format_card_view(r["cards"], r["name"]))
+    print("\n" + format_hosts_needed(hosts, results))
     for f in failed:
         print(f"not planned: {f}")
     if args.plot:

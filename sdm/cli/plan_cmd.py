@@ -12,16 +12,17 @@ import argparse
 import json
 from pathlib import Path
 
-from sdm.core.checks import real_number, whole_number
+from typing import TYPE_CHECKING
+
 from sdm.cli.steps import step
 from sdm.core.errors import InvalidInputError
-from sdm.hardware.overrides import parse_assignments
-from sdm.placement.model_spec import ModelSpec, load_model
-from sdm.placement.objectives import Workload
-from sdm.placement.options import PlanOptions
-from sdm.placement.layout_stage import page_layout
-from sdm.placement.planner import Planner, dram_curve
-from sdm.placement.report import TextReporter
+
+if TYPE_CHECKING:
+    from sdm.placement.model_spec import ModelSpec
+    from sdm.placement.options import PlanOptions
+
+# The planner (numpy, numba) is imported inside the functions that run it: `sdm-plan plan --help`
+# and `compare --help` import none of it (tests/test_planner_cli_startup.py).
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -70,6 +71,14 @@ def register(subparsers) -> None:
                    help="co-access: pack rows read together into the same SCM page (needs --trace)")
     p.add_argument("--out", default="plan.json", help="plan file to write (default plan.json)")
     p.add_argument("--top", type=int, default=20, help="tables shown in the per-table stats (default 20)")
+    p.add_argument("--hosts", type=int, default=None, metavar="N",
+                   help="plan the model over N hosts of --hardware: tables or column slices balanced by lookups "
+                        "and bytes, each host planned on its own DRAM/SCM/cards; --out gets one section per host")
+    p.add_argument("--sharding", default="auto", choices=["auto", "table", "column"],
+                   help="with --hosts: auto (cut a table into column slices only when it must), table, column")
+    p.add_argument("--update-rows-per-s", type=float, default=None, metavar="R",
+                   help="report how long the SCM drives last under R row updates per second spread over the "
+                        "model's rows (drive writes per day, years to rated endurance)")
     p.set_defaults(func=run)
 
 
@@ -77,6 +86,8 @@ PLAN_EXAMPLES = """examples:
   python tools/gen_trace.py zipf --tables 200000,50000,8000 --samples 20000 --pooling 4 --out t.npz
   sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --hardware host-nand --dram-cache-fraction 0.2
   sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --hardware yosemite-v2-nand --out plan.json
+  sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --hosts 2 --out hosts.json   # one section per host
+  sdm-plan plan --model 200000-50000-8000:32 --trace t.npz --update-rows-per-s 5000  # SSD lifetime
   sdm-plan explain plan.json t0            # why rows of t0 went where
   sdm-plan run --model 200000-50000-8000:32 --trace t.npz --plan plan.json   # execute it on the card path
 MODEL: TOML/JSON file or a DLRM-style list ROWS-ROWS-...:DIM[:FORMAT[:POOLING]]; hardware presets:
@@ -87,6 +98,8 @@ MODEL: TOML/JSON file or a DLRM-style list ROWS-ROWS-...:DIM[:FORMAT[:POOLING]];
 def split_sets(items: list[str]) -> tuple[dict, dict, dict, dict]:
     """`--set` items (read by the one FIELD=VALUE parser) split into hardware, power.*, cost.* and
     plan.* overrides; values stay text and are typed by the object they override."""
+    from sdm.hardware.overrides import parse_assignments
+
     hw, power, cost, plan = {}, {}, {}, {}
     for key, value in parse_assignments(items, "--set").items():
         for prefix, d in (("power.", power), ("cost.", cost), ("plan.", plan)):
@@ -115,7 +128,7 @@ def load_hardware(name: str, overrides: dict):
     return hardware(name, **overrides)
 
 
-def load_inputs(model: ModelSpec, args):
+def load_inputs(model: "ModelSpec", args):
     """(hotness per model table, the trace in the model's table order or None for --profile)."""
     from sdm.placement.hotness import load_hotness
 
@@ -124,8 +137,11 @@ def load_inputs(model: ModelSpec, args):
 
 
 def options_from_args(args, policy: str | None = None, plan_sets: dict | None = None,
-                      power_sets: dict | None = None, cost_sets: dict | None = None) -> PlanOptions:
+                      power_sets: dict | None = None, cost_sets: dict | None = None) -> "PlanOptions":
+    from sdm.core.checks import real_number, whole_number
     from sdm.placement.cost import CostDefaults
+    from sdm.placement.objectives import Workload
+    from sdm.placement.options import PlanOptions
     from sdm.placement.power import PowerDefaults
 
     # each flag checked by its own name before the workload (whose names are the API's)
@@ -150,7 +166,7 @@ def options_from_args(args, policy: str | None = None, plan_sets: dict | None = 
     return opts.replace(**(plan_sets or {}))
 
 
-def reconcile(summary: dict, cards: dict | None, opts: PlanOptions) -> dict:
+def reconcile(summary: dict, cards: dict | None, opts: "PlanOptions") -> dict:
     """One answer per plan: the six-card timeline's figures in the headline when there is one."""
     from sdm.accel.plan_view import apply_operating_point, operating_point
     from sdm.placement.cost import energy_usd_per_year
@@ -165,6 +181,11 @@ def reconcile(summary: dict, cards: dict | None, opts: PlanOptions) -> dict:
 # ---- the command ----------------------------------------------------------------------------------------
 def run(args) -> int:
     from sdm.accel.plan_view import card_view, format_card_view
+    from sdm.cli.plan_extras import check_extras, format_lifetime, lifetime_doc, lifetime_rows, run_hosts
+    from sdm.placement.layout_stage import page_layout
+    from sdm.placement.model_spec import load_model
+    from sdm.placement.planner import Planner, dram_curve
+    from sdm.placement.report import TextReporter
 
     check_out_dir(args.out, "--out")
     if args.plot:
@@ -175,7 +196,10 @@ def run(args) -> int:
     opts = options_from_args(args, plan_sets=plan_sets, power_sets=power_sets, cost_sets=cost_sets)
     if args.page_layout == "co-access" and not args.trace:
         raise InvalidInputError("--page-layout co-access needs --trace (co-access is read from the samples)")
+    check_extras(args, hw)
     hot, trace = load_inputs(model, args)
+    if args.hosts is not None:
+        return run_hosts(args, model, hw, opts, hot, not args.no_progress)
     layout = page_layout(args.page_layout, progress=not args.no_progress) if args.page_layout != "id-order" else None
     planner = Planner.from_options(opts, page_layout=layout, reporter=TextReporter(args.top))
     result = planner.plan(model.tables, hot, hw, trace=trace, model_name=model.name)
@@ -190,6 +214,10 @@ def run(args) -> int:
         from sdm.placement.objectives import budget_missed
 
         raise budget_missed(s["candidate"], value, len(result.scored), opts.workload)
+    life = None
+    if args.update_rows_per_s is not None:
+        life = lifetime_rows(hw, args.update_rows_per_s, sum(t.num_rows for t in model.tables), model.size_bytes,
+                             sum(t.num_rows for t in model.tables))
     rows = sum(int(tp.num_rows) for tp in plan.tables.values())
     with step(f"writing {args.out} ({len(plan.tables)} tables, {rows:,} rows)", show and rows > 10_000_000):
         out = plan.save(args.out)
@@ -205,11 +233,16 @@ def run(args) -> int:
         doc["companion_folder"] = str(Path(out).parent / doc["companion_folder"]) if doc.get("companion_folder") else None
         if cards is not None:
             doc["cards"] = cards
+        if life is not None:
+            doc["endurance"] = lifetime_doc(life)
         print(json.dumps(doc, indent=1, default=float))
     else:
         print(planner.report(plan))
         if cards is not None:
             print("\n" + format_card_view(cards, hw.name))
+        if life is not None:
+            print("\n" + format_lifetime(life, f"SSD lifetime under {args.update_rows_per_s:,.0f} row updates/s "
+                                               "spread over the model's rows (sdm.tiers.endurance):"))
         side = json.loads(Path(out).read_text()).get("companion_folder")
         print(f"\nwrote {out}" + (f" with its companion folder {Path(out).parent / side}/ (the plan's row sets: "
                                    "copy or move them together)" if side else " (self-contained)")

@@ -105,15 +105,17 @@ P3700 = DeviceSpec(
         "latency_growth_per_qd": f"fit_queue_model through {_ANANDTECH}: QD16 mean 93.9 us",
         "calibration_read_bytes": "published points are 4 KiB random reads",
         "idle_watts": "Intel DC P3700 product specification 330566: idle 4 W (typ)",
-        "active_watts": "Intel DC P3700 product specification 330566: active up to 25 W (writes; reads "
-        "draw less, *unconfirmed* how much)",
+        "active_watts": "Intel DC P3700 product specification 330566-005, front page: 'Active/Idle (TYP): "
+        "Up to 25W/4W' -- one active ceiling for reads and writes alike (no separate read power is "
+        "published there); a read-only load is at most this, *unconfirmed* how much less",
         "energy_j_per_byte": "derived: (active 25 W - idle 4 W) / 2800 MB/s",
         "usd_per_gb": _UNCONF_NAND_USD,
         "endurance_dwpd": "Intel DC P3700 product specification 330566-005: 10 drive writes/day",
         "write_qd1_latency_s": "Intel DC P3700 product specification 330566: seq latency (typ) R/W 20/20 us (used for 4 KiB random writes too: *unconfirmed*)",
         "write_iops": "Tom's Hardware Micron 9100 MAX 2.4TB review spec table: P3700 1.6 TB random write 150,000 IOPS (Intel 330566: up to 175K, largest capacity)",
         "write_bandwidth_bytes_per_s": "Tom's Hardware Micron 9100 MAX 2.4TB review spec table: P3700 1.6 TB sequential write 1.9 GB/s (Intel 330566: up to 2000 MB/s)",
-        "write_watts": "Intel DC P3700 product specification 330566: active up to 25 W (the write ceiling)",
+        "write_watts": "Intel DC P3700 product specification 330566-005: 'Active/Idle (TYP): Up to 25W/4W' "
+        "(the same active ceiling as reads)",
         "endurance_rating_years": "Intel DC P3700 product specification 330566: 36.5 PBW = 10 DWPD x 2 TB x 5 years",
     },
 )

@@ -149,7 +149,8 @@ def plan_hosts(tables: Sequence[TableSpec], hardware="host-nand", hosts: int = 2
             raise InvalidInputError(f"hotness missing for tables {missing[:5]}")
         if lookups is None:
             lookups = {n: float(h.counts.sum() + h.tail_lookups) for n, h in hot.items() if n in {s.name for s in specs}}
-    a: HostAssignment = assign_hosts(specs, hardware, hosts, lookups=lookups, sharding=sharding)
+    a: HostAssignment = assign_hosts(specs, hardware, hosts, lookups=lookups, sharding=sharding,
+                                     dram_usable_fraction=getattr(opts, "dram_usable_fraction", None))
     sections = []
     for h in range(a.num_hosts):
         hw = a.hardware[h]

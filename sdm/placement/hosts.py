@@ -122,10 +122,17 @@ class HostAssignment:
         return out
 
 
-def host_capacity_bytes(hw) -> int:
-    """Bytes of rows one host can hold: its SCM, or its DRAM when it has no SCM."""
+def host_capacity_bytes(hw, dram_usable_fraction: float | None = None) -> int:
+    """Bytes of rows one host can hold: its SCM, or without SCM the share of its DRAM the planner
+    gives embedding rows (`PlanOptions.dram_usable_fraction`, 0.85 by default), as the fleet counts it."""
     scm = int(getattr(hw, "scm_capacity_bytes", 0) or 0)
-    return scm if scm > 0 else int(hw.dram_capacity_bytes)
+    if scm > 0:
+        return scm
+    if dram_usable_fraction is None:
+        from sdm.placement.options import PlanOptions
+
+        dram_usable_fraction = PlanOptions().dram_usable_fraction
+    return int(hw.dram_capacity_bytes * dram_usable_fraction)
 
 
 def _resolve(hardware, hosts: int) -> list:
@@ -165,7 +172,8 @@ def _slices_for(spec: TableSpec, load: float, fair_load: float, capacity: int, h
 
 
 def assign_hosts(tables: Sequence[TableSpec], hardware="host-nand", hosts: int = 2, *,
-                 lookups: Mapping[str, float] | None = None, sharding: str = "auto") -> HostAssignment:
+                 lookups: Mapping[str, float] | None = None, sharding: str = "auto",
+                 dram_usable_fraction: float | None = None) -> HostAssignment:
     """Tables (or column slices of them) to `hosts` hosts, balanced by lookups and bytes.
 
     hardware: one preset name / HardwareSpec for every host, or a list with one per host.
@@ -182,7 +190,7 @@ def assign_hosts(tables: Sequence[TableSpec], hardware="host-nand", hosts: int =
     if len({s.name for s in specs}) != len(specs):
         raise InvalidInputError("duplicate table names")
     hws = _resolve(hardware, hosts)
-    caps = [host_capacity_bytes(h) for h in hws]
+    caps = [host_capacity_bytes(h, dram_usable_fraction) for h in hws]
     lk = _table_lookups(specs, lookups)
     total_b = float(sum(s.size_bytes for s in specs)) or 1.0
     total_l = float(lk.sum()) or 1.0
@@ -220,18 +228,19 @@ def assign_hosts(tables: Sequence[TableSpec], hardware="host-nand", hosts: int =
 
 
 def hosts_needed(tables: Sequence[TableSpec], hardware="host-nand", *, lookups: Mapping[str, float] | None = None,
-                 sharding: str = "auto", max_hosts: int = 4096) -> int:
+                 sharding: str = "auto", max_hosts: int = 4096, dram_usable_fraction: float | None = None) -> int:
     """The fewest hosts of one hardware type that hold the model (`assign_hosts` succeeds)."""
     specs = list(tables)
     hw = _resolve(hardware, 1)[0]
+    cap = host_capacity_bytes(hw, dram_usable_fraction)
     for s in specs:
-        if s.row_format == "int8" and s.size_bytes > host_capacity_bytes(hw):
+        if s.row_format == "int8" and s.size_bytes > cap:
             raise InfeasibleError(f"int8 table {s.name!r} ({s.size_bytes} bytes) is bigger than one "
                                   f"{getattr(hw, 'name', hw)} host and cannot be cut into column slices")
-    lower = max(1, math.ceil(sum(s.size_bytes for s in specs) / max(1, host_capacity_bytes(hw))))
+    lower = max(1, math.ceil(sum(s.size_bytes for s in specs) / max(1, cap)))
     for n in range(lower, max_hosts + 1):
         try:
-            assign_hosts(specs, hw, n, lookups=lookups, sharding=sharding)
+            assign_hosts(specs, hw, n, lookups=lookups, sharding=sharding, dram_usable_fraction=dram_usable_fraction)
             return n
         except InfeasibleError:
             continue
@@ -239,17 +248,18 @@ def hosts_needed(tables: Sequence[TableSpec], hardware="host-nand", *, lookups: 
 
 
 def hosts_per_hardware(tables: Sequence[TableSpec], hardware: Sequence, *, lookups: Mapping[str, float] | None = None,
-                       sharding: str = "auto") -> list[dict]:
+                       sharding: str = "auto", dram_usable_fraction: float | None = None) -> list[dict]:
     """One row per hardware type (preset name or HardwareSpec): the hosts it takes to hold the model
     and the capacity of one host; `hosts` is None (with `error`) where no count fits."""
     specs = list(tables)
     model_bytes = sum(s.size_bytes for s in specs)
     rows = []
     for hw in _resolve(list(hardware), len(hardware)):
-        row = {"hardware": getattr(hw, "name", str(hw)), "host_capacity_bytes": host_capacity_bytes(hw),
-               "model_bytes": model_bytes}
+        row = {"hardware": getattr(hw, "name", str(hw)),
+               "host_capacity_bytes": host_capacity_bytes(hw, dram_usable_fraction), "model_bytes": model_bytes}
         try:
-            row["hosts"] = hosts_needed(specs, hw, lookups=lookups, sharding=sharding)
+            row["hosts"] = hosts_needed(specs, hw, lookups=lookups, sharding=sharding,
+                                        dram_usable_fraction=dram_usable_fraction)
         except InfeasibleError as exc:
             row["hosts"], row["error"] = None, str(exc)
         rows.append(row)

@@ -316,6 +316,16 @@ class EmbeddingStore:
         self._stats.reset()
         self.clock.reset()
 
+    def summary(self) -> dict:
+        """`stats()` condensed per table and tier, p50/p99 in the total too (sdm.runtime.store_summary)."""
+        from sdm.runtime.store_summary import summarize
+        return summarize(self.stats())
+
+    def stats_table(self) -> str:
+        """`summary()` as text: `print(store.stats_table())`."""
+        from sdm.runtime.store_summary import format_summary
+        return format_summary(self.summary())
+
     def cache(self, name: str) -> DramCache:
         return self._table(name).cache
 
