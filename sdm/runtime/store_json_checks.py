@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import xxhash
