@@ -182,3 +182,12 @@ def staging_room(index: CacheIndex, staged_rows: int) -> int:
     """Rows a staging buffer beside `index` may still take: the cache's empty slots less what is
     already staged, so cache rows + staged rows stay within the slots the budget bought."""
     return max(0, int(index.capacity_rows) - int(index.resident_rows) - int(staged_rows))
+
+
+def staged_positions(staged_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of `ids` found in the sorted `staged_ids` of a staging buffer, their positions there)."""
+    if not len(staged_ids) or not len(ids):
+        return np.zeros(len(ids), np.bool_), np.zeros(0, np.int64)
+    pos = np.minimum(np.searchsorted(staged_ids, ids), len(staged_ids) - 1)
+    found = staged_ids[pos] == ids
+    return found, pos[found]

@@ -25,6 +25,7 @@ from sdm.runtime.store_stats import LookupRecord, TierCounters
 from sdm.runtime.updates import read_token, stale_mask
 from sdm.tiers.device_memory import DeviceMemoryTier
 from sdm.cache.dram_cache import DramCache
+from sdm.cache.window import staged_positions
 from sdm.cache.window import Lookahead, fresh_hits, place_by_next_use, protected_slots, staging_room, window_ids
 
 # Rows per SCM read call when loading a static tier at open: bounds the temporary buffers.
@@ -385,11 +386,8 @@ class StoreTable:
     def _staged_rows(self, ids: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """(mask of `ids` held in the prefetch staging buffer, their stored rows)."""
         sid, srows = self._staged  # replaced whole, never mutated: a consistent pair
-        if not len(sid) or not len(ids):
-            return np.zeros(len(ids), np.bool_), srows[:0]
-        pos = np.minimum(np.searchsorted(sid, ids), len(sid) - 1)
-        found = sid[pos] == ids
-        return found, srows[torch.from_numpy(pos[found])]
+        found, pos = staged_positions(sid, ids)
+        return found, srows[torch.from_numpy(pos)]
 
     def warm_ids(self) -> np.ndarray:
         """The rows the profile ranks hottest that fit the DRAM cache, outside the static tiers."""
