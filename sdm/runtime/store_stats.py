@@ -73,18 +73,9 @@ class StoreStats:
             self._t = {n: _TableStats() for n in self._names}
 
     def record(self, table: str, rec: LookupRecord, n_indices: int, measured_s: float) -> None:
+        bucket = int(np.searchsorted(LATENCY_EDGES_S, measured_s))
         with self._lock:
-            s = self._t[table]
-            i = s.lookups % _RECENT
-            s.lookups += 1
-            s.indices += n_indices
-            for k, c in rec.tiers.items():
-                s.tiers[k].add(c)
-            s.hist[np.searchsorted(LATENCY_EDGES_S, measured_s)] += 1
-            s.recent[i] = measured_s
-            s.recent_modelled[i] = rec.modelled_s
-            s.measured_s += measured_s
-            s.modelled_s += rec.modelled_s
+            self._add(self._t[table], rec, n_indices, measured_s, bucket)
 
     def record_many(self, records) -> None:
         """`record` for each (table, rec, n_indices, measured_s) of a table-batched lookup: one lock,
@@ -93,17 +84,21 @@ class StoreStats:
         buckets = np.searchsorted(LATENCY_EDGES_S, [r[3] for r in records]).tolist()
         with self._lock:
             for (table, rec, n_indices, measured_s), bucket in zip(records, buckets):
-                s = self._t[table]
-                i = s.lookups % _RECENT
-                s.lookups += 1
-                s.indices += n_indices
-                for k, c in rec.tiers.items():
-                    s.tiers[k].add(c)
-                s.hist[bucket] += 1
-                s.recent[i] = measured_s
-                s.recent_modelled[i] = rec.modelled_s
-                s.measured_s += measured_s
-                s.modelled_s += rec.modelled_s
+                self._add(self._t[table], rec, n_indices, measured_s, bucket)
+
+    @staticmethod
+    def _add(s: "_TableStats", rec: LookupRecord, n_indices: int, measured_s: float, bucket: int) -> None:
+        """One lookup into table stats `s` (the caller holds the lock)."""
+        i = s.lookups % _RECENT
+        s.lookups += 1
+        s.indices += n_indices
+        for k, c in rec.tiers.items():
+            s.tiers[k].add(c)
+        s.hist[bucket] += 1
+        s.recent[i] = measured_s
+        s.recent_modelled[i] = rec.modelled_s
+        s.measured_s += measured_s
+        s.modelled_s += rec.modelled_s
 
     def record_prefetch(self, table: str, scm: TierCounters) -> None:
         with self._lock:
