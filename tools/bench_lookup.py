@@ -33,6 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdm.cache.index import INDEX_BYTES_PER_ROW  # noqa: E402
+from sdm.cache.window import Lookahead  # noqa: E402
 from sdm.core.spec import TableSpec  # noqa: E402
 from sdm.runtime import row_formats  # noqa: E402
 from sdm.runtime.embedding_store import EmbeddingStore  # noqa: E402
@@ -119,6 +120,9 @@ def single_case(case: str, a, d: Path, rng):
     for b in batches:   # warm both (allocator, numba) and check the store gives the baseline's bits
         r = ref(*b)
         assert torch.equal(mine(*b), r.float()), case
+    for _ in range(Lookahead.MAX_AGE_LOOKUPS // len(batches) + 1):
+        for b in batches:   # steady state: the warm-up prefetch's batch, never looked up, ages out of
+            mine(*b)        # the look-ahead window (sdm.cache.window.Lookahead) as it does in serving
     extra = ""
     tbe = _fbgemm_fp16(codes) if fmt == "fp16" else None
     store.reset_stats()

@@ -18,10 +18,11 @@ packs a count beside the stamp): 8 bytes per slot (12 for LFU), or 12 (16) for t
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from sdm.cache import native_probe
 from sdm.cache.base import CachePolicy, ScorePolicy
+from sdm.cache.probe_kernels import _marked_slots, _probe, _probe_all_hit, _set_of, _stamp
 from sdm.cache.policies import make_policy
 from sdm.core.checks import whole_number
 from sdm.core.errors import InvalidInputError
@@ -41,121 +42,6 @@ def index_bytes_per_row(num_rows: int, policy: str | CachePolicy = "lru") -> int
     pol = make_policy(policy, runtime=True) if isinstance(policy, str) else policy
     return (4 if num_rows <= _INT32_TAG_LIMIT else 8) + _score_dtype(pol).itemsize \
         + int(getattr(pol, "extra_bytes_per_row", 0))    # per-slot state beside the score (a ghost)
-
-
-# Fibonacci hashing (top 32 bits of x * 2**64/phi) spreads strided or clustered ids; the set is
-# then picked by a multiply-shift (Lemire's fastrange) instead of a division.
-@numba.njit(cache=True, nogil=True, inline="always")
-def _hash_set(x, num_sets):
-    h = (np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
-    return np.int64((h * np.uint64(num_sets)) >> np.uint64(32))
-
-
-@numba.njit(cache=True, nogil=True)
-def _set_of(ids, num_sets, direct):
-    out = np.empty(ids.shape[0], np.int64)
-    for i in range(ids.shape[0]):
-        out[i] = ids[i] if direct else _hash_set(ids[i], num_sets)
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _probe(tags, ids, num_sets, direct):
-    ways = tags.shape[1]
-    out = np.empty(ids.shape[0], np.int64)
-    for i in range(ids.shape[0]):
-        x = ids[i]
-        s = x if direct else _hash_set(x, num_sets)
-        found = -1
-        for w in range(ways):  # no early exit: a fixed-length loop the compiler can unroll
-            if tags[s, w] == x:
-                found = w
-        out[i] = s * ways + found if found >= 0 else -1
-    return out
-
-
-# How many ids ahead the all-hit pass reads the tag set of (a software prefetch; 8-32 measured alike).
-PROBE_AHEAD = 16
-
-
-@numba.njit(cache=True, nogil=True)
-def _probe_all_hit(tags, ids, num_sets, direct, score, stamp, stamp_hits, mask, out, seen):
-    """The all-hit path in one call: each id's slot into `out`; at the first absent id, its
-    position is returned with nothing changed; when every id is cached (-1), with `stamp_hits`,
-    the recency stamp is written to each slot's score (rows outside a non-empty `mask` keep theirs).
-    With a non-empty `seen` (one bit per slot, zeroed), each hit slot's bit is set instead of
-    stamping, and -1 - (distinct slots) is returned (a look-ahead window decides what to stamp)."""
-    ways = tags.shape[1]
-    n = ids.shape[0]
-    touched = 0
-    track = seen.shape[0] > 0
-    distinct = 0
-    key = np.empty(1, tags.dtype)
-    tag_max = np.iinfo(tags.dtype).max
-    for i in range(n):
-        if not direct and i + PROBE_AHEAD < n:
-            # read the set of the id PROBE_AHEAD places on now: more tag-line misses in flight
-            # than the out-of-order window alone keeps (measured ~30% off the pass)
-            touched += tags[_hash_set(ids[i + PROBE_AHEAD], num_sets), 0]
-        x = ids[i]
-        s = x if direct else _hash_set(x, num_sets)
-        found = -1
-        if 0 <= x <= tag_max:  # (an empty slot's tag is -1: a negative id is never cached)
-            key[0] = x          # compared in the tags' own width (int32 mostly): ~5% off the pass
-            xt = key[0]
-            for w in range(ways):  # fixed length, as in _probe
-                if tags[s, w] == xt:
-                    found = w
-        if found < 0:
-            return i
-        slot = s * ways + found
-        out[i] = slot
-        if track:   # branch-free (a data-dependent branch here mispredicts on every new slot)
-            word, sh = slot >> 6, np.uint64(slot & 63)
-            old = seen[word]
-            distinct += np.int64(((old >> sh) & np.uint64(1)) ^ np.uint64(1))
-            seen[word] = old | (np.uint64(1) << sh)
-    if stamp_hits and not track:
-        _stamp(score, ids, out, stamp, mask, seen)
-    return -1 - distinct - (touched & 0)   # (uses the look-ahead reads so the compiler keeps them)
-
-
-@numba.njit(cache=True, nogil=True)
-def _stamp(score, ids, slots, stamp, mask, skip):
-    """score[slot] = stamp for each of `slots` whose row is inside a non-empty `mask` and whose
-    bit is not set in a non-empty `skip` (one bit per slot)."""
-    flat_score = score.reshape(-1)
-    masked = mask.shape[0] > 0
-    skipping = skip.shape[0] > 0
-    for i in range(slots.shape[0]):
-        s = slots[i]
-        if skipping and skip[s >> 6] & (np.uint64(1) << np.uint64(s & 63)):
-            continue
-        if not masked or mask[ids[i]]:
-            flat_score[s] = stamp
-
-
-@numba.njit(cache=True, nogil=True)
-def _marked_slots(tags, ids, num_sets, direct, bits, mark):
-    """For sorted distinct `ids`: with `mark`, set the bit of each cached one's slot in `bits` and
-    return how many are cached; without, return how many are cached with their slot's bit set."""
-    ways = tags.shape[1]
-    count = 0
-    for i in range(ids.shape[0]):
-        x = ids[i]
-        if x < 0 or (direct and x >= num_sets):
-            continue
-        s = x if direct else _hash_set(x, num_sets)
-        for w in range(ways):
-            if tags[s, w] == x:
-                slot = s * ways + w
-                word, bit = slot >> 6, np.uint64(1) << np.uint64(slot & 63)
-                if mark:
-                    bits[word] |= bit
-                    count += 1
-                elif bits[word] & bit:
-                    count += 1
-    return count
 
 
 # Ids of a batch tried against each read-ahead batch before the all-hit pass tracks slots for the
@@ -247,7 +133,12 @@ class CacheIndex:
         """Slot of each id, -1 where absent. Changes nothing."""
         if not self.capacity_rows:
             return np.full(len(ids), -1, dtype=np.int64)
-        return _probe(self.tags, np.ascontiguousarray(ids, dtype=np.int64), self.num_sets, self.direct)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not self.direct and native_probe.usable(self.tags):
+            out = np.empty(len(ids), np.int64)
+            native_probe.probe(self.tags, self.num_sets, ids, out, stop_at_miss=False)
+            return out
+        return _probe(self.tags, ids, self.num_sets, self.direct)
 
     def probe_all_hit(self, ids: np.ndarray, lookahead=None) -> np.ndarray | None:
         """Slots of `ids` (int64) when every one is cached, each read told to the policy as `touch`
@@ -274,6 +165,20 @@ class CacheIndex:
         out = np.empty(len(ids), np.int64)
         mask = self.admit_mask if self.admit_mask is not None else np.zeros(0, np.bool_)
         seen = np.zeros((self.capacity_rows + 63) // 64 if windowed else 0, np.uint64)
+        if not self.direct and native_probe.usable(self.tags):
+            # the C probe (AVX2 tag compares: 2x the numba pass); the stamps follow in a second
+            # pass once every id is proved cached, so a miss leaves everything as it was
+            miss, distinct = native_probe.probe(self.tags, self.num_sets, ids, out, True, seen if windowed else None)
+            if miss >= 0:
+                return None
+            if windowed:
+                self._window_hits(ids, out, seen, distinct, lookahead, stamp_hits, mask)
+            elif stamp_hits:
+                self.stamp += 1
+                self._stamp_slots(ids, out, mask, seen)
+            else:
+                self.touch(out)
+            return out
         miss = _probe_all_hit(self.tags, ids, self.num_sets, self.direct, self.score, self.stamp + 1,
                               stamp_hits, mask, out, seen)
         if miss >= 0:
@@ -285,6 +190,15 @@ class CacheIndex:
         else:
             self.touch(out)
         return out
+
+    def _stamp_slots(self, ids, slots, mask, skip) -> None:
+        """score[slot] = self.stamp for `slots` whose row is in a non-empty `mask`, bit clear in a
+        non-empty `skip` (the C kernel where it serves int32 scores, else numba's)."""
+        if self.score.dtype == np.int32 and native_probe.usable(self.tags):
+            native_probe.stamp(self.score, slots, ids, self.stamp, mask if len(mask) else None,
+                               skip if len(skip) else None)
+        else:
+            _stamp(self.score, ids, slots, self.stamp, mask, skip)
 
     def _window_hits(self, ids, slots, seen, distinct, lookahead, stamp_hits, mask) -> None:
         """The window rule of an all-hit batch whose slots are marked in `seen` (`distinct` of them):
@@ -304,7 +218,7 @@ class CacheIndex:
             return
         if stamp_hits:
             self.stamp += 1
-            _stamp(self.score, ids, slots, self.stamp, mask, skip)
+            self._stamp_slots(ids, slots, mask, skip)
         else:
             self.touch(slots if not len(skip) else slots[~np.isin(ids, read_ahead)])
 

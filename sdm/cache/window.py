@@ -125,17 +125,34 @@ class Lookahead:
     """The batches a table's prefetcher has read ahead (distinct ids each, oldest first, with the
     rows read for each), so its lookups know what comes next. A prefetch call drops batches no
     longer in its window (rows outside `protect` + its own ids: consumed); a lookup drops its own
-    batch and those before it. Callers serialize (the DRAM cache's lock): both threads change it."""
+    batch and those before it. Callers serialize (the DRAM cache's lock): both threads change it.
+
+    A batch no lookup has matched within MAX_AGE_LOOKUPS lookups of its prefetch is dropped too: no
+    prefetcher runs that far ahead, so it is not coming (a warm-up `store.prefetch(hot_ids)` is
+    such a batch; kept, it would hold its rows protected and send every lookup down the slower
+    windowed path for good)."""
 
     MAX_BATCHES = 64   # bound on remembered batches (a prefetcher runs a few ahead)
+    MAX_AGE_LOOKUPS = 2 * MAX_BATCHES   # (a margin over the deepest window a prefetcher keeps)
 
     def __init__(self) -> None:
         self.batches: list[np.ndarray] = []
         self.read: list[np.ndarray] = []     # rows the prefetcher read for each batch (sorted)
+        self.born: list[int] = []            # `lookups` when each batch was prefetched
+        self.lookups = 0
         self.frontier = Frontier()
 
     def window(self) -> np.ndarray:
         return window_ids(*self.batches)
+
+    def _keep(self, keep) -> None:
+        self.batches, self.read, self.born = ([x[k] for k in keep] for x in (self.batches, self.read, self.born))
+
+    def note_lookup(self) -> None:
+        """Count one lookup of the table; drop the batches it proves stale (see the class doc)."""
+        self.lookups += 1
+        if self.born and self.lookups - self.born[0] > self.MAX_AGE_LOOKUPS:
+            self._keep([k for k, b in enumerate(self.born) if self.lookups - b <= self.MAX_AGE_LOOKUPS])
 
     def note_prefetch(self, ids: np.ndarray, protect: np.ndarray | None) -> np.ndarray:
         """Record a prefetch of the batch `ids` (sorted distinct) with window `protect`; return the
@@ -147,10 +164,10 @@ class Lookahead:
             ahead = window_ids(protect)
             inside = np.union1d(ahead, ids)
             keep = [k for k, b in enumerate(self.batches) if np.isin(b, inside, assume_unique=True).all()]
-        batches, read = [self.batches[k] for k in keep], [self.read[k] for k in keep]
+        self._keep(keep)
         if len(ids):
-            batches, read = batches + [ids], read + [ids[:0]]
-        self.batches, self.read = batches[-self.MAX_BATCHES:], read[-self.MAX_BATCHES:]
+            self.batches, self.read, self.born = self.batches + [ids], self.read + [ids[:0]], self.born + [self.lookups]
+        self._keep(range(max(0, len(self.batches) - self.MAX_BATCHES), len(self.batches)))
         return ahead
 
     def note_read(self, ids: np.ndarray) -> None:
@@ -166,7 +183,7 @@ class Lookahead:
         for k, b in enumerate(self.batches):
             if len(b) == len(ids) and np.array_equal(b, ids):
                 mine = self.read[k]
-                self.batches, self.read = self.batches[k + 1:], self.read[k + 1:]
+                self._keep(range(k + 1, len(self.batches)))
                 return list(self.batches), mine
         return list(self.batches), ids[:0]
 

@@ -16,6 +16,7 @@ from sdm.runtime import row_formats
 from sdm.hardware.platform import HOST_QUEUE_DEPTH
 from sdm.core.errors import InvalidInputError
 from sdm.core.checks import ids_in_range, integer_array
+from sdm.runtime.page_mates import admit_mates, page_mates
 from sdm.runtime.pooling import BagBatch, compact
 from sdm.runtime.quantized import kernel_checks_ids, pool_stored
 from sdm.core.spec import TableSpec
@@ -106,25 +107,6 @@ class StoreTable:
         """Every stored row, id order (checkpoints; not a lookup: no stats, no cache fill)."""
         return self._read_scm_bulk(np.arange(self.spec.num_rows))
 
-    def page_mates(self, ids: np.ndarray) -> np.ndarray:
-        """Rows on the SCM pages holding `ids` that page-granular admission would cache: reading
-        them costs no extra page read. "warm": only rows predicted warm; "all": every one. Rows in
-        a static tier are left out; cached ones (`ids` too, once inserted) by the probe in admit_mates."""
-        if self.page_admit == "off" or not len(ids) or not self.cache.capacity_rows or self.cache.direct:
-            return np.zeros(0, np.int64)
-        rpp = self.rows_per_page
-        pages = np.unique(self.scm.page_of(self.spec.name, ids))
-        slots = (pages[:, None] * rpp + np.arange(rpp)).reshape(-1)
-        slots = slots[slots < self.spec.num_rows]
-        mates = self.row_order[slots] if self.row_order is not None else slots
-        if self.page_admit == "warm":
-            mates = mates[self.warm[mates]]
-        # (rows of `ids` among them are found by the cache probe in admit_mates once inserted)
-        for static in (self.accel, self.pinned):
-            if static is not None and len(mates):
-                mates = mates[static.locate(mates) < 0]
-        return mates.astype(np.int64, copy=False)
-
     def read_scm(self, ids: np.ndarray, c: TierCounters, mates: np.ndarray | None = None):
         """Stored rows of `ids` from SCM, charging `c` with measured and modelled time. With
         `mates` (rows on the same pages), returns (rows of ids, rows of mates): same page reads."""
@@ -144,23 +126,6 @@ class StoreTable:
             return out
         return out[: len(ids)], out[len(ids):]
 
-    def admit_mates(self, mates: np.ndarray, rows: torch.Tensor, protect: np.ndarray, c: TierCounters,
-                    token: int | None = None) -> None:
-        """Insert page mates still absent (caller holds the cache lock), never evicting `protect`;
-        mates updated since `token` (read before an update's commit) are not inserted."""
-        if token is not None and len(mates):
-            fresh = np.flatnonzero(~stale_mask(self, token, mates))
-            if len(fresh) < len(mates):
-                mates, rows = mates[fresh], rows[torch.from_numpy(fresh)]
-        if not len(mates):
-            return
-        absent = np.flatnonzero(self.cache.probe(mates) < 0)
-        if not len(absent):
-            return
-        placed = self.cache.insert(mates[absent], rows[torch.from_numpy(absent)], protect_slots=protect,
-                                   low_priority=self.page_admit == "all")
-        c.admitted += int((placed >= 0).sum())
-
     def _dram_model_s(self, n_rows: int) -> float:
         """Device-model time of `n_rows` host DRAM row reads (HOST_QUEUE_DEPTH misses in flight).
         Memoized by `n_rows` (serving repeats batch sizes; the model costs ~2 us a call, a
@@ -178,6 +143,8 @@ class StoreTable:
     # ---- lookup --------------------------------------------------------------------------------
     def lookup(self, batch: BagBatch) -> tuple[torch.Tensor, LookupRecord]:
         rec = LookupRecord()
+        with self.cache.lock:
+            self._lookahead.note_lookup()   # (ages out read-ahead batches no lookup came for)
         if self.fast_ok:
             out = self._lookup_cached(batch, rec)
             if out is not None:
@@ -257,7 +224,7 @@ class StoreTable:
         token = read_token(self)                                # before the staged/SCM reads (updates.py)
         staged, staged_rows = self._staged_rows(miss_ids)      # prefetched rows the cache did not take
         read_ids = miss_ids[~staged]
-        mates = self.page_mates(read_ids)
+        mates = page_mates(self, read_ids)
         got, mate_rows = self.read_scm(read_ids, cs, mates)    # outside the lock: others keep going
         if staged.any():
             fetched = torch.empty((len(miss_ids), self.width), dtype=self.dtype)
@@ -294,7 +261,7 @@ class StoreTable:
             placed = place_by_next_use(cache, need_ids, slots[hit], coming, insert=lambda g, p: cache.insert(
                 need_ids[g], rows_ins[torch.from_numpy(g)], protect_slots=p))
             if len(mates):  # rows of the fetched pages: cached without evicting this batch's or the window's rows
-                self.admit_mates(mates, mate_rows, protected_slots(cache, self._lookahead.window(), slots[hit],
+                admit_mates(self, mates, mate_rows, protected_slots(cache, self._lookahead.window(), slots[hit],
                                                                    placed[placed >= 0]), cs, token)
         if need.any():
             weight[torch.from_numpy(rest[need])] = rows_need
@@ -345,7 +312,7 @@ class StoreTable:
             room = max(0, staging_room(self.cache, len(self._staged[0])) - len(take))   # take fills empty slots too
             extra = u[~np.isin(u, take, assume_unique=True)][:room]
             u = np.concatenate([take, extra])
-        mates = self.page_mates(u)
+        mates = page_mates(self, u)
         token = read_token(self)                               # before the SCM read (updates.py)
         rows, mate_rows = self.read_scm(u, c, mates)
         with self.cache.lock:
@@ -353,7 +320,7 @@ class StoreTable:
             pslots = protected_slots(self.cache, window)
             ui, ri = u[still], rows[torch.from_numpy(np.flatnonzero(still))]
             placed = self.cache.insert(ui, ri, protect_slots=pslots)
-            self.admit_mates(mates, mate_rows, np.concatenate([pslots, placed[placed >= 0]]), c, token)
+            admit_mates(self, mates, mate_rows, np.concatenate([pslots, placed[placed >= 0]]), c, token)
             if stage:
                 self._lookahead.note_read(ui[placed >= 0])
                 out = np.flatnonzero(placed < 0)
