@@ -19,7 +19,7 @@ A lookup that read a row from SCM before the commit and inserts it into the cach
 update would leave the old row cached. `read_token` / `stale_mask` close that window: the lookup
 takes a token before its SCM read and, under the cache lock before inserting, drops the rows
 `stale_mask` flags (updated since the token): it still returns them (it began before the commit) but
-neither caches nor stages them. Wired in store_table `_lookup_general`, `prefetch` and `admit_mates`
+neither caches nor stages them. Wired in store_table `_lookup_general`, `prefetch` and page_mates `admit_mates`
 (page mates); tests/test_live_stale_race.py forces the race.
 """
 from __future__ import annotations
