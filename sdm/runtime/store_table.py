@@ -295,7 +295,8 @@ class StoreTable:
             ahead = self._lookahead.note_prefetch(u, protect) if stage else np.zeros(0, np.int64)
         window = window_ids(ahead, u) if stage else np.zeros(0, np.int64)
         if not len(u) or not self.cache.capacity_rows:
-            self._keep_staged(window, np.zeros(0, np.int64), None)
+            with self.cache.lock:   # (lookups read the staging buffer under this lock)
+                self._keep_staged(window, np.zeros(0, np.int64), None)
             return c
         for static in (self.accel, self.pinned):
             if static is not None:
