@@ -4,7 +4,7 @@ Why built here and not at install: it is compiled with `-march=native` for the m
 (AVX2 compares of a whole tag set), needs nothing but a C compiler, and takes about a second. The
 library is cached under `$SDM_NATIVE_DIR` (default `~/.cache/sdm/native`, `$XDG_CACHE_HOME`
 honoured), named by a hash of the source, the flags and the compiler's version, so an edited source
-or a new compiler builds afresh; it is written to a temporary name and renamed into place, so
+a new compiler or another CPU builds afresh; it is written to a temporary name and renamed into place, so
 processes building at once never load a half-written file.
 
 When no compiler is found or the build fails, `kernel()` returns None (with one warning naming the
@@ -46,9 +46,21 @@ def _compiler() -> str | None:
     return shutil.which(cc)
 
 
+def _cpu_flags() -> str:
+    """The CPU's feature flags (Linux), part of the library's key: -march=native code built on one
+    machine must not be loaded on another with fewer instructions (a shared home directory)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        import platform
+        return platform.processor() + platform.machine()
+
+
 def _build(cc: str) -> Path:
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + version.encode()).hexdigest()[:16]
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + version.encode()
+                         + _cpu_flags().encode()).hexdigest()[:16]
     out_dir = _cache_dir()
     lib = out_dir / f"sdm_probe_{key}.so"
     if lib.exists():
