@@ -1,5 +1,7 @@
 """The C probe kernel (sdm/cache/native/probe.c) gives the numba kernels' answers, and sdm falls back
 to numba, with a warning, when it cannot be built."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -12,11 +14,6 @@ def _filled(ways: int, policy: str = "lru", seed: int = 0, rows: int = 50_000, s
     idx = CacheIndex(rows, slots, ways=ways, policy=policy, layout="hashed")
     idx.place(np.sort(rng.choice(rows, int(0.7 * slots), replace=False)))
     return idx, rng
-
-
-def _twin(idx: CacheIndex) -> CacheIndex:
-    import copy
-    return copy.deepcopy(idx)
 
 
 needs_cc = pytest.mark.skipif(native_probe.kernel() is None, reason="no C compiler: the C probe is not built")
@@ -47,7 +44,7 @@ def test_all_hit_pass_equals_numba(monkeypatch, policy):
         if masked:
             a.admit_mask = np.zeros(a.num_rows, np.bool_)
             a.admit_mask[cached[::2]] = True
-        b = _twin(a)
+        b = copy.deepcopy(a)
         for step in range(12):
             ids = rng.choice(cached, 2000)
             if step % 3 == 2:

@@ -3,9 +3,9 @@
 Why built here and not at install: it is compiled with `-march=native` for the machine it runs on
 (AVX2 compares of a whole tag set), needs nothing but a C compiler, and takes about a second. The
 library is cached under `$SDM_NATIVE_DIR` (default `~/.cache/sdm/native`, `$XDG_CACHE_HOME`
-honoured), named by a hash of the source, the flags and the compiler's version, so an edited source
-a new compiler or another CPU builds afresh; it is written to a temporary name and renamed into place, so
-processes building at once never load a half-written file.
+honoured), named by a hash of the source, the flags, the compiler's version and the CPU's flags, so
+an edited source, a new compiler or another CPU builds afresh; it is written to a temporary name and
+renamed into place, so processes building at once never load a half-written file.
 
 When no compiler is found or the build fails, `kernel()` returns None (with one warning naming the
 reason) and the cache index keeps its numba kernels: same answers, about half the speed.

@@ -262,7 +262,7 @@ class StoreTable:
                 need_ids[g], rows_ins[torch.from_numpy(g)], protect_slots=p))
             if len(mates):  # rows of the fetched pages: cached without evicting this batch's or the window's rows
                 admit_mates(self, mates, mate_rows, protected_slots(cache, self._lookahead.window(), slots[hit],
-                                                                   placed[placed >= 0]), cs, token)
+                                                                    placed[placed >= 0]), cs, token)
         if need.any():
             weight[torch.from_numpy(rest[need])] = rows_need
         tier[rest[need]] = 2
