@@ -98,7 +98,7 @@ def test_new_store_seals_every_record(v2):
         for key, val in txn.cursor():
             assert (key == b"format_version") != is_sealed(bytes(val)), key  # format_version stays plain JSON
     env.close()
-    assert json.loads(_get(path, b"format_version")) == 2
+    assert json.loads(_get(path, b"format_version")) == 3
 
 
 @pytest.mark.parametrize("key", [b"table/a", b"store", b"version", b"pt/{a}/0000000000", b"slot/{b}/0000000000"])
@@ -246,7 +246,7 @@ def test_page_reads_refuse_an_entry_longer_than_its_stride(v2):
             st.read_rows("a", [2 * 128])
 
 
-def test_format1_store_reads_then_moves_to_format2_on_first_commit(v1):
+def test_format1_store_reads_then_moves_to_the_current_format_on_first_commit(v1):
     with PageStore.open(v1) as st:
         assert st.version == 3
         a = st.read_rows("a", np.arange(300))
@@ -254,7 +254,7 @@ def test_format1_store_reads_then_moves_to_format2_on_first_commit(v1):
     assert not is_sealed(_get(v1, b"table/a"))  # reading writes nothing
     with PageStore.open(v1) as st:
         st.update_rows("b", np.array([3]), st.read_rows("b", [4]))
-    assert json.loads(_get(v1, b"format_version")) == 2  # an older sdm now refuses it cleanly
+    assert json.loads(_get(v1, b"format_version")) == 3  # an older sdm now refuses it cleanly
     settings = json.loads(unseal(b"store", _get(v1, b"store"), legacy_ok=False)[0])
     assert settings["legacy_records"] is True and is_sealed(_get(v1, b"table/b"))
     assert not is_sealed(_get(v1, b"table/a"))  # untouched format-1 records stay, bound-checked
@@ -262,12 +262,22 @@ def test_format1_store_reads_then_moves_to_format2_on_first_commit(v1):
         assert np.array_equal(st.read_rows("a", np.arange(300)), a) and st.version == 4
 
 
+def test_format2_store_moves_to_format3_without_legacy_records(tmp_path):
+    path = tmp_path / "v2"
+    shutil.copytree(V1.parent / "pagestore_v2", path)
+    with PageStore.open(path) as st:
+        st.update_rows("b", np.array([3]), st.read_rows("b", [4]))
+    assert json.loads(_get(path, b"format_version")) == 3
+    settings = json.loads(unseal(b"store", _get(path, b"store"), legacy_ok=False)[0])
+    assert "legacy_records" not in settings  # its records were all sealed: an unsealed one stays corrupt
+
+
 def test_unsupported_version(v2):
     path, _ = v2
-    _put(path, b"format_version", b"3")
-    with pytest.raises(UnsupportedVersionError, match=r"format version 3 is not supported") as ei:
+    _put(path, b"format_version", b"4")
+    with pytest.raises(UnsupportedVersionError, match=r"format version 4 is not supported") as ei:
         PageStore.open(path)
-    assert ei.value.found == 3 and ei.value.record == "format_version"
+    assert ei.value.found == 4 and ei.value.record == "format_version"
     _put(path, b"format_version", b"\xff\xfe")
     with pytest.raises(UnsupportedVersionError):
         PageStore.open(path)

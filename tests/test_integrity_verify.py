@@ -39,7 +39,7 @@ def test_clean_store(store, capsys):
         report = st.verify()
         pages = sum(st.table_info(t).num_pages for t in st.tables)
     assert report.ok and report.tables == 2 and report.pages_checked == pages and report.damage == []
-    assert report.format_version == 2 and report.records_checked >= 7
+    assert report.format_version == 3 and report.records_checked >= 7
     assert main(["verify", str(store)]) == 0
     out = capsys.readouterr().out
     assert f"{pages} pages" in out and out.strip().endswith("clean")

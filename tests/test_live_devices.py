@@ -54,13 +54,14 @@ def test_endurance_arithmetic():
 def test_ssd_lifetime():
     hw = sdm.hardware("host-nand")
     a = ssd_lifetime(hw, 10_000, 256)
-    # random updates: one 4 KiB page per row, x 1.2/0.2 for compaction at the default bound
-    assert a.write_amplification == pytest.approx(4096 / 256 * 6.0)
-    assert a.bytes_written_per_s == pytest.approx(10_000 * 4096 * 6.0 / hw.scm_count)
+    # row shadowing packs 16 rows a 4 KiB delta page, x 1.2/0.2 for compaction at the default bound
+    assert a.write_amplification == pytest.approx(6.0)
+    assert a.bytes_written_per_s == pytest.approx(10_000 * 256 * 6.0 / hw.scm_count)
     assert a.dwpd_used == pytest.approx(hw.scm.drive_writes_per_day(a.bytes_written_per_s))
     assert a.years == pytest.approx(hw.scm.endurance_years(a.bytes_written_per_s))
-    clustered = ssd_lifetime(hw, 10_000, 256, rows_per_page_write=16)
-    assert clustered.years == pytest.approx(16 * a.years)
+    single = ssd_lifetime(hw, 10_000, 256, batch_rows=1)  # a whole page per row
+    assert single.years == pytest.approx(a.years / 16)
+    assert ssd_lifetime(hw, 10_000, 256, batch_rows=24).write_amplification == pytest.approx(6.0 * 2 * 16 / 24)
     looser = ssd_lifetime(hw, 10_000, 256, max_space_amp=2.0)
     assert looser.years == pytest.approx(a.years * 6.0 / 2.0)
     assert 0 < a.write_busy_fraction < 1 and a.write_watts > 0

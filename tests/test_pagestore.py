@@ -120,9 +120,11 @@ def test_update_rows_shadow_pages(tmp_path, weights):
         assert st.version == 2
         assert np.array_equal(st.read_rows("t", np.arange(len(weights))), expect)
         info1 = st.table_info("t")
-        # three distinct pages rewritten as appended shadow pages; the originals are never overwritten
-        assert info1.dead_pages == 3
-        assert info1.stored_bytes == info0.stored_bytes + 3 * 4096
+        # four rows on three pages: packed into one appended delta page (row shadowing); the home
+        # pages are never overwritten, and no page became dead whole
+        assert info1.delta_pages == 1 and info1.dead_pages == 0 and info1.num_pages == info0.num_pages + 1
+        assert info1.stored_bytes == info0.stored_bytes + 4096
+        assert np.array_equal(st.page_of("t", ids), [info0.num_pages] * 4)
     with PageStore.open(tmp_path / "s") as st:
         assert np.array_equal(st.read_rows("t", np.arange(len(weights))), expect)
 
@@ -160,10 +162,17 @@ def test_checksum_catches_flipped_byte(tmp_path, weights):
     with PageStore.open(tmp_path / "s") as st:
         with pytest.raises(CorruptionError, match=rf"table 't': page {page} failed"):
             st.read_rows("t", np.array([0, 2500, 4000]))
-        with pytest.raises(CorruptionError):  # an update must not launder a corrupt page
-            st.update_rows("t", np.array([2500]), weights[[0]])
-        other = np.array([0, 4000])  # other pages still read fine
-        assert np.array_equal(st.read_rows("t", other), weights[other])
+        # an update never reads the page (row shadowing) and so cannot launder it: the row moves to a
+        # delta page, the page's other rows still fail, and compaction refuses to carry the page over
+        st.update_rows("t", np.array([2500]), weights[[0]])
+        assert np.array_equal(st.read_rows("t", [2500]), weights[[0]])
+        with pytest.raises(CorruptionError, match=rf"table 't': page {page} failed"):
+            st.read_rows("t", np.array([2501]))
+        with pytest.raises(CorruptionError, match=rf"page {page} failed its xxh3_64 checksum during compaction"):
+            st.compact("t")
+        assert st.table_info("t").delta_pages == 1  # nothing changed
+        other = np.array([0, 4000, 2500])  # other pages still read fine
+        assert np.array_equal(st.read_rows("t", other), weights[[0, 4000, 0]])
 
 
 def test_clock_charges_measured_and_modelled(tmp_path, weights):
@@ -191,10 +200,10 @@ def test_read_charge_is_the_clock_charge(tmp_path, weights):
         assert (charge.ops, charge.bytes) == (c.ops, c.bytes) == (3, 3 * 4096)
         assert charge.measured_s == c.measured_s > 0 and charge.modelled_s == c.modelled_s
         assert charge.modelled_s == pytest.approx(device("nand").read_time_s(3, 4096, 8))
-        st.update_rows("t", np.array([0, 4999]), weights[[1, 2]])  # read half of the update: pages 0, 78
-        assert clock.snapshot()["scm"].ops == 5
+        st.update_rows("t", np.array([0, 4999]), weights[[1, 2]])  # reads nothing; one delta page written
+        assert clock.snapshot()["scm"].ops == 3 and clock.snapshot()["scm_write"].ops == 1
         empty_rows, empty = st.read_rows_charged("t", np.array([], np.int64))
-        assert empty_rows.shape == (0, 16) and empty.ops == 0 and clock.snapshot()["scm"].ops == 5
+        assert empty_rows.shape == (0, 16) and empty.ops == 0 and clock.snapshot()["scm"].ops == 3
 
 
 def test_inject_makes_wall_time_follow_the_model(tmp_path, weights):

@@ -164,7 +164,7 @@ def test_unknown_format_version(tmp_path):
         txn.put(b"format_version", json.dumps(99).encode())
     env.close()
     before = _snapshot(tmp_path / "s")
-    with pytest.raises(StoreFormatError, match=r"store format version 99 is not supported \(this sdm reads versions 1, 2\)"):
+    with pytest.raises(StoreFormatError, match=r"store format version 99 is not supported \(this sdm reads versions 1, 2, 3\)"):
         PageStore.open(tmp_path / "s")
     assert _snapshot(tmp_path / "s") == before
 

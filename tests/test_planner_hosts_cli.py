@@ -77,10 +77,11 @@ def test_update_rate_reports_drive_writes_per_day_and_years(tmp_path, trace, cap
         return _json(capsys)["endurance"]
 
     e = life(2000)
-    # by hand: a random update rewrites one 4 KiB page; compaction at space amplification 1.2 rewrites
-    # 1/(1.2-1) = 5 more: 6 pages' bytes per row, on the one P3700 of host-nand (1.6 TB, 10 DWPD)
+    # by hand: updated rows are packed 32 a 4 KiB delta page (128 B each); compaction at space
+    # amplification 1.2 rewrites 1/(1.2-1) = 5 more: 6 rows' bytes per row, on the one P3700 of
+    # host-nand (1.6 TB, 10 DWPD)
     assert e["row_bytes"] == 128 and e["device"] == "p3700" and e["drives"] == 1
-    per_s = 2000 * 4096 * 1.2 / 0.2
+    per_s = 2000 * 128 * 1.2 / 0.2
     assert e["bytes_written_per_drive_per_s"] == pytest.approx(per_s)
     assert e["drive_writes_per_day"] == pytest.approx(per_s * 86400 / 1600e9)
     # rated: 10 drive writes/day for 5 years of the 1.6 TB drive

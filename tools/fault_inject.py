@@ -105,6 +105,7 @@ def field_trials() -> list[dict]:
                   "page_bytes": ints, "rows_per_page": ints, "num_pages": ints,
                   "compression": ["null", "zstd", "lz4"], "data_file": ["other", "str", "../x"],
                   "committed_bytes": ints + ["-512", "+512"], "dead_pages": ints, "has_row_order": ["not", "1"],
+                  "delta_pages": ints,
                   "_drop": ["dead_pages", "dim"], "_add": ["extra"]}
     for t in TEMPLATES:
         for f, muts in rec_fields.items():

@@ -24,6 +24,9 @@ def page_mates(t, ids: np.ndarray) -> np.ndarray:
     slots = (pages[:, None] * rpp + np.arange(rpp)).reshape(-1)
     slots = slots[slots < t.spec.num_rows]
     mates = t.row_order[slots] if t.row_order is not None else slots
+    # an updated row lives in a delta page until compaction (tiers/page_writes): its home slot on
+    # these pages holds a dead copy, so it is no mate (reading it would cost another page)
+    mates = mates[np.isin(t.scm.page_of(t.spec.name, mates), pages)]
     if t.page_admit == "warm":
         mates = mates[t.warm[mates]]
     # (rows of `ids` among them are found by the cache probe in admit_mates once inserted)

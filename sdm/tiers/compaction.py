@@ -1,12 +1,14 @@
-"""Compaction of a page-store table: its live pages rewritten into a new data file, dead pages dropped.
+"""Compaction of a page-store table: its live data rewritten into a new data file, dead space dropped.
 
-Updates are shadow-paged (`page_writes`): every changed page is appended and the one it replaces
-becomes dead space. Compaction bounds that space: when a table's committed file exceeds
-`max_space_amp` x the bytes its live pages occupy, the live pages' stored bytes are copied (checksums
-checked, so compaction never launders a corrupt page; compressed pages stay as they are) into a new
-file `data/t<new id>.pages` in page order, fsync'd, and the table's record, page table and slot map are committed under the new
-table id in one LMDB transaction that also deletes the old id's segments. Only then is the old file
-unlinked. A kill -9 anywhere leaves either the old table (the new file is an orphan that `recover`
+Updates shadow rows (`page_writes`): updated rows are appended in delta pages and their old copies
+become dead space (stores of format <= 2 also hold dead pages: pages replaced whole). Compaction
+bounds that space: when a table's committed file exceeds `max_space_amp` x the bytes of its home
+pages (the planned layout, what the table occupies with no update pending), a new file
+`data/t<new id>.pages` is written: with delta pages, every row back in its home slot (`row_merge`);
+otherwise the live pages' stored bytes copied as they are (checksums checked either way, so
+compaction never launders a corrupt page). It is fsync'd, and the table's record, page table and slot
+map are committed under the new table id in one LMDB transaction that also deletes the old id's
+segments. Only then is the old file unlinked. A kill -9 anywhere leaves either the old table (the new file is an orphan that `recover`
 removes) or the new one (the old file is the orphan): the last committed version always opens.
 
 Readers holding the old snapshot keep reading the old file through its open descriptor (unlinking a
@@ -30,6 +32,7 @@ from sdm.tiers.os_faults import store_io
 from sdm.tiers.page_format import round_up
 from sdm.tiers.page_reads import OpenTable
 from sdm.tiers.page_writes import pwrite_all
+from sdm.tiers.row_merge import merge_pages
 
 DEFAULT_MAX_SPACE_AMP = 1.2  # committed file bytes / live page bytes that triggers a compaction
 COPY_CHUNK_BYTES = 16 << 20  # pages read and rewritten per step: bounds compaction memory
@@ -44,18 +47,20 @@ def check_space_amp(value) -> float:
 
 
 def live_bytes(t: OpenTable, io_align_bytes: int) -> int:
-    """Bytes the live pages of `t` occupy on disk, alignment padding included."""
-    return int(round_up(t.page_table["length"].astype(np.int64), io_align_bytes).sum())
+    """Bytes the home pages of `t` occupy on disk, alignment padding included (delta pages are
+    what updates added: compaction folds them back into these)."""
+    return int(round_up(t.page_table["length"][: t.rec.home_pages].astype(np.int64), io_align_bytes).sum())
 
 
 def space_amp(t: OpenTable, io_align_bytes: int) -> float:
-    """Committed file bytes / live page bytes (1.0: no dead space)."""
+    """Committed file bytes / home page bytes (1.0: no dead space, no update pending)."""
     return t.rec.committed_bytes / max(live_bytes(t, io_align_bytes), 1)
 
 
 def compact_table(store_dir: str, meta, t: OpenTable, io_align_bytes: int):
     """Rewrite table `t` (the current snapshot; the caller holds the writer lock) into a new file and
     commit it. Returns (new record, page table, slot map, version, old data file path)."""
+    home = meta.home_of(t.rec) if t.rec.delta_pages else None
     new_id = "t" + secrets.token_hex(6)
     data_rel = os.path.join(os.path.dirname(t.rec.data_file), new_id + ".pages")
     data_path = os.path.join(store_dir, data_rel)
@@ -65,7 +70,10 @@ def compact_table(store_dir: str, meta, t: OpenTable, io_align_bytes: int):
             src = os.open(old_path, os.O_RDONLY)
             fd = os.open(data_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                table, tail = _copy_live_pages(store_dir, t, src, fd, io_align_bytes)
+                if t.rec.delta_pages:
+                    table, tail = merge_pages(store_dir, t, home, src, fd, io_align_bytes)
+                else:
+                    table, tail = _copy_live_pages(store_dir, t, src, fd, io_align_bytes)
                 os.fdatasync(fd)
                 drop_cached(fd)
                 drop_cached(src)
@@ -73,14 +81,18 @@ def compact_table(store_dir: str, meta, t: OpenTable, io_align_bytes: int):
                 os.close(fd)
                 os.close(src)
             fsync_dir(os.path.dirname(data_path))
-        rec = replace(t.rec, table_id=new_id, data_file=data_rel, committed_bytes=tail, dead_pages=0)
-        slot_of = None if t.slot_of is None else t.slot_of.astype(np.int64)
+        rec = replace(t.rec, table_id=new_id, data_file=data_rel, committed_bytes=tail, dead_pages=0,
+                      num_pages=len(table), delta_pages=0)
+        if t.rec.delta_pages:
+            slot_of = home  # rows are back in their planned slots (None: slot == row)
+        else:
+            slot_of = None if t.slot_of is None else t.slot_of.astype(np.int64)
         version = meta.commit(rec, table, None, slot_of, drop_table_id=t.rec.table_id, bump_version=False)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(data_path)
         raise
-    return rec, table, t.slot_of, version, old_path
+    return rec, table, slot_of, version, old_path
 
 
 def _copy_live_pages(store_dir: str, t: OpenTable, src: int, dst: int, align: int) -> tuple[np.ndarray, int]:

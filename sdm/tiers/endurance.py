@@ -2,11 +2,11 @@
 priced on the drives' endurance ratings and write models.
 
 Bytes the drives see per updated row (`SsdLifetime.write_amplification` x row_bytes):
-- shadow paging rewrites whole pages: page_bytes / rows_per_page_write per row, where
-  rows_per_page_write is how many rows of one update batch share a page (1: random updates of a
-  large table; up to rows_per_page for clustered ones);
-- compaction at `max_space_amp` a rewrites the live bytes L each time (a - 1) L of dead pages piled
-  up: 1 / (a - 1) extra bytes per shadow byte, so a / (a - 1) in all (6x at the default 1.2);
+- row shadowing (`page_writes.update`) packs each update batch of b rows densely into
+  ceil(b / rows_per_page) new pages, however scattered the rows are: page_bytes x ceil(b / rpp) / b
+  per row (page_bytes / rpp for large batches, the default; a whole page per row for b = 1);
+- compaction at `max_space_amp` a rewrites the live bytes L each time (a - 1) L of delta pages piled
+  up: 1 / (a - 1) extra bytes per delta byte, so a / (a - 1) in all (6x at the default 1.2);
 - `ftl_write_amp`: the drive's own garbage collection (not published per drive: 1.0 by default,
   override with a measured figure);
 - page-table segments rewritten in LMDB per commit are left out: at most SEGMENT_PAGES x 24 B per
@@ -47,7 +47,7 @@ class SsdLifetime:
         return [
             ("scm drive", f"{self.device} x {self.drives}"),
             ("update stream", f"{self.update_rows_per_s:,.0f} rows/s x {self.row_bytes} B"),
-            ("write amplification", f"{self.write_amplification:.1f}x (pages, compaction, FTL)"),
+            ("write amplification", f"{self.write_amplification:.1f}x (delta pages, compaction, FTL)"),
             ("written per drive", f"{self.bytes_written_per_s / 1e6:,.2f} MB/s"),
             ("drive writes per day", f"{self.dwpd_used:.3f} of {self.dwpd_rated} rated"),
             ("years to rated endurance", years),
@@ -57,7 +57,7 @@ class SsdLifetime:
 
 
 def ssd_lifetime(hardware, update_rows_per_s, row_bytes, *, page_bytes: int = 4096,
-                 rows_per_page_write: float = 1.0, max_space_amp: float = DEFAULT_MAX_SPACE_AMP,
+                 batch_rows: int | None = None, max_space_amp: float = DEFAULT_MAX_SPACE_AMP,
                  ftl_write_amp: float = 1.0) -> SsdLifetime:
     """Endurance use of `update_rows_per_s` row updates of `row_bytes` on `hardware`'s SCM drives
     (a HardwareSpec with `scm` and `scm_count`, or one DeviceSpec). See the module doc."""
@@ -69,8 +69,12 @@ def ssd_lifetime(hardware, update_rows_per_s, row_bytes, *, page_bytes: int = 40
     page_bytes = whole_number(page_bytes, "page_bytes", minimum=1)
     if row_bytes > page_bytes:
         page_bytes = -(-row_bytes // page_bytes) * page_bytes  # a wide row's page (as ingest does)
-    share = real_number(rows_per_page_write, "rows_per_page_write", minimum=1.0)
-    share = min(share, page_bytes // row_bytes)
+    rpp = page_bytes // row_bytes
+    if batch_rows is None:
+        share = float(rpp)  # rows per page written: dense delta pages
+    else:
+        b = whole_number(batch_rows, "batch_rows", minimum=1)
+        share = b / -(-b // rpp)
     amp_limit = check_space_amp(max_space_amp)
     ftl = real_number(ftl_write_amp, "ftl_write_amp", minimum=1.0)
     pages_per_s = rate / share / drives * amp_limit / (amp_limit - 1.0)

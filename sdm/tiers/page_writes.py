@@ -4,9 +4,10 @@ New or changed pages are appended past the committed end of a data file, never w
 the committed page table references; the file is fsync'd, then the page table, table record and
 version commit in one LMDB transaction. A crash (kill -9) before that commit leaves an uncommitted
 tail (or an orphan data file) that readers never look at and that `recover` or the next writer cuts,
-so the store always opens at its last committed version. Replaced pages become dead space
-(`dead_pages`); they are never reused, which is also what keeps other processes' older page tables
-valid. One writer at a time, across threads (a lock) and processes (flock on writer.lock).
+so the store always opens at its last committed version. Updates shadow rows, not pages: the new
+rows go into delta pages and the slot map points at them (`update`); their old copies become dead
+space, never reused, which is also what keeps other processes' older page tables and slot maps
+valid, until compaction rewrites the table into a new file. One writer at a time, across threads (a lock) and processes (flock on writer.lock).
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ from sdm.core.errors import InvalidInputError
 from sdm.tiers.direct_io import drop_cached
 from sdm.tiers.ingest_source import RowSource
 from sdm.tiers.os_faults import store_io
-from sdm.tiers.page_format import encode_pages, pack_rows, page_rows, round_up
-from sdm.tiers.page_reads import OpenTable, PageReads
+from sdm.tiers.page_format import encode_pages, pack_rows, round_up
+from sdm.tiers.page_reads import OpenTable
 from sdm.tiers.store_meta import StoreMeta, TableRecord
 
 DATA_DIR = "data"
@@ -175,17 +176,22 @@ class TableWriter:
         return np.concatenate(parts), tail, n_rows
 
     # ---- updates -------------------------------------------------------------------------------
-    def update(self, t: OpenTable, ids: np.ndarray, values: np.ndarray, reads: PageReads) -> Commit:
-        """Overwrite rows `ids` (checked, distinct) of the current snapshot `t` with `values`: the pages
-        holding them are read (checksums checked, so an update never launders a corrupt page; an SCM
-        read charged as any other), patched, appended as shadow pages and committed at once."""
-        rpp = t.rec.rows_per_page
-        slots = t.slots(ids)
-        pages, inv = np.unique(slots // rpp, return_inverse=True)
-        data, _ = reads.read_pages(t, pages)
-        vbytes = np.ascontiguousarray(values).view(np.uint8).reshape(len(ids), t.row_bytes)
-        page_rows(data, rpp, t.row_bytes)[inv.reshape(-1), slots % rpp] = vbytes
-        blob, ent = encode_pages(data, compression=t.rec.compression, align=self.io_align_bytes)
+    def update(self, t: OpenTable, ids: np.ndarray, values: np.ndarray) -> Commit:
+        """Overwrite rows `ids` (checked, distinct) of the current snapshot `t` with `values` by row
+        shadowing: the new rows are packed densely into delta pages appended past the committed end
+        (sorted by their current slot, so rows laid out together stay together), a delta-log entry
+        points those rows there (`StoreMeta.slot_of` replays the log over the planned map), and it
+        all commits at once. Nothing is read, and k rows cost ceil(k /
+        rows_per_page) page writes however scattered they are (rewriting each touched page cost up to
+        k). The rows' old copies become dead space; compaction (`row_merge`) writes every row back
+        to its planned slot."""
+        rpp, n = t.rec.rows_per_page, t.rec.num_rows
+        cur = np.arange(n, dtype=np.int64) if t.slot_of is None else t.slot_of.astype(np.int64)  # a copy
+        order = np.argsort(cur[ids], kind="stable")
+        ids = ids[order]
+        vbytes = np.ascontiguousarray(values).view(np.uint8).reshape(len(ids), t.row_bytes)[order]
+        blob, ent = encode_pages(pack_rows(vbytes, rpp, t.rec.page_bytes), compression=t.rec.compression,
+                                 align=self.io_align_bytes)
         tail = t.rec.committed_bytes
         ent["offset"] += np.uint64(tail)
         with store_io(self.store_dir, f"writing {t.rec.data_file}", t.rec.name, writing=True):
@@ -198,10 +204,15 @@ class TableWriter:
                 drop_cached(fd, tail, len(blob))
             finally:
                 os.close(fd)
-        table = t.page_table.copy()
-        table[pages] = ent
-        rec = replace(t.rec, committed_bytes=tail + len(blob), dead_pages=t.rec.dead_pages + len(pages))
-        return Commit(rec, table, t.slot_of, self._meta.commit(rec, table, pages))
+        table = np.concatenate([t.page_table, ent])
+        cur[ids] = t.rec.num_pages * rpp + np.arange(len(ids), dtype=np.int64)
+        rec = replace(t.rec, num_pages=len(table), delta_pages=t.rec.delta_pages + len(ent),
+                      committed_bytes=tail + len(blob))
+        # LMDB gets the new page entries and one delta-log entry (8 B an id): the planned slot map
+        # is never rewritten, so a commit costs the same in a table of a billion rows
+        version = self._meta.commit(rec, table, np.arange(t.rec.num_pages, len(table)),
+                                    delta=(t.rec.num_pages, ids))
+        return Commit(rec, table, cur, version)
 
 
 def pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:

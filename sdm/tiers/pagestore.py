@@ -70,8 +70,9 @@ class StoredTable:
     num_pages: int
     compression: str | None
     stored_bytes: int        # committed length of the data file (live + dead pages + padding)
-    live_stored_bytes: int   # bytes the live pages occupy on disk, alignment padding included
-    dead_pages: int
+    live_stored_bytes: int   # bytes the home pages occupy on disk, alignment padding included
+    dead_pages: int          # pages replaced whole (stores of format <= 2)
+    delta_pages: int         # pages of updated rows, past the home pages, until compaction
     has_row_order: bool
     data_file: str
     index_bytes: int         # memory of the in-RAM page table and slot map
@@ -79,7 +80,7 @@ class StoredTable:
     @property
     def compression_ratio(self) -> float:
         """Uncompressed page bytes / on-disk bytes of the live pages (1.0 without compression)."""
-        return self.num_pages * self.page_bytes / max(self.live_stored_bytes, 1)
+        return (self.num_pages - self.delta_pages) * self.page_bytes / max(self.live_stored_bytes, 1)
 
 
 def _stored_device(settings: dict, store: str):
@@ -233,7 +234,7 @@ class PageStore:
             name=r.name, num_rows=r.num_rows, dim=r.dim, dtype=t.dtype, row_bytes=t.row_bytes,
             page_bytes=r.page_bytes, rows_per_page=r.rows_per_page, num_pages=r.num_pages,
             compression=r.compression, stored_bytes=r.committed_bytes, live_stored_bytes=live,
-            dead_pages=r.dead_pages, has_row_order=r.has_row_order,
+            dead_pages=r.dead_pages, delta_pages=r.delta_pages, has_row_order=r.has_row_order,
             data_file=os.path.join(self.path, r.data_file), index_bytes=index,
         )
 
@@ -285,7 +286,8 @@ class PageStore:
             self._apply(self._writes.ingest(name, source, order, progress))
 
     def update_rows(self, name: str, row_ids, values) -> None:
-        """Overwrite rows atomically: changed pages are appended (shadow pages), then committed at once."""
+        """Overwrite rows atomically: the new rows are appended in delta pages (row shadowing,
+        `page_writes.update`), then committed at once; compaction past `max_space_amp`."""
         t = self._table(name)
         ids = check_ids(name, t.rec.num_rows, row_ids)
         values = check_values(name, t.dtype, t.rec.dim, len(ids), values)
@@ -295,11 +297,11 @@ class PageStore:
         with self._writes.exclusive():
             t = self._table(name)  # exclusive() refreshed it if another process committed
             t0 = time.perf_counter()
-            self._apply(self._writes.update(t, ids, values, self._reads))
+            self._apply(self._writes.update(t, ids, values))
             after = self._tables[name].rec
-            # shadow pages appended (ops: pages replaced), charged as SCM writes like reads are
-            self._charge_writes(after.committed_bytes - t.rec.committed_bytes,
-                                max(after.dead_pages - t.rec.dead_pages, 0), time.perf_counter() - t0)
+            # delta pages appended, charged as SCM writes like reads are
+            self._charge_writes(after.committed_bytes - t.rec.committed_bytes, after.num_pages - t.rec.num_pages,
+                                time.perf_counter() - t0)
             if space_amp(self._tables[name], self.io_align_bytes) > self.max_space_amp:
                 try:
                     self._compact(name)
@@ -316,14 +318,15 @@ class PageStore:
         return self.clock.charge("scm_write", pages, max(int(nbytes), 0), measured_s, modelled)
 
     def compact(self, name: str | None = None) -> int:
-        """Rewrite table `name` (every table when None) without its dead pages; returns the bytes freed.
+        """Rewrite table `name` (every table when None) without its dead space, every row back in its
+        planned slot; returns the bytes freed.
         Updates do this themselves past `max_space_amp`; see `sdm.tiers.compaction`."""
         self._check_open()
         names = self.tables if name is None else [self._table(name).rec.name]
         freed = 0
         with self._writes.exclusive():
             for n in names:
-                if self._tables[n].rec.dead_pages:
+                if self._tables[n].rec.dead_pages or self._tables[n].rec.delta_pages:
                     freed += self._compact(n)
         return freed
 
@@ -382,6 +385,6 @@ class PageStore:
                 fd, self.direct_io = open_direct(os.path.join(self.path, rec.data_file))
             if old is not None:  # compacted: readers of the old snapshot may still read through it
                 self._retired_fds.append(old.fd)
-        if slot_of is not None and rec.num_rows < 2**31:
+        if slot_of is not None and rec.num_pages * rec.rows_per_page < 2**31:
             slot_of = slot_of.astype(np.int32)  # half the index memory for tables under 2^31 rows
         self._tables[rec.name] = OpenTable(rec, page_table, slot_of, fd, np.dtype(rec.dtype))

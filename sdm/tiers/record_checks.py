@@ -27,7 +27,7 @@ SETTINGS_FIELDS = {"page_bytes": int, "io_align_bytes": int, "compression": (str
 RECORD_FIELDS = {
     "name": str, "table_id": str, "num_rows": int, "dim": int, "dtype": str, "page_bytes": int,
     "rows_per_page": int, "num_pages": int, "compression": (str, type(None)), "data_file": str,
-    "committed_bytes": int, "dead_pages": int, "has_row_order": bool,
+    "committed_bytes": int, "dead_pages": int, "has_row_order": bool, "delta_pages": int,
 }
 
 
@@ -75,7 +75,7 @@ def check_record(doc, key: str, settings: dict, store: str) -> dict:
         raise CorruptMetadataError(f"{store}: table record {key!r} {msg}", store=store,
                                    table=name if isinstance(name, str) else None, record=key)
 
-    _typed(doc, RECORD_FIELDS, set(RECORD_FIELDS) - {"dead_pages", "has_row_order"}, fail)
+    _typed(doc, RECORD_FIELDS, set(RECORD_FIELDS) - {"dead_pages", "has_row_order", "delta_pages"}, fail)
     if key != f"table/{name}":
         fail(f"holds table {name!r}: the record of another table")
     if not TABLE_ID.match(doc["table_id"]):
@@ -91,8 +91,8 @@ def check_record(doc, key: str, settings: dict, store: str) -> dict:
     for k in ("num_rows", "dim", "rows_per_page", "num_pages", "page_bytes"):
         if doc[k] < 1:
             fail(f"has {k} {doc[k]}, not positive")
-    if doc["committed_bytes"] < 0 or doc.get("dead_pages", 0) < 0:
-        fail("has a negative committed_bytes or dead_pages")
+    if doc["committed_bytes"] < 0 or doc.get("dead_pages", 0) < 0 or doc.get("delta_pages", 0) < 0:
+        fail("has a negative committed_bytes, dead_pages or delta_pages")
     row_bytes = doc["dim"] * dtype.itemsize
     store_pb = settings["page_bytes"]
     page_bytes = store_pb if row_bytes <= store_pb else round_up(row_bytes, store_pb)
@@ -102,9 +102,10 @@ def check_record(doc, key: str, settings: dict, store: str) -> dict:
     if doc["rows_per_page"] != page_bytes // row_bytes:
         fail(f"has rows_per_page {doc['rows_per_page']}; {page_bytes} B pages hold "
              f"{page_bytes // row_bytes} rows of {row_bytes} B")
-    if doc["num_pages"] != -(-doc["num_rows"] // doc["rows_per_page"]):
+    home = -(-doc["num_rows"] // doc["rows_per_page"])
+    if doc["num_pages"] != home + doc.get("delta_pages", 0):
         fail(f"has num_pages {doc['num_pages']}; {doc['num_rows']} rows at {doc['rows_per_page']} "
-             f"per page need {-(-doc['num_rows'] // doc['rows_per_page'])}")
+             f"per page need {home}, plus {doc.get('delta_pages', 0)} delta pages")
     if doc["compression"] != settings["compression"]:
         fail(f"has compression {doc['compression']!r}, the store {settings['compression']!r}")
     if doc["committed_bytes"] % settings["io_align_bytes"]:
@@ -158,6 +159,35 @@ def check_slot_map(slot_of: np.ndarray, rec, store: str, *, permutation: bool) -
         used[slot_of] = True
         if not used.all():
             fail(f"is not a permutation: slot {int(np.flatnonzero(~used)[0])} holds no row, another holds two")
+
+
+def check_delta_log(entries: list[tuple[str, bytes]], rec, store: str) -> list[tuple[int, np.ndarray]]:
+    """The delta log of `rec` ((key, payload) in key order) as (first page, row ids): each entry a
+    non-empty int64 array of distinct ids in [0, num_rows), the entries' pages tiling the delta
+    pages [home_pages, num_pages) in order. A log that disagrees with the record is corrupt."""
+    out, page, rpp = [], rec.home_pages, rec.rows_per_page
+    for key, payload in entries:
+        def fail(msg):
+            raise CorruptMetadataError(f"{store}: table {rec.name!r}: delta-log record {key!r} {msg}", store=store,
+                                       table=rec.name, record=key)
+
+        first = int(key.rsplit("/", 1)[1])
+        if first != page:
+            fail(f"starts at page {first}, expected {page} (the log must tile the delta pages in order)")
+        if not payload or len(payload) % 8:
+            fail(f"is {len(payload)} bytes, not a non-empty array of int64 ids")
+        ids = np.frombuffer(payload, dtype="<i8")
+        if ids.min() < 0 or ids.max() >= rec.num_rows:
+            fail(f"names row {int(ids[(ids < 0) | (ids >= rec.num_rows)][0])}, outside [0, {rec.num_rows})")
+        if len(np.unique(ids)) != len(ids):
+            fail("names a row twice")
+        out.append((first, ids))
+        page += -(-len(ids) // rpp)
+    if page != rec.num_pages:
+        raise CorruptMetadataError(f"{store}: table {rec.name!r}: delta log covers pages up to {page}, the record "
+                                   f"has {rec.num_pages} ({rec.delta_pages} delta pages)", store=store,
+                                   table=rec.name, record=f"delta/{rec.table_id}")
+    return out
 
 
 def check_file_length(rec, store: str) -> int:

@@ -6,14 +6,20 @@ Layout of keys (values sealed by `record_seal`: a checksum over key and payload;
   b"version"                   -> committed version, +1 per commit
   b"table/<name>"              -> table record (spec, data file, committed_bytes, dead_pages, ...)
   b"pt/<id>/<segment:010d>"    -> raw PAGE_ENTRY_DTYPE array of up to SEGMENT_PAGES entries
-  b"slot/<id>/<segment:010d>"  -> raw int64 slot of each row, SEGMENT_ROWS per key (only with row_order)
+  b"slot/<id>/<segment:010d>"  -> raw int64 planned (home) slot of each row, SEGMENT_ROWS per key (only
+                                  with row_order); updates never rewrite it
+  b"delta/<id>/<page:010d>"    -> raw int64 ids of the rows one update packed into delta pages from
+                                  `page` on (row i in slot page x rows_per_page + i): the log that moves
+                                  rows out of their home slots until compaction (page_writes.update)
 
 Format versions: 1 (the landed version) sealed nothing. 2 seals every record. A format-1 store opened
 by this sdm is read as it is (unsealed records accepted, their fields bound-checked all the same,
 slot maps checked to be permutations); its first commit moves it to format 2 in the same transaction
 (format_version 2, settings sealed and marked `legacy_records`), so an older sdm then refuses it with
 "version 2 is not supported" rather than misreading sealed values. In a store created as format 2
-(no `legacy_records`), a record without a seal is corrupt.
+or later (no `legacy_records`), a record without a seal is corrupt. 3 adds row-level shadowing: the
+`delta_pages` field and `delta/` keys (an older sdm would misread a table whose rows moved into delta
+pages, so the first commit into a format-1 or 2 store moves it to 3 the same way).
 
 A commit writes a table's record, the page-table segments it touched and the new version in one LMDB
 write transaction, so a reader sees either all of a change or none of it. Page tables are split into
@@ -35,16 +41,16 @@ import numpy as np
 from sdm.core.errors import CorruptMetadataError, InvalidInputError, StoreFormatError, UnsupportedVersionError
 from sdm.tiers.os_faults import store_fault, store_io
 from sdm.tiers.page_format import PAGE_ENTRY_DTYPE
-from sdm.tiers.record_checks import check_page_table, check_record, check_settings, check_slot_map
+from sdm.tiers.record_checks import check_delta_log, check_page_table, check_record, check_settings, check_slot_map
 from sdm.tiers.record_seal import SealError, seal, seal_array, unseal
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 META_DIR = "meta.lmdb"
 SEGMENT_PAGES = 4096   # 96 KiB of page-table entries per LMDB value
 SEGMENT_ROWS = 65536   # 512 KiB of int64 slots per LMDB value
 MAP_SIZE_BYTES = 1 << 38  # address space reserved for the LMDB map; the file only grows as used
-SEG_KEY = re.compile(rb"(pt|slot)/(t[0-9a-f]{12})/(\d{10})\Z")
+SEG_KEY = re.compile(rb"(pt|slot|delta)/(t[0-9a-f]{12})/(\d{10})\Z")
 FIXED_KEYS = (b"format_version", b"store", b"version")
 
 
@@ -67,8 +73,14 @@ class TableRecord:
     compression: str | None
     data_file: str         # relative to the store directory
     committed_bytes: int   # data file length at the last commit; anything beyond it is uncommitted
-    dead_pages: int = 0    # stored pages no longer referenced (replaced by updates)
+    dead_pages: int = 0    # stored pages no longer referenced (page-level updates of format <= 2)
     has_row_order: bool = False
+    delta_pages: int = 0   # pages past the home pages holding updated rows (page_writes: row shadowing)
+
+    @property
+    def home_pages(self) -> int:
+        """Pages of the planned layout: every row has its home slot in one of them."""
+        return self.num_pages - self.delta_pages
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__).encode()
@@ -275,11 +287,39 @@ class StoreMeta:
         return pt
 
     def slot_of(self, rec: TableRecord, *, permutation: bool = False) -> np.ndarray | None:
+        """Where each row is now (None: slot == row): its home slot, moved by the delta log.
+        `permutation`: check the home map is one even where its seal would do (the scrub)."""
+        home = self.home_of(rec, permutation=permutation)
+        if not rec.delta_pages:
+            return home
+        cur = np.arange(rec.num_rows, dtype=np.int64) if home is None else home
+        for page, ids in self.delta_log(rec):  # in page order: a later update of a row wins
+            cur[ids] = page * rec.rows_per_page + np.arange(len(ids), dtype=np.int64)
+        return cur
+
+    def home_of(self, rec: TableRecord, *, permutation: bool = False) -> np.ndarray | None:
+        """Each row's planned slot, as ingest laid the table out (None: slot == row)."""
         if not rec.has_row_order:
             return None
         slots, sealed = self._load_array("slot", rec, np.dtype(np.int64), rec.num_rows, SEGMENT_ROWS)
         check_slot_map(slots, rec, self.store_dir, permutation=permutation or not sealed)
         return slots
+
+    def delta_log(self, rec: TableRecord) -> list[tuple[int, np.ndarray]]:
+        """(first delta page, row ids) of each update since the last compaction, in page order,
+        checked (`check_delta_log`): the entries tile the delta pages exactly."""
+        prefix = f"delta/{rec.table_id}/".encode()
+        out = []
+        with self._txn(f"reading the delta log of table {rec.name!r}", rec.name) as txn:
+            cur = txn.cursor()
+            if cur.set_range(prefix):
+                for key, raw in cur:
+                    key = bytes(key)
+                    if not key.startswith(prefix):
+                        break
+                    payload, _ = self._payload(key, raw, rec.name, legacy_ok=False)
+                    out.append((key.decode(), payload))
+        return check_delta_log(out, rec, self.store_dir)
 
     # ---- writing -------------------------------------------------------------------------------
     def init_store(self, settings: dict) -> None:
@@ -290,12 +330,13 @@ class StoreMeta:
 
     def commit(self, rec: TableRecord, page_table: np.ndarray, pages_touched: np.ndarray | None = None,
                slot_of: np.ndarray | None = None, drop_table_id: str | None = None,
-               bump_version: bool = True) -> int:
-        """Write `rec`, the page-table segments holding `pages_touched` (all when None) and, for a new
-        table, its slot map, in one transaction. Returns the new committed version. The first commit
-        into a format-1 store moves it to format 2 (see the module doc). `drop_table_id`: a table id
-        whose segments go in the same transaction (compaction moved the table to `rec.table_id`;
-        it commits with `bump_version=False`: the rows are unchanged)."""
+               bump_version: bool = True, delta: tuple[int, np.ndarray] | None = None) -> int:
+        """Write `rec`, the page-table segments holding `pages_touched` (all when None), for a new
+        table its slot map, and `delta` (first delta page, ids: an update's delta-log entry) in one
+        transaction. Returns the new committed version. The first commit into an older store moves
+        it to the current format (see the module doc). `drop_table_id`: a table id whose keys go in
+        the same transaction (compaction moved the table to `rec.table_id`; it commits with
+        `bump_version=False`: the rows are unchanged)."""
         if pages_touched is None:
             segs = range(-(-len(page_table) // SEGMENT_PAGES))
         else:
@@ -311,8 +352,11 @@ class StoreMeta:
                 for s in range(-(-len(slot_of) // SEGMENT_ROWS)):
                     key = _seg_key("slot", rec.table_id, s)
                     txn.put(key, seal_array(key, np.asarray(slot_of[s * SEGMENT_ROWS : (s + 1) * SEGMENT_ROWS], np.int64)))
+            if delta is not None:
+                key = _seg_key("delta", rec.table_id, delta[0])
+                txn.put(key, seal_array(key, np.asarray(delta[1], np.int64)))
             if drop_table_id is not None and drop_table_id != rec.table_id:
-                for kind in ("pt", "slot"):
+                for kind in ("pt", "slot", "delta"):
                     prefix = f"{kind}/{drop_table_id}/".encode()
                     cur = txn.cursor()
                     if cur.set_range(prefix):
@@ -323,7 +367,8 @@ class StoreMeta:
             txn.put(key, seal(key, rec.to_json()))
             txn.put(b"version", seal(b"version", str(version).encode()))
             if upgrade:
-                settings["legacy_records"] = True
+                if self.format_version == 1:  # its records may lack seals; a format-2 store's do not
+                    settings["legacy_records"] = True
                 txn.put(b"store", seal(b"store", json.dumps(settings).encode()))
                 txn.put(b"format_version", json.dumps(FORMAT_VERSION).encode())
         if upgrade:

@@ -3,8 +3,8 @@ fault reported (not just the first), nothing written.
 
 `verify_store(path)` opens the store's LMDB read-only (no recovery, no lock file created where there
 is none) and checks, in order: the format version and store settings; each key and table record
-(seal, bounds: `record_checks`); each table's page table and slot map (seal, bounds, permutation);
-each data file's length; then each live page, read with O_DIRECT in batches and checked against its
+(seal, bounds: `record_checks`); each table's page table, slot map and delta log (seal, bounds,
+permutation, the log tiling the delta pages); each data file's length; then each live page, read with O_DIRECT in batches and checked against its
 xxh3_64 checksum, zstd pages decompressed to exactly a page. `PageStore.verify()` runs the same
 scrub through an open store's LMDB environment and read engine.
 """
@@ -113,7 +113,7 @@ def _scrub(meta: StoreMeta, reader: Reader, report: VerifyReport) -> None:
     for rec in recs:
         try:
             pt = meta.page_table(rec, settings)
-            meta.slot_of(rec, permutation=True)
+            meta.slot_of(rec, permutation=True)  # the planned map and the delta log, checked
             size = check_file_length(rec, meta.store_dir)
         except CorruptionError as exc:
             report.add(exc)
