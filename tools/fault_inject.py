@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 V1_FIXTURE = ROOT / "tests" / "data" / "pagestore_v1"
 TEMPLATES = ("v2raw", "v2zstd", "v1")
-RANDOM_KINDS = ("record_flip", "pt_flip", "slot_flip", "settings_flip", "version_flip", "data_flip",
+RANDOM_KINDS = ("record_flip", "pt_flip", "slot_flip", "delta_flip", "settings_flip", "version_flip", "data_flip",
                 "truncate", "lmdb_file_flip")
 FIELD_KINDS = ("record_field", "pt_field", "settings_field", "store_json_field", "scm_record_field")
 STORE_TEMPLATES = ("estore", "estore_legacy")
@@ -43,7 +43,8 @@ COLUMNS = ("tried", "caught", "named", "harmless", "silent", "raw", "crash", "sh
 
 # ---- the parent: trials, workers, the table ------------------------------------------------------
 def build_templates(root: Path) -> None:
-    """The stores every trial copies (fresh per run: format 2 is what this sdm writes)."""
+    """The stores every trial copies (fresh per run, in the format this sdm writes; v2zstd's update
+    leaves a delta page and a delta-log record for delta_flip)."""
     import numpy as np
 
     from sdm.tiers.pagestore import PageStore

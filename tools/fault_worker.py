@@ -144,7 +144,8 @@ def apply_fault(path: Path, trial: dict) -> None:
     try:
         recs = [json.loads(unseal(k, meta.get(k), legacy_ok=True)[0]) for k in meta.keys(b"table/")]
         if kind.endswith("_flip"):
-            prefix = {"record_flip": b"table/", "pt_flip": b"pt/", "slot_flip": b"slot/", "settings_flip": b"store",
+            prefix = {"record_flip": b"table/", "pt_flip": b"pt/", "slot_flip": b"slot/", "delta_flip": b"delta/",
+                      "settings_flip": b"store",
                       "version_flip": b"version"}[kind]
             keys = meta.keys(prefix) or meta.keys(b"pt/")
             if kind == "version_flip":

@@ -6,10 +6,11 @@ bounds that space: when a table's committed file exceeds `max_space_amp` x the b
 pages (the planned layout, what the table occupies with no update pending), a new file
 `data/t<new id>.pages` is written: with delta pages, every row back in its home slot (`row_merge`);
 otherwise the live pages' stored bytes copied as they are (checksums checked either way, so
-compaction never launders a corrupt page). It is fsync'd, and the table's record, page table and slot
-map are committed under the new table id in one LMDB transaction that also deletes the old id's
-segments. Only then is the old file unlinked. A kill -9 anywhere leaves either the old table (the new file is an orphan that `recover`
-removes) or the new one (the old file is the orphan): the last committed version always opens.
+compaction never launders a corrupt page). It is fsync'd, and the table's record, page table and
+planned slot map are committed under the new table id in one LMDB transaction that also deletes the
+old id's keys. Only then is the old file unlinked. A kill -9 anywhere leaves either the old table
+(the new file is an orphan that `recover` removes) or the new one (the old file is the orphan): the
+last committed version always opens.
 
 Readers holding the old snapshot keep reading the old file through its open descriptor (unlinking a
 file does not invalidate open descriptors on POSIX); `PageStore` retires that descriptor rather than

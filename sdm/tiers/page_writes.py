@@ -7,7 +7,8 @@ tail (or an orphan data file) that readers never look at and that `recover` or t
 so the store always opens at its last committed version. Updates shadow rows, not pages: the new
 rows go into delta pages and the slot map points at them (`update`); their old copies become dead
 space, never reused, which is also what keeps other processes' older page tables and slot maps
-valid, until compaction rewrites the table into a new file. One writer at a time, across threads (a lock) and processes (flock on writer.lock).
+valid, until compaction rewrites the table into a new file. One writer at a time, across threads
+(a lock) and processes (flock on writer.lock).
 """
 from __future__ import annotations
 
@@ -181,10 +182,9 @@ class TableWriter:
         shadowing: the new rows are packed densely into delta pages appended past the committed end
         (sorted by their current slot, so rows laid out together stay together), a delta-log entry
         points those rows there (`StoreMeta.slot_of` replays the log over the planned map), and it
-        all commits at once. Nothing is read, and k rows cost ceil(k /
-        rows_per_page) page writes however scattered they are (rewriting each touched page cost up to
-        k). The rows' old copies become dead space; compaction (`row_merge`) writes every row back
-        to its planned slot."""
+        all commits at once. Nothing is read, and k rows cost ceil(k / rows_per_page) page writes
+        however scattered they are (rewriting each touched page cost up to k). The rows' old copies
+        become dead space; compaction (`row_merge`) writes every row back to its planned slot."""
         rpp, n = t.rec.rows_per_page, t.rec.num_rows
         cur = np.arange(n, dtype=np.int64) if t.slot_of is None else t.slot_of.astype(np.int64)  # a copy
         order = np.argsort(cur[ids], kind="stable")
