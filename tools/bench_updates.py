@@ -81,6 +81,9 @@ def main() -> None:
     ap.add_argument("--torn-lookup-ids", type=int, default=16, help="ids per lookup in the torn-row check")
     ap.add_argument("--max-space-amp", type=float, default=None, help="compaction bound (default: the store's, 1.2)")
     ap.add_argument("--dir", default=None, help="where to put the store (default: a temp dir)")
+    ap.add_argument("--update-alpha", type=float, default=None,
+                    help="update ids Zipf(alpha) over the lookups' hot rows (retrained rows are the read "
+                         "ones) instead of uniform random rows")
     args = ap.parse_args()
     rows, dim = args.rows, args.dim
     spec = TableSpec("t", rows, dim)
@@ -95,25 +98,34 @@ def main() -> None:
         store.scm.max_space_amp = args.max_space_amp
     print(f"ingest    {rows / ingest_s:12,.0f} rows/s   ({rows:,} rows x {dim} fp32 in {ingest_s:.2f} s)")
 
-    version = [0]
+    def update_ids(g: np.random.Generator) -> np.ndarray:
+        """One batch's distinct ids: uniform, or Zipf-ranked like the lookups (hot rows updated most)."""
+        if args.update_alpha is None:
+            return g.choice(rows, args.batch_rows, replace=False)
+        got = np.unique(g.zipf(args.update_alpha, 4 * args.batch_rows) % rows)
+        return g.permutation(got)[: args.batch_rows]
+
+    version, updated = [0], [0]   # batches, rows
     t0 = time.perf_counter()
     for _ in range(args.update_batches):
         version[0] += 1
-        ids = rng.choice(rows, args.batch_rows, replace=False)
+        ids = update_ids(rng)
         apply_update(store, "t", ids, stamped(ids, version[0], dim))
+        updated[0] += len(ids)
     upd_s = time.perf_counter() - t0
-    n_upd = args.update_batches * args.batch_rows
-    print(f"update    {n_upd / upd_s:12,.0f} rows/s   ({args.update_batches} batches of {args.batch_rows} random rows, "
-          f"{upd_s / args.update_batches * 1e3:.1f} ms a batch)")
+    kind = "random" if args.update_alpha is None else f"Zipf({args.update_alpha}) distinct"
+    print(f"update    {updated[0] / upd_s:12,.0f} rows/s   ({args.update_batches} batches of <= {args.batch_rows} {kind} "
+          f"rows, {upd_s / args.update_batches * 1e3:.1f} ms a batch)")
 
     def writer(stop: threading.Event) -> None:
         wrng = np.random.default_rng(1)
-        period = args.batch_rows / args.stream_rows_per_s
+        period = args.batch_rows / args.stream_rows_per_s   # (a Zipf batch of fewer distinct rows: a lighter stream)
         nxt = time.perf_counter()
         while not stop.is_set():
             version[0] += 1
-            ids = wrng.choice(rows, args.batch_rows, replace=False)
+            ids = update_ids(wrng)
             apply_update(store, "t", ids, stamped(ids, version[0], dim))
+            updated[0] += len(ids)
             nxt += period
             stop.wait(max(0.0, nxt - time.perf_counter()))
 
@@ -121,9 +133,9 @@ def main() -> None:
     ratios, torn = [], 0
     for r in range(args.rounds):   # alternating: without, then with, each round
         q0, _, t0_ = lookup_qps(store, rows, args.readers, args.seconds, args.lookup_ids)
-        v_before = version[0]
+        u_before = updated[0]
         q1, _, t1_ = lookup_qps(store, rows, args.readers, args.seconds, args.lookup_ids, writer)
-        streamed = (version[0] - v_before) * args.batch_rows
+        streamed = updated[0] - u_before
         ratios.append(q1 / q0)
         torn += t0_ + t1_
         print(f"lookups   {q0:12,.0f} /s without updates; {q1:,.0f} /s while {streamed / args.seconds:,.0f} rows/s "
