@@ -170,7 +170,12 @@ def compact(indices: torch.Tensor, padding_idx: int | None) -> tuple[torch.Tenso
     still be passed, because embedding_bag takes a different (differently rounding) kernel path
     with per_sample_weights when padding_idx is set, and the reference has it set.
     """
-    uniq, inverse = torch.unique(indices, sorted=True, return_inverse=True)
+    if indices.device.type == "cpu":
+        # numpy's unique: 65 us for 4,096 ids where torch.unique takes 158 (its CPU sort is slower)
+        u, inv = np.unique(indices.numpy(), return_inverse=True)
+        uniq, inverse = torch.from_numpy(u), torch.from_numpy(inv.reshape(-1))
+    else:
+        uniq, inverse = torch.unique(indices, sorted=True, return_inverse=True)
     if padding_idx is None:
         return uniq, inverse, None
     pos = int(torch.searchsorted(uniq, torch.tensor([padding_idx]))[0]) if uniq.numel() else 0
