@@ -34,10 +34,10 @@ def test_fault_injection_figures():
         assert row["crash"] == row["raw"] == row["shrunk"] == row["verify_missed"] == 0, (kind, row)
         assert row["caught"] + row["harmless"] + row["silent"] == row["tried"] > 0, (kind, row)
         assert row["named"] >= row["caught"] - 3, (kind, row)  # a lost row (num_rows -1) is named by table only
-    for kind in ("record_flip", "pt_flip", "slot_flip", "delta_flip", "delta_flip", "truncate"):
+    for kind in ("record_flip", "pt_flip", "slot_flip", "delta_flip", "truncate"):
         assert figures[kind]["caught"] == figures[kind]["tried"], (kind, figures[kind])
-    assert set(figures) == {"record_field", "pt_field", "settings_field", "record_flip", "pt_flip", "slot_flip", "delta_flip",
-                            "settings_flip", "version_flip", "data_flip", "truncate", "lmdb_file_flip",
+    assert set(figures) == {"record_field", "pt_field", "settings_field", "record_flip", "pt_flip", "slot_flip",
+                            "delta_flip", "settings_flip", "version_flip", "data_flip", "truncate", "lmdb_file_flip",
                             # an EmbeddingStore's own files (with and without checksums), and the page
                             # store's record under one: store.json closes the same-width dtype case there
                             "store_json_field", "scm_record_field", "scm_record_field (no checksums)",

@@ -241,7 +241,8 @@ def main(argv=None) -> int:
             parts.append(f"{label} {compute_s / (compute_s + io):.3f}x / {compute_s / max(compute_s, io):.3f}x")
         print(f"  {name:12s} " + "; ".join(parts))
     print("\nphysical bound on this machine (I/O per batch vs compute per batch):")
-    iops_of = {name: (r["pages"] * a.batches / r["scm_s"] if r["scm_s"] > 0 else float("inf")) for name, r in res.items()}
+    iops_of = {name: (r["pages"] * a.batches / r["scm_s"] if r["scm_s"] > 0 else float("inf"))
+               for name, r in res.items()}
     best_iops = max(iops_of.values()) if iops_of else float("inf")
     for name, r in res.items():
         iops = iops_of[name]

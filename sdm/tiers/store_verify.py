@@ -4,8 +4,9 @@ fault reported (not just the first), nothing written.
 `verify_store(path)` opens the store's LMDB read-only (no recovery, no lock file created where there
 is none) and checks, in order: the format version and store settings; each key and table record
 (seal, bounds: `record_checks`); each table's page table, slot map and delta log (seal, bounds,
-permutation, the log tiling the delta pages); each data file's length; then each live page, read with O_DIRECT in batches and checked against its
-xxh3_64 checksum, zstd pages decompressed to exactly a page. `PageStore.verify()` runs the same
+permutation, the log tiling the delta pages); each data file's length; then each live page, read
+with O_DIRECT in batches and checked against its xxh3_64 checksum, zstd pages decompressed to
+exactly a page. `PageStore.verify()` runs the same
 scrub through an open store's LMDB environment and read engine.
 """
 from __future__ import annotations
