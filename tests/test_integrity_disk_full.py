@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import warnings
 
 import numpy as np
 import pytest
 
 from sdm.core.errors import DiskFullError
 from sdm.tiers.pagestore import PageStore
+from small_tmpfs import small_tmpfs
 
 
 @pytest.fixture
 def small_fs(tmp_path):
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if out.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tmpfs: the store warns its data lives in RAM
-            yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_tmpfs(tmp_path, "4m") as mnt:
+        yield mnt
 
 
 def _small_store(path):

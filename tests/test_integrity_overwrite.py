@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import warnings
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from sdm.core.errors import DiskFullError, InvalidInputError, SdmError
 from sdm.core.spec import TableSpec
 from sdm.runtime import store_create
 from sdm.runtime.embedding_store import EmbeddingStore
+from small_tmpfs import small_tmpfs
 
 OLD = {"t": np.arange(200 * 4, dtype=np.float32).reshape(200, 4)}
 
@@ -82,26 +81,15 @@ def test_bad_arguments_to_an_overwrite_change_nothing(tmp_path):
 
 def test_disk_full_during_an_overwrite_leaves_the_old_store(tmp_path):
     """A 2 MiB tmpfs holding the old store; the new one cannot fit beside it (root only)."""
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if out.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # tmpfs: the store warns its data lives in RAM
-            path = mnt / "s"
-            _old(path)
-            big = np.random.default_rng(0).standard_normal((200_000, 4)).astype(np.float32)   # 3.2 MB
-            with pytest.raises(DiskFullError):
-                EmbeddingStore.create(path, [TableSpec("t", 200_000, 4)], hardware=None, weights={"t": big},
-                                      overwrite=True)
-            assert np.array_equal(_rows(path), OLD["t"])
-            _no_siblings(path)
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_tmpfs(tmp_path, "2m") as mnt:
+        path = mnt / "s"
+        _old(path)
+        big = np.random.default_rng(0).standard_normal((200_000, 4)).astype(np.float32)   # 3.2 MB
+        with pytest.raises(DiskFullError):
+            EmbeddingStore.create(path, [TableSpec("t", 200_000, 4)], hardware=None, weights={"t": big},
+                                  overwrite=True)
+        assert np.array_equal(_rows(path), OLD["t"])
+        _no_siblings(path)
 
 
 # ---- failed opens leak nothing -------------------------------------------------------------------
