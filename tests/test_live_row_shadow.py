@@ -139,3 +139,24 @@ def test_a_moved_row_is_no_page_mate(tmp_path):
         assert torch.equal(s.lookup("t", torch.tensor([3]), torch.tensor([0])), new)
     finally:
         s.close()
+
+
+def test_merge_in_small_chunks_and_short_reads(tmp_path, monkeypatch):
+    """The merge's chunking (home pages and delta pages a chunk at a time) and its preadv split give
+    the same table as one step would: chunks of 8 pages and preadv calls of 3 over 47 home pages."""
+    from sdm.tiers import row_merge
+
+    monkeypatch.setattr(row_merge, "MERGE_CHUNK_PAGES", 8)
+    monkeypatch.setattr(row_merge, "IOV_MAX", 3)
+    rng = np.random.default_rng(5)
+    cur = rng.standard_normal((ROWS, DIM)).astype(np.float32)
+    with PageStore.create(tmp_path / "s", "nand", max_space_amp=50.0) as st:
+        st.add_table("a", cur, row_order=rng.permutation(ROWS))
+        planned = st.page_of("a", np.arange(ROWS))
+        for _ in range(4):
+            ids = rng.choice(ROWS, 700, replace=False)
+            cur[ids] = rng.standard_normal((700, DIM)).astype(np.float32)
+            st.update_rows("a", ids, cur[ids])
+        st.compact("a")
+        assert np.array_equal(st.page_of("a", np.arange(ROWS)), planned)
+        assert np.array_equal(st.read_rows("a", np.arange(ROWS)), cur) and not st.verify().damage

@@ -2,7 +2,8 @@
 slot (the planned layout ingest wrote), into a new file of home pages only.
 
 Updates shadow rows (`page_writes.update`): a batch of k rows is appended as ceil(k / rows_per_page)
-dense delta pages and the slot map points those rows there, leaving their old copies dead. Once the
+dense delta pages and logged (`delta/` keys; the slot map is the plan with the log replayed over
+it), leaving their old copies dead. Once the
 file passes the space bound, `compaction.compact_table` calls `merge_pages`: the home pages are read
 in order a chunk at a time, each chunk's moved rows are read from their delta pages and patched into
 their home slots, and the chunk is encoded and appended to the new file. Every page read is checked
@@ -65,18 +66,17 @@ def read_stored(store_dir: str, t: OpenTable, fd: int, pages: np.ndarray, align:
     buf = np.empty(len(pages) * stride, np.uint8)
     mv = memoryview(buf)
     where = os.path.join(store_dir, t.rec.data_file)
-    i, n = 0, len(pages)
-    while i < n:
-        j = i + 1
-        while j < n and j - i < IOV_MAX and offs[j] == offs[j - 1] + lens[j - 1]:
-            j += 1
+    # runs of pages adjacent on disk (one numpy pass), each read in preadv calls of <= IOV_MAX pages
+    starts = np.flatnonzero(np.r_[True, offs[1:] != offs[:-1] + lens[:-1]])
+    ends = np.r_[starts[1:], len(pages)]
+    for i, j in ((a, min(a + IOV_MAX, e)) for s, e in zip(starts.tolist(), ends.tolist())
+                 for a in range(s, e, IOV_MAX)):
         want = int(lens[i:j].sum())
         got = os.preadv(fd, [mv[k * stride : k * stride + int(lens[k])] for k in range(i, j)], int(offs[i]))
         if got != want:
             raise ShortFileError(f"table {t.rec.name!r}: page {int(pages[j - 1])} is past the end of {where} "
                                  f"(compaction read {got} of {want} bytes at {int(offs[i])})", store=store_dir,
                                  table=t.rec.name, page=int(pages[j - 1]))
-        i = j
     bad = bad_page(buf, stride, ent)
     if bad >= 0:
         raise _corrupt(store_dir, t, pages, bad, offs, "failed its xxh3_64 checksum")
