@@ -7,7 +7,7 @@ repeats are removed first (a batch reads a row once, however often it looks it u
              stream, printed as seqOPT, is 0-2% above it and is not a lower bound of batches),
   LRU, S3-FIFO = the simulator's fully associative replays of that stream,
   P-kN     = the runtime's set-associative cache (16 ways, sdm.cache.index) with policy P (lru,
-             s3lru) replayed batch by batch with a look-ahead of N batches
+             s3lru, sketch-lfu, duel) replayed batch by batch with a look-ahead of N batches
              (sdm.cachesim.lookahead_replay: the prefetcher's rule, demand and prefetch reads
              summed); P-k0 = no prefetch.
   ideal-kN = the fully associative window rule (sdm.cache.window_opt.window_reads, hits
@@ -46,7 +46,7 @@ CACHE_SHARES = (0.01, 0.05, 0.10, 0.20)
 BATCHES = (64, 1024)
 DEPTHS = (0, 2, 4)
 CURVE_DEPTHS = (0, 2, 4, 8, 16)
-RUNTIME_POLICIES = ("lru", "s3lru", "sketch-lfu")
+RUNTIME_POLICIES = ("lru", "s3lru", "sketch-lfu", "duel")
 WAYS = 16
 
 

@@ -46,6 +46,8 @@ class CachePolicy(Protocol):
     # on_insert_low(score, slots, stamp): set `score` for slots filled at low priority (rows that
     # came along on a fetched page, not asked for) so they go before any row a lookup has read.
     # Without it, the cache uses on_insert.
+    # victim_key_sets(score_rows, sets, num_sets): victim_key for a policy whose order differs by
+    # set (sdm.cache.duel's leader sets); the index passes the sets' numbers when it has it.
 
     def victim_key(self, score_rows: np.ndarray) -> np.ndarray:
         """Eviction key for each slot of some sets [k, ways]; lowest goes first."""

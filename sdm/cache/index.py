@@ -266,7 +266,9 @@ class CacheIndex:
         cand, sets = cand[order], sets[order]
         rank = np.arange(len(sets)) - np.searchsorted(sets, sets, side="left")
         usets, set_row = np.unique(sets, return_inverse=True)
-        key, first, never = _keys(self.policy.victim_key(self.score[usets]))
+        by_set = getattr(self.policy, "victim_key_sets", None)   # a policy whose order differs by set (duel)
+        key, first, never = _keys(self.policy.victim_key(self.score[usets]) if by_set is None
+                                  else by_set(self.score[usets], usets, self.num_sets))
         if low_priority:  # only empty or other low-priority (never read, score 0) slots
             key[self.score[usets] != 0] = never
         key[self.tags[usets] < 0] = first  # empty slots first

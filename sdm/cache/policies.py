@@ -1,9 +1,9 @@
 """The one registry of cache policies: a name means the same policy in the runtime and the simulator.
 
-Each policy is one module of this package (lru, lfu, fifo, static, s3lru, sketchlfu, s3fifo, opt, setassoc), one class
-implementing `sdm.cache.base.CachePolicy`'s hooks (what the runtime's DRAM cache runs) and, where
-there is one, `replay(stream, capacity)` (the simulator's compiled fully associative replay of the
-same rule). `RUNTIME_POLICIES` are the names the DRAM cache can run; the others need the future or
+Each policy is one module of this package (lru, lfu, fifo, static, s3lru, sketchlfu, duel, s3fifo,
+opt, setassoc), one class implementing `sdm.cache.base.CachePolicy`'s hooks (what the runtime's
+DRAM cache runs) and, where there is one, `replay(stream, capacity)` (the simulator's compiled fully
+associative replay of the same rule). `RUNTIME_POLICIES` are the names the DRAM cache can run; the others need the future or
 state the set-associative index does not keep and run only in the simulator. Adding a policy: a
 module with its class, and one line in POLICIES.
 """
@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from sdm.cache.base import CachePolicy, OfflinePolicy, ScorePolicy
+from sdm.cache.duel import Duel
 from sdm.cache.fifo import FIFO
 from sdm.cache.lfu import LFU
 from sdm.cache.lru import LRU
@@ -34,14 +35,15 @@ POLICIES: dict[str, Callable[[], CachePolicy]] = {
     "lfu-global": lambda: LFU(counts="global"),
     "s3fifo": S3FIFO,
     "sketch-lfu": SketchLFU,
+    "duel": Duel,
     "setassoc": SetAssociativeLRU,
     "opt": OPT,
     "opt-demand": lambda: OPT(bypass=False),
 }
-RUNTIME_POLICIES = ("lru", "lfu", "fifo", "static", "s3lru", "sketch-lfu")
+RUNTIME_POLICIES = ("lru", "lfu", "fifo", "static", "s3lru", "sketch-lfu", "duel")
 
 __all__ = ["CachePolicy", "OfflinePolicy", "ScorePolicy", "POLICIES", "RUNTIME_POLICIES", "make_policy",
-           "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "S3LRU", "SetAssociativeLRU", "SketchLFU", "Static"]
+           "Duel", "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "S3LRU", "SetAssociativeLRU", "SketchLFU", "Static"]
 
 
 def make_policy(policy: str | CachePolicy, hot_ids: np.ndarray | None = None, *, table: str | None = None,

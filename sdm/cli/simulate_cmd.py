@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--policy", default=DEFAULT_POLICIES,
                    help=f"comma-separated policies (default {DEFAULT_POLICIES}); names: lru lfu lfu-global "
                    "fifo s3fifo static setassoc setassocN opt opt-demand, and runtime-lru runtime-lfu "
-                   "runtime-fifo runtime-static runtime-s3lru runtime-sketch-lfu (the store's own 16-way DRAM cache, batch by batch). "
+                   "runtime-fifo runtime-static runtime-s3lru runtime-sketch-lfu runtime-duel (the store's own 16-way DRAM cache, batch by batch). "
                    "OPT is always added.")
     p.add_argument("--dim", type=int, default=None,
                    help="embedding dim, for row bytes (default: the --plan's row size, else 64)")
