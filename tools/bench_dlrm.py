@@ -115,7 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--alpha", type=float, default=1.05)
     ap.add_argument("--depth", type=int, default=2, help="prefetch look-ahead in batches")
     ap.add_argument("--queue-depth", type=int, default=32)
-    ap.add_argument("--policy", default="lru", choices=["lru", "lfu", "s3lru"])
+    ap.add_argument("--policy", default="lru", choices=["lru", "lfu", "s3lru", "sketch-lfu", "duel"],
+                    help="DRAM cache policy (each charged its index bytes in the same byte budget)")
     ap.add_argument("--hardware", default="host-nand")
     ap.add_argument("--page-admit", default="auto", choices=["auto", "off", "warm", "all"],
                     help="page-granular admission of the profiled store")
