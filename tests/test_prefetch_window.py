@@ -51,7 +51,8 @@ def test_bench_prefetch_quick_runs_and_prints_every_ratio(capsys):
     assert mod.main(["--quick", "--lookups", "4000"]) == 0
     out = capsys.readouterr().out
     assert "Belady" in out and "s3lru-k2" in out and "worst, runtime lru" in out and "worst, ideal" in out
-    rows = [line for line in out.splitlines()[3:] if not line.startswith(("worst", "("))]
+    assert "duel-k2" in out and "geomean over the rows, runtime duel" in out
+    rows = [line for line in out.splitlines()[3:] if not line.startswith(("worst", "geomean", "("))]
     ratios = [float(x) for line in rows for x in line.split()[5:]]
     assert ratios and min(ratios) >= 1.0                      # nothing reads less than Belady (BatchOPT)
 
