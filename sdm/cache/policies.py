@@ -3,9 +3,9 @@
 Each policy is one module of this package (lru, lfu, fifo, static, s3lru, sketchlfu, duel, s3fifo,
 opt, setassoc), one class implementing `sdm.cache.base.CachePolicy`'s hooks (what the runtime's
 DRAM cache runs) and, where there is one, `replay(stream, capacity)` (the simulator's compiled fully
-associative replay of the same rule). `RUNTIME_POLICIES` are the names the DRAM cache can run; the others need the future or
-state the set-associative index does not keep and run only in the simulator. Adding a policy: a
-module with its class, and one line in POLICIES.
+associative replay of the same rule). `RUNTIME_POLICIES` are the names the DRAM cache can run; the
+others need the future or state the set-associative index does not keep and run only in the
+simulator. Adding a policy: a module with its class, and one line in POLICIES.
 """
 from __future__ import annotations
 
