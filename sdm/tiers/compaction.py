@@ -27,11 +27,11 @@ import numpy as np
 import xxhash
 
 from sdm.core.atomic_file import fsync_dir
-from sdm.core.errors import CorruptPageError, InvalidInputError, ShortFileError
+from sdm.core.errors import InvalidInputError, ShortFileError
 from sdm.tiers.direct_io import drop_cached
 from sdm.tiers.os_faults import store_io
 from sdm.tiers.page_format import round_up
-from sdm.tiers.page_reads import OpenTable
+from sdm.tiers.page_reads import OpenTable, bad_page_error
 from sdm.tiers.page_writes import pwrite_all
 from sdm.tiers.row_merge import merge_pages
 
@@ -130,9 +130,7 @@ def _copy_live_pages(store_dir: str, t: OpenTable, src: int, dst: int, align: in
         for p, pos, length, check in zip(pages.tolist(), rel, old["length"][pages].tolist(),
                                          old["checksum"][pages].tolist()):
             if digest(mv[pos : pos + length]) != check:
-                raise CorruptPageError(f"table {t.rec.name!r}: page {p} failed its xxh3_64 checksum during "
-                                       f"compaction (file {where}, offset {int(offs[p])})", store=store_dir,
-                                       table=t.rec.name, page=p)
+                raise bad_page_error(store_dir, t, p, int(offs[p]), "failed its xxh3_64 checksum during compaction")
         # live alignment units (offsets and padded lengths are multiples of `align`): +1 where a
         # live page starts, -1 where it ends, summed
         edge = np.zeros(span // align + 1, np.int32)

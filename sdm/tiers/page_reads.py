@@ -49,6 +49,15 @@ class OpenTable:
         return ids if self.slot_of is None else self.slot_of[ids]
 
 
+def bad_page_error(store_dir: str, t: OpenTable, page: int, offset: int, what: str) -> CorruptPageError:
+    """The error for page `page` of table `t` at file offset `offset` that `what` (failed its
+    checksum, does not decode, ...): names the table, the page, the file and the offset. One text
+    for reads, row merges and compaction."""
+    return CorruptPageError(f"table {t.rec.name!r}: page {page} {what} (file "
+                            f"{os.path.join(store_dir, t.rec.data_file)}, offset {offset})",
+                            store=store_dir, table=t.rec.name, page=page)
+
+
 @dataclass(eq=False)
 class PageReads:
     """Reads pages of open tables through one engine and charges each read to the clock once."""
@@ -127,10 +136,7 @@ class PageReads:
             raise self._bad_page(t, pages, exc.args[1], offsets, f"does not decode ({exc.args[0]})") from None
 
     def _bad_page(self, t: OpenTable, pages: np.ndarray, i: int, offsets: np.ndarray, what: str) -> CorruptPageError:
-        page = int(pages[i])
-        return CorruptPageError(
-            f"table {t.rec.name!r}: page {page} {what} (file {os.path.join(self.store_dir, t.rec.data_file)}, "
-            f"offset {int(offsets[i])})", store=self.store_dir, table=t.rec.name, page=page)
+        return bad_page_error(self.store_dir, t, int(pages[i]), int(offsets[i]), what)
 
     def close(self) -> None:
         self.reader.close()

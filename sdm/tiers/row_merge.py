@@ -18,7 +18,7 @@ import numpy as np
 
 from sdm.core.errors import CorruptionError, CorruptPageError, ShortFileError
 from sdm.tiers.page_format import bad_page, decode_pages, encode_pages, page_rows, round_up
-from sdm.tiers.page_reads import OpenTable
+from sdm.tiers.page_reads import OpenTable, bad_page_error
 from sdm.tiers.page_writes import pwrite_all
 
 MERGE_CHUNK_PAGES = 4096   # home pages rebuilt per step, and delta pages read per step: bounds memory
@@ -88,7 +88,4 @@ def read_stored(store_dir: str, t: OpenTable, fd: int, pages: np.ndarray, align:
 
 
 def _corrupt(store_dir: str, t: OpenTable, pages: np.ndarray, i: int, offs: np.ndarray, what: str) -> CorruptPageError:
-    page = int(pages[i])
-    return CorruptPageError(f"table {t.rec.name!r}: page {page} {what} during compaction (file "
-                            f"{os.path.join(store_dir, t.rec.data_file)}, offset {int(offs[i])})",
-                            store=store_dir, table=t.rec.name, page=page)
+    return bad_page_error(store_dir, t, int(pages[i]), int(offs[i]), f"{what} during compaction")
