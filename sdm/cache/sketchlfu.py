@@ -109,9 +109,15 @@ class SketchLFU(ScorePolicy):
         score[slots] = self._score(self._count(ids, score), stamp)
 
     def on_insert_ids(self, score, slots, ids, stamp):
+        self._insert_counted(score, slots, ids, stamp)
+
+    def _insert_counted(self, score, slots, ids, stamp) -> np.ndarray:
+        """Score rows `ids` just placed at `slots` by their sketch counts (this read included); the counts."""
         self._ready(score.size)
         self.slot_id[slots] = ids
-        score[slots] = self._score(self._count(np.asarray(ids, np.int64), score), stamp)
+        est = self._count(np.asarray(ids, np.int64), score)
+        score[slots] = self._score(est, stamp)
+        return est
 
     def on_insert(self, score, slots, stamp):
         self._ready(score.size)
