@@ -103,3 +103,61 @@ def test_negative_and_out_of_range_ids_are_never_found(monkeypatch):
         assert (direct.probe(bad[bad < 0]) == -1).all() and (direct.probe(bad[bad >= 100]) == -1).all()
         assert (hashed.probe(bad) == -1).all()
         assert direct.probe(np.array([4]))[0] == 4
+
+
+@needs_cc
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_large_batches_split_over_threads_equal_numba(monkeypatch, threads):
+    """Batches from the C pass's split size on (16,384 ids) run on torch's threads: the same slots,
+    scores and clock as numba's single pass; a miss anywhere (late in a thread's range too) changes
+    no score, with and without an admission mask."""
+    import torch
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        a = CacheIndex(400_000, 65_536, ways=16, layout="hashed")
+        a.place(np.sort(rng.choice(400_000, 200_000, replace=False)))   # (every set full: each
+        cached = a.contents()                                           # thread's last slot is used)
+        assert len(cached) == a.capacity_rows
+        absent = np.setdiff1d(np.arange(a.num_rows), cached)
+        for masked in (False, True):
+            if masked:
+                a.admit_mask = np.zeros(a.num_rows, np.bool_)
+                a.admit_mask[cached[::3]] = True
+            b = copy.deepcopy(a)
+            for step in range(8):
+                ids = rng.permutation(np.concatenate([cached, rng.choice(cached, 20_000)]))   # every slot
+                if step % 2:
+                    ids[int(rng.integers(len(ids) * (step % 4 == 1) // 2, len(ids)))] = absent[step]
+                before = a.score.copy()
+                got_native = a.probe_all_hit(ids)
+                monkeypatch.setenv("SDM_NATIVE", "0")
+                got_numba = b.probe_all_hit(ids)
+                monkeypatch.delenv("SDM_NATIVE")
+                assert (got_native is None) == (got_numba is None) == bool(step % 2)
+                if got_native is None:
+                    assert np.array_equal(a.score, before)
+                else:
+                    assert got_native.dtype == np.int32 and np.array_equal(got_native, got_numba)
+                assert a.stamp == b.stamp and np.array_equal(a.score, b.score)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+@needs_cc
+def test_build_without_openmp_when_it_does_not_link(monkeypatch, tmp_path):
+    """A compiler that refuses -fopenmp still gives a (one-thread) kernel with the same answers."""
+    cc = native_probe._compiler()
+    wrapper = tmp_path / "cc-no-openmp"
+    wrapper.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec {cc} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("SDM_NATIVE_DIR", str(tmp_path / "lib"))
+    monkeypatch.setenv("CC", str(wrapper))
+    monkeypatch.setattr(native_probe, "_loaded", [])
+    assert native_probe.kernel() is not None
+    idx, rng = _filled(16, rows=400_000, slots=65_536)
+    ids = rng.choice(idx.contents(), 20_000)
+    got = idx.probe_all_hit(ids)
+    monkeypatch.setenv("SDM_NATIVE", "0")
+    assert np.array_equal(got, idx.probe(ids))

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdm.cache.index import INDEX_BYTES_PER_ROW  # noqa: E402
 from sdm.cache.window import Lookahead  # noqa: E402
+from sdm.core import huge_pages  # noqa: E402
 from sdm.core.spec import TableSpec  # noqa: E402
 from sdm.runtime import row_formats  # noqa: E402
 from sdm.runtime.embedding_store import EmbeddingStore  # noqa: E402
@@ -90,6 +91,14 @@ def _fbgemm_fp16(codes: torch.Tensor):
     return tbe
 
 
+def _reference(fmt: str, codes: torch.Tensor):
+    """The baseline op over `codes`: nn.EmbeddingBag's kernel (fp32, fp16) or torch's quantized op."""
+    if fmt in ("fp32", "fp16"):
+        return lambda i, o: F.embedding_bag(i, codes, o, mode="sum")
+    op = Q.embedding_bag_byte_rowwise_offsets if fmt == "int8" else Q.embedding_bag_4bit_rowwise_offsets
+    return lambda i, o: op(codes, i, o, False, 0, False, None, None, False)
+
+
 def single_case(case: str, a, d: Path, rng):
     fmt, layout = case.split("-")
     spec = TableSpec("t", a.rows, a.dim, row_format=fmt)
@@ -109,13 +118,12 @@ def single_case(case: str, a, d: Path, rng):
     n = a.bags * a.pooling
     off = torch.arange(0, n, a.pooling)
     batches = [(_zipf_ids(rng, pool, n, a.alpha), off) for _ in range(8)]
-    if fmt == "fp32":
-        ref = lambda i, o: F.embedding_bag(i, codes, o, mode="sum")  # noqa: E731
-    elif fmt == "fp16":
-        ref = lambda i, o: F.embedding_bag(i, codes, o, mode="sum")  # noqa: E731
-    else:
-        op = Q.embedding_bag_byte_rowwise_offsets if fmt == "int8" else Q.embedding_bag_4bit_rowwise_offsets
-        ref = lambda i, o: op(codes, i, o, False, 0, False, None, None, False)  # noqa: E731
+    ref = _reference(fmt, codes)
+    # the same baseline over the same codes on 2 MiB pages, as sdm's cache holds its rows
+    # (sdm.core.huge_pages): how much of a ratio is the pages, not the code
+    huge = huge_pages.zeros(tuple(codes.shape), codes.dtype)
+    huge.copy_(codes)
+    ref_huge = _reference(fmt, huge)
     mine = lambda i, o: store.lookup("t", i, o)  # noqa: E731
     for b in batches:   # warm both (allocator, numba) and check the store gives the baseline's bits
         r = ref(*b)
@@ -127,17 +135,19 @@ def single_case(case: str, a, d: Path, rng):
     tbe = _fbgemm_fp16(codes) if fmt == "fp16" else None
     store.reset_stats()
     if tbe is None:
-        tb, tm = _alternate(ref, mine, batches, a.rounds)
+        tb, t_huge, tm = _alternate_many([ref, ref_huge, mine], batches, a.rounds)
     else:   # the issue's fp16 baseline: nn.EmbeddingBag over fp16 or fbgemm's kernel, whichever is faster
         fb_batches = [(i, o, i.to(torch.int32), torch.cat([o, torch.tensor([n])]).to(torch.int32)) for i, o in batches]
         for i, o, i32, o32 in fb_batches:   # fbgemm accumulates in float32: within fp16 rounding of the torch op
             torch.testing.assert_close(tbe(i32, o32), ref(i, o).float(), rtol=2e-3, atol=1e-2)
-        t_torch, t_fb, tm = _alternate_many([lambda i, o, *_: ref(i, o), lambda i, o, i32, o32: tbe(i32, o32),
-                                             lambda i, o, *_: mine(i, o)], fb_batches, a.rounds)
+        t_torch, t_huge, t_fb, tm = _alternate_many([lambda i, o, *_: ref(i, o), lambda i, o, *_: ref_huge(i, o),
+                                                     lambda i, o, i32, o32: tbe(i32, o32),
+                                                     lambda i, o, *_: mine(i, o)], fb_batches, a.rounds)
         tb = min(t_torch, t_fb)
         extra = f"; baselines: nn.EmbeddingBag fp16 {t_torch * 1e3:.3f} ms, fbgemm IntNBit TBE fp16 {t_fb * 1e3:.3f} ms"
     hit = store.stats()["tables"]["t"]["hit_rate"]["dram"]
     store.close()
+    extra += f"; baseline on huge pages {t_huge * 1e3:.3f} ms (ratio {t_huge / tm:.3f})"
     return tb, tm, f"{n} ids/call, DRAM hit rate {hit:.3f}{extra}"
 
 

@@ -22,6 +22,7 @@ import torch
 from sdm.cache.base import CachePolicy
 from sdm.cache.index import INDEX_BYTES_PER_ROW, CacheIndex, index_bytes_per_row
 from sdm.cache.policies import make_policy
+from sdm.core import huge_pages
 from sdm.core.checks import whole_number
 
 __all__ = ["DramCache", "INDEX_BYTES_PER_ROW", "index_bytes_per_row", "rows_for_budget"]
@@ -54,7 +55,8 @@ class DramCache(CacheIndex):
         rows = rows_for_budget(capacity_bytes, self.row_bytes, num_rows, policy)
         super().__init__(num_rows, rows, ways=ways, policy=policy, hot_ids=hot_ids, table=table, layout=layout)
         self.capacity_bytes = int(capacity_bytes)
-        self.data = torch.zeros((self.capacity_rows, row_width), dtype=dtype)
+        # rows are read scattered: on huge pages their reads do not also miss the TLB (huge_pages.py)
+        self.data = huge_pages.zeros((self.capacity_rows, row_width), dtype)
         self.lock = threading.RLock()
         if self.policy.name == "static" and hot_ids is not None and self.capacity_rows:
             self._static_ids = np.asarray(hot_ids, dtype=np.int64)

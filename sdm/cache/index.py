@@ -141,8 +141,9 @@ class CacheIndex:
         return _probe(self.tags, ids, self.num_sets, self.direct)
 
     def probe_all_hit(self, ids: np.ndarray, lookahead=None) -> np.ndarray | None:
-        """Slots of `ids` (int64) when every one is cached, each read told to the policy as `touch`
-        would (one compiled pass, GIL released, for LRU-like policies whose hit is a stamp); None,
+        """Slots of `ids` (int64; int32 from the C kernel's stamping pass) when every one is cached,
+        each read told to the policy as `touch` would (one compiled pass, GIL released, for LRU-like
+        policies whose hit is a stamp); None,
         with nothing changed, when some id is absent (ids out of the table's range never are
         cached, so a non-None answer also proves them in range).
 
@@ -166,8 +167,18 @@ class CacheIndex:
         mask = self.admit_mask if self.admit_mask is not None else np.zeros(0, np.bool_)
         seen = np.zeros((self.capacity_rows + 63) // 64 if windowed else 0, np.uint64)
         if not self.direct and native_probe.usable(self.tags):
-            # the C probe (AVX2 tag compares: 2x the numba pass); the stamps follow in a second
-            # pass once every id is proved cached, so a miss leaves everything as it was
+            if stamp_hits and not windowed and self.score.dtype == np.int32:
+                # probe and stamps in one C call (the stamps once every id is proved cached); int32
+                # slots (the tags are: capacity < 2**31), half the bytes for the pooling to read
+                out32 = np.empty(len(ids), np.int32)
+                miss = native_probe.probe_stamp(self.tags, self.num_sets, ids, out32, self.score, self.stamp + 1,
+                                                mask if len(mask) else None)
+                if miss >= 0:
+                    return None
+                self.stamp += 1
+                return out32
+            # the C probe; the window's stamps (or the policy's touch) follow once every id is
+            # proved cached, so a miss leaves everything as it was
             miss, distinct = native_probe.probe(self.tags, self.num_sets, ids, out, True, seen if windowed else None)
             if miss >= 0:
                 return None

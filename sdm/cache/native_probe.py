@@ -1,11 +1,16 @@
 """The C probe kernel (sdm/cache/native/probe.c): built at first use, loaded with ctypes.
 
 Why built here and not at install: it is compiled with `-march=native` for the machine it runs on
-(AVX2 compares of a whole tag set), needs nothing but a C compiler, and takes about a second. The
+(AVX-512 or AVX2 compares of a whole tag set), needs nothing but a C compiler, and takes about a second. The
 library is cached under `$SDM_NATIVE_DIR` (default `~/.cache/sdm/native`, `$XDG_CACHE_HOME`
 honoured), named by a hash of the source, the flags, the compiler's version and the CPU's flags, so
 an edited source, a new compiler or another CPU builds afresh; it is written to a temporary name and
 renamed into place, so processes building at once never load a half-written file.
+
+It is built with OpenMP (`-fopenmp`; without it where that fails): the library then needs
+libgomp.so.1, which the dynamic loader finds already loaded by torch (whose CPU kernels run on it),
+so the all-hit pass splits a large batch over torch's own thread pool, `torch.get_num_threads()`
+threads, as torch's pooling kernels do; torch is imported before the library is loaded for that.
 
 When no compiler is found or the build fails, `kernel()` returns None (with one warning naming the
 reason) and the cache index keeps its numba kernels: same answers, about half the speed.
@@ -27,9 +32,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch   # (first: its libgomp is the one the library binds to)
 
 SOURCE = Path(__file__).with_name("native") / "probe.c"
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c11")
+OPENMP = ("-fopenmp",)
 _lock = threading.Lock()
 _loaded: list = []   # [library or None] once tried
 
@@ -58,8 +65,15 @@ def _cpu_flags() -> str:
 
 
 def _build(cc: str) -> Path:
+    try:
+        return _build_with(cc, FLAGS + OPENMP)
+    except OSError:   # (no OpenMP runtime to link: one thread)
+        return _build_with(cc, FLAGS)
+
+
+def _build_with(cc: str, flags: tuple[str, ...]) -> Path:
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + version.encode()
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode() + version.encode()
                          + _cpu_flags().encode()).hexdigest()[:16]
     out_dir = _cache_dir()
     lib = out_dir / f"sdm_probe_{key}.so"
@@ -69,7 +83,7 @@ def _build(cc: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".build_", suffix=".so", dir=out_dir)
     os.close(fd)
     try:
-        done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE)], capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise OSError(f"{cc} failed: {done.stderr.strip()[-500:]}")
         os.replace(tmp, lib)
@@ -83,6 +97,8 @@ def _declare(lib) -> None:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.sdm_probe32.restype = i64
     lib.sdm_probe32.argtypes = [p, i64, i64, p, i64, i64, p, p, p]
+    lib.sdm_probe_stamp32.restype = i64
+    lib.sdm_probe_stamp32.argtypes = [p, i64, i64, p, i64, p, p, ctypes.c_int32, p, i64]
     lib.sdm_stamp32.restype = None
     lib.sdm_stamp32.argtypes = [p, p, p, i64, ctypes.c_int32, p, p]
 
@@ -137,6 +153,17 @@ def probe(tags: np.ndarray, num_sets: int, ids: np.ndarray, out: np.ndarray, sto
                                int(stop_at_miss), out.ctypes.data, None if seen is None else seen.ctypes.data,
                                ctypes.byref(distinct))
     return got, distinct.value
+
+
+def probe_stamp(tags: np.ndarray, num_sets: int, ids: np.ndarray, out: np.ndarray, score: np.ndarray, value: int,
+                mask: np.ndarray | None) -> int:
+    """The all-hit pass in one call: slots of `ids` into `out` (int32) and, once every id is proved
+    cached, score[slot] = value for each whose row is inside `mask` (bool per row id; None: all).
+    -1 when every id is cached, else an absent id's position with no score written. `score` is int32
+    of the tags' shape. Large batches run on torch's intra-op threads (see the module doc)."""
+    return kernel().sdm_probe_stamp32(tags.ctypes.data, num_sets, tags.shape[1], ids.ctypes.data, len(ids),
+                                      out.ctypes.data, score.ctypes.data, value,
+                                      None if mask is None else mask.ctypes.data, torch.get_num_threads())
 
 
 def stamp(score: np.ndarray, slots: np.ndarray, ids: np.ndarray, value: int, mask: np.ndarray | None,

@@ -158,8 +158,17 @@ def pool(weight: torch.Tensor, local_indices: torch.Tensor, batch: BagBatch, pad
     """
     # torch.embedding_bag is the op F.embedding_bag (and so nn.EmbeddingBag) ends in; `validate` has
     # done F's argument checks and normalisation, so calling it directly skips only Python
-    return torch.embedding_bag(weight, local_indices, batch.offsets, False, _MODE_ENUM[batch.mode], False,
-                               batch.per_sample_weights, batch.include_last_offset, padding_local)[0]
+    return torch.embedding_bag(weight, local_indices, offsets_like(local_indices, batch), False,
+                               _MODE_ENUM[batch.mode], False, batch.per_sample_weights, batch.include_last_offset,
+                               padding_local)[0]
+
+
+def offsets_like(local_indices: torch.Tensor, batch: BagBatch) -> torch.Tensor:
+    """The batch's offsets in the indices' dtype: int32 slots (the cache's all-hit pass) take int32
+    offsets, and torch's and fbgemm's kernels then read half the index bytes (same sums, same order)."""
+    if local_indices.dtype == batch.offsets.dtype:
+        return batch.offsets
+    return batch.offsets.to(local_indices.dtype)
 
 
 def compact(indices: torch.Tensor, padding_idx: int | None) -> tuple[torch.Tensor, torch.Tensor, int | None]:

@@ -24,7 +24,7 @@ import math
 import torch
 
 from sdm.runtime import row_formats
-from sdm.runtime.pooling import BagBatch, compact, pool
+from sdm.runtime.pooling import BagBatch, compact, offsets_like, pool
 
 _FUSED_OPS = {
     "int8": "embedding_bag_byte_rowwise_offsets",
@@ -48,7 +48,7 @@ def pool_stored(stored: torch.Tensor, local_indices: torch.Tensor, batch: BagBat
     if op is None or batch.mode == "max" or padding_local is not None:
         return pool_decoded(stored, local_indices, batch, row_format, padding_local)
     out = getattr(torch.ops.quantized, op)(
-        stored, local_indices, batch.offsets, False, 0, False, batch.per_sample_weights, None,
+        stored, local_indices, offsets_like(local_indices, batch), False, 0, False, batch.per_sample_weights, None,
         batch.include_last_offset,
     )
     if batch.mode == "mean":
