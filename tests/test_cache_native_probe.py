@@ -1,6 +1,9 @@
 """The C probe kernel (sdm/cache/native/probe.c) gives the numba kernels' answers, and sdm falls back
 to numba, with a warning, when it cannot be built."""
 import copy
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -161,3 +164,34 @@ def test_build_without_openmp_when_it_does_not_link(monkeypatch, tmp_path):
     got = idx.probe_all_hit(ids)
     monkeypatch.setenv("SDM_NATIVE", "0")
     assert np.array_equal(got, idx.probe(ids))
+
+
+@needs_cc
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_forked_child_probes_without_the_parents_thread_pool():
+    """libgomp's pool does not survive fork: a child entering it waits forever. After the parent ran
+    the pass on two threads, a forked child's pass must still finish (it runs on one thread)."""
+    import torch
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        idx, rng = _filled(16, rows=400_000, slots=65_536)
+        ids = rng.choice(idx.contents(), 40_000)
+        expected = idx.probe_all_hit(ids)
+        assert expected is not None
+        pid = os.fork()
+        if pid == 0:   # child: no pytest machinery, only the pass and an exit code
+            got = idx.probe_all_hit(ids)
+            os._exit(0 if got is not None and np.array_equal(got, expected) else 1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                assert os.waitstatus_to_exitcode(status) == 0
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's all-hit pass hung")
+    finally:
+        torch.set_num_threads(old_threads)

@@ -39,6 +39,10 @@ FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c11")
 OPENMP = ("-fopenmp",)
 _lock = threading.Lock()
 _loaded: list = []   # [library or None] once tried
+# A forked child runs the pass on one thread: libgomp's pool does not survive fork (the child's
+# first parallel region waits forever for the parent's workers; torch's own kernels hang there alike)
+_forked: list = []
+os.register_at_fork(after_in_child=lambda: _forked.append(True))
 
 
 def _cache_dir() -> Path:
@@ -163,7 +167,8 @@ def probe_stamp(tags: np.ndarray, num_sets: int, ids: np.ndarray, out: np.ndarra
     of the tags' shape. Large batches run on torch's intra-op threads (see the module doc)."""
     return kernel().sdm_probe_stamp32(tags.ctypes.data, num_sets, tags.shape[1], ids.ctypes.data, len(ids),
                                       out.ctypes.data, score.ctypes.data, value,
-                                      None if mask is None else mask.ctypes.data, torch.get_num_threads())
+                                      None if mask is None else mask.ctypes.data,
+                                      1 if _forked else torch.get_num_threads())
 
 
 def stamp(score: np.ndarray, slots: np.ndarray, ids: np.ndarray, value: int, mask: np.ndarray | None,
