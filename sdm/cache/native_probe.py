@@ -11,6 +11,8 @@ It is built with OpenMP (`-fopenmp`; without it where that fails): the library t
 libgomp.so.1, which the dynamic loader finds already loaded by torch (whose CPU kernels run on it),
 so the all-hit pass splits a large batch over torch's own thread pool, `torch.get_num_threads()`
 threads, as torch's pooling kernels do; torch is imported before the library is loaded for that.
+(A torch built on another OpenMP runtime, such as Intel's libiomp5 in some conda builds, leaves
+libgomp a second pool beside torch's: still correct, but both pools then spin on the same cores.)
 
 When no compiler is found or the build fails, `kernel()` returns None (with one warning naming the
 reason) and the cache index keeps its numba kernels: same answers, about half the speed.
