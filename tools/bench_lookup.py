@@ -12,6 +12,9 @@ Cases (`--cases`, default all):
                               IntNBit TBE (fp16) when importable, whichever is faster (both printed)
   batched       --tables tables x --tbags bags x --tpool ids, one store call (lookup_many) vs a loop of nn.EmbeddingBag
 Targets: fp32-direct >= 0.95x, hashed >= 0.85x, int8/int4 >= 0.8x, fp16 >= 0.8x, batched >= 0.8x.
+The single-table cases also time the baseline over a copy of the same codes on 2 MiB pages (as the
+store's cache rows are, sdm.core.huge_pages) in the same rotation and print that ratio too: how much
+of a ratio is the pages. (Three calls rotate, not two, so each follows either of the others.)
 
     .venv/bin/python tools/bench_lookup.py                       # one torch thread
     .venv/bin/python tools/bench_lookup.py --threads 0           # torch's default threads
