@@ -22,6 +22,15 @@ def _filled(ways: int, policy: str = "lru", seed: int = 0, rows: int = 50_000, s
 needs_cc = pytest.mark.skipif(native_probe.kernel() is None, reason="no C compiler: the C probe is not built")
 
 
+def _native_and_numba(monkeypatch, a, b, ids):
+    """`a.probe_all_hit(ids)` on the C kernel and `b.probe_all_hit(ids)` on numba's."""
+    got_native = a.probe_all_hit(ids)
+    monkeypatch.setenv("SDM_NATIVE", "0")
+    got_numba = b.probe_all_hit(ids)
+    monkeypatch.delenv("SDM_NATIVE")
+    return got_native, got_numba
+
+
 @needs_cc
 @pytest.mark.parametrize("ways", [16, 8, 3, 1])
 def test_probe_equals_numba(monkeypatch, ways):
@@ -52,10 +61,7 @@ def test_all_hit_pass_equals_numba(monkeypatch, policy):
             ids = rng.choice(cached, 2000)
             if step % 3 == 2:
                 ids[rng.integers(len(ids))] = int(np.setdiff1d(np.arange(a.num_rows), cached)[step])
-            got_native = a.probe_all_hit(ids)
-            monkeypatch.setenv("SDM_NATIVE", "0")
-            got_numba = b.probe_all_hit(ids)
-            monkeypatch.delenv("SDM_NATIVE")
+            got_native, got_numba = _native_and_numba(monkeypatch, a, b, ids)
             assert (got_native is None) == (got_numba is None) == (step % 3 == 2)
             if got_native is not None:
                 assert np.array_equal(got_native, got_numba)
@@ -110,42 +116,34 @@ def test_negative_and_out_of_range_ids_are_never_found(monkeypatch):
 
 @needs_cc
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_large_batches_split_over_threads_equal_numba(monkeypatch, threads):
+def test_large_batches_split_over_threads_equal_numba(monkeypatch, torch_threads, threads):
     """Batches from the C pass's split size on (16,384 ids) run on torch's threads: the same slots,
     scores and clock as numba's single pass; a miss anywhere (late in a thread's range too) changes
     no score, with and without an admission mask."""
-    import torch
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        rng = np.random.default_rng(threads)
-        a = CacheIndex(400_000, 65_536, ways=16, layout="hashed")
-        a.place(np.sort(rng.choice(400_000, 200_000, replace=False)))   # (every set full: each
-        cached = a.contents()                                           # thread's last slot is used)
-        assert len(cached) == a.capacity_rows
-        absent = np.setdiff1d(np.arange(a.num_rows), cached)
-        for masked in (False, True):
-            if masked:
-                a.admit_mask = np.zeros(a.num_rows, np.bool_)
-                a.admit_mask[cached[::3]] = True
-            b = copy.deepcopy(a)
-            for step in range(8):
-                ids = rng.permutation(np.concatenate([cached, rng.choice(cached, 20_000)]))   # every slot
-                if step % 2:
-                    ids[int(rng.integers(len(ids) * (step % 4 == 1) // 2, len(ids)))] = absent[step]
-                before = a.score.copy()
-                got_native = a.probe_all_hit(ids)
-                monkeypatch.setenv("SDM_NATIVE", "0")
-                got_numba = b.probe_all_hit(ids)
-                monkeypatch.delenv("SDM_NATIVE")
-                assert (got_native is None) == (got_numba is None) == bool(step % 2)
-                if got_native is None:
-                    assert np.array_equal(a.score, before)
-                else:
-                    assert got_native.dtype == np.int32 and np.array_equal(got_native, got_numba)
-                assert a.stamp == b.stamp and np.array_equal(a.score, b.score)
-    finally:
-        torch.set_num_threads(old_threads)
+    torch_threads(threads)
+    rng = np.random.default_rng(threads)
+    a = CacheIndex(400_000, 65_536, ways=16, layout="hashed")
+    a.place(np.sort(rng.choice(400_000, 200_000, replace=False)))   # (every set full: each
+    cached = a.contents()                                           # thread's last slot is used)
+    assert len(cached) == a.capacity_rows
+    absent = np.setdiff1d(np.arange(a.num_rows), cached)
+    for masked in (False, True):
+        if masked:
+            a.admit_mask = np.zeros(a.num_rows, np.bool_)
+            a.admit_mask[cached[::3]] = True
+        b = copy.deepcopy(a)
+        for step in range(8):
+            ids = rng.permutation(np.concatenate([cached, rng.choice(cached, 20_000)]))   # every slot
+            if step % 2:
+                ids[int(rng.integers(len(ids) * (step % 4 == 1) // 2, len(ids)))] = absent[step]
+            before = a.score.copy()
+            got_native, got_numba = _native_and_numba(monkeypatch, a, b, ids)
+            assert (got_native is None) == (got_numba is None) == bool(step % 2)
+            if got_native is None:
+                assert np.array_equal(a.score, before)
+            else:
+                assert got_native.dtype == np.int32 and np.array_equal(got_native, got_numba)
+            assert a.stamp == b.stamp and np.array_equal(a.score, b.score)
 
 
 @needs_cc
@@ -168,30 +166,25 @@ def test_build_without_openmp_when_it_does_not_link(monkeypatch, tmp_path):
 
 @needs_cc
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
-def test_forked_child_probes_without_the_parents_thread_pool():
+def test_forked_child_probes_without_the_parents_thread_pool(torch_threads):
     """libgomp's pool does not survive fork: a child entering it waits forever. After the parent ran
     the pass on two threads, a forked child's pass must still finish (it runs on one thread)."""
-    import torch
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        idx, rng = _filled(16, rows=400_000, slots=65_536)
-        ids = rng.choice(idx.contents(), 40_000)
-        expected = idx.probe_all_hit(ids)
-        assert expected is not None
-        pid = os.fork()
-        if pid == 0:   # child: no pytest machinery, only the pass and an exit code
-            got = idx.probe_all_hit(ids)
-            os._exit(0 if got is not None and np.array_equal(got, expected) else 1)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                assert os.waitstatus_to_exitcode(status) == 0
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child's all-hit pass hung")
-    finally:
-        torch.set_num_threads(old_threads)
+    torch_threads(2)
+    idx, rng = _filled(16, rows=400_000, slots=65_536)
+    ids = rng.choice(idx.contents(), 40_000)
+    expected = idx.probe_all_hit(ids)
+    assert expected is not None
+    pid = os.fork()
+    if pid == 0:   # child: no pytest machinery, only the pass and an exit code
+        got = idx.probe_all_hit(ids)
+        os._exit(0 if got is not None and np.array_equal(got, expected) else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's all-hit pass hung")

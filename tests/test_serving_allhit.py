@@ -73,10 +73,11 @@ def test_unchecked_ids_are_refused_on_the_cached_paths(tmp_path, layout, fmt, mo
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("fmt", ["fp32", "int8", "int4"])
-def test_large_all_hit_lookups_equal_the_reference_ops_on_any_thread_count(tmp_path, monkeypatch, threads, fmt):
+def test_large_all_hit_lookups_equal_the_reference_ops_on_any_thread_count(tmp_path, monkeypatch, torch_threads,
+                                                                           threads, fmt):
     """Batches past the C pass's split size (16,384 ids) on one and two torch threads: int32 slots and
     offsets, the same bits as nn.EmbeddingBag (fp32) or torch's quantized op on the same codes, and
-    the same DRAM hits and recency stamps as the numba pass."""
+    the same recency stamps as the numba pass."""
     import torch
     import torch.nn.functional as F
 
@@ -85,42 +86,38 @@ def test_large_all_hit_lookups_equal_the_reference_ops_on_any_thread_count(tmp_p
     from sdm.runtime import row_formats
     from sdm.runtime.embedding_store import EmbeddingStore
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        rng = np.random.default_rng(threads)
-        w = torch.randn(40_000, 16)
-        codes = torch.from_numpy(row_formats.encode(w, fmt))
-        stores = []
-        for name in ("c", "numba"):
-            s = EmbeddingStore.create(tmp_path / name, [TableSpec("t", 40_000, 16, row_format=fmt)], weights={"t": w},
-                                      hardware="host-nand", dram_cache_bytes=10_000 * 120, cache_layout="hashed",
-                                      progress=False)
-            for part in np.split(np.arange(0, 40_000, 5), 4):   # (lookups fill it: no look-ahead window)
-                s.lookup("t", torch.from_numpy(part), torch.arange(0, len(part), 10))
-            stores.append(s)
-        cached = stores[0].cache("t").contents()
-        off = torch.arange(0, 32_768, 16)
-        calls = []
-        real = native_probe.probe_stamp
-        monkeypatch.setattr(native_probe, "probe_stamp", lambda *a: calls.append(1) or real(*a))
-        for step in range(4):
-            ids = torch.from_numpy(rng.choice(cached, 32_768))
-            got = stores[0].lookup("t", ids, off)
-            monkeypatch.setenv("SDM_NATIVE", "0")
-            twin = stores[1].lookup("t", ids, off)
-            monkeypatch.delenv("SDM_NATIVE")
-            if fmt == "fp32":
-                ref = F.embedding_bag(ids, w, off, mode="sum")
-            else:
-                op = torch.ops.quantized.embedding_bag_byte_rowwise_offsets if fmt == "int8" else \
-                    torch.ops.quantized.embedding_bag_4bit_rowwise_offsets
-                ref = op(codes, ids, off, False, 0, False, None, None, False)
-            assert torch.equal(got, ref) and torch.equal(twin, ref)
-            a, b = (s.cache("t") for s in stores)
-            assert np.array_equal(a.score, b.score) and a.stamp == b.stamp
-        assert len(calls) == 4 or native_probe.kernel() is None   # the C pass served every lookup
-        for s in stores:
-            s.close()
-    finally:
-        torch.set_num_threads(old)
+    torch_threads(threads)
+    rng = np.random.default_rng(threads)
+    w = torch.randn(40_000, 16)
+    codes = torch.from_numpy(row_formats.encode(w, fmt))
+    stores = []
+    for name in ("c", "numba"):
+        s = EmbeddingStore.create(tmp_path / name, [TableSpec("t", 40_000, 16, row_format=fmt)], weights={"t": w},
+                                  hardware="host-nand", dram_cache_bytes=10_000 * 120, cache_layout="hashed",
+                                  progress=False)
+        for part in np.split(np.arange(0, 40_000, 5), 4):   # (lookups fill it: no look-ahead window)
+            s.lookup("t", torch.from_numpy(part), torch.arange(0, len(part), 10))
+        stores.append(s)
+    cached = stores[0].cache("t").contents()
+    off = torch.arange(0, 32_768, 16)
+    calls = []
+    real = native_probe.probe_stamp
+    monkeypatch.setattr(native_probe, "probe_stamp", lambda *a: calls.append(1) or real(*a))
+    for step in range(4):
+        ids = torch.from_numpy(rng.choice(cached, 32_768))
+        got = stores[0].lookup("t", ids, off)
+        monkeypatch.setenv("SDM_NATIVE", "0")
+        twin = stores[1].lookup("t", ids, off)
+        monkeypatch.delenv("SDM_NATIVE")
+        if fmt == "fp32":
+            ref = F.embedding_bag(ids, w, off, mode="sum")
+        else:
+            op = torch.ops.quantized.embedding_bag_byte_rowwise_offsets if fmt == "int8" else \
+                torch.ops.quantized.embedding_bag_4bit_rowwise_offsets
+            ref = op(codes, ids, off, False, 0, False, None, None, False)
+        assert torch.equal(got, ref) and torch.equal(twin, ref)
+        a, b = (s.cache("t") for s in stores)
+        assert np.array_equal(a.score, b.score) and a.stamp == b.stamp
+    assert len(calls) == 4 or native_probe.kernel() is None   # the C pass served every lookup
+    for s in stores:
+        s.close()
